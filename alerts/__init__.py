@@ -1,0 +1,1 @@
+"""The alerts app: tiers, outbox, Telegram delivery. Built by the alerts issue."""

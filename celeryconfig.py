@@ -1,0 +1,81 @@
+"""Celery configuration (https://docs.celeryq.dev/en/stable/userguide/configuration.html).
+
+Values that vary between machines come from Django settings, which read and validate the
+environment; everything here is policy.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from kombu import Queue
+
+broker_url = settings.CELERY_BROKER_URL
+result_backend = settings.CELERY_RESULT_BACKEND
+result_expires = timedelta(days=1)
+
+# JSON only: tasks take ids and plain values, never pickled objects.
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+
+timezone = settings.TIME_ZONE
+enable_utc = True
+
+QUEUES = ("scans", "outcomes", "alerts", "default")
+task_queues = [Queue(name) for name in QUEUES]
+task_default_queue = "default"
+# Routes by task-name pattern, so every task declares its name and lands on its app's queue.
+task_routes = {
+    "scanners.*": {"queue": "scans"},
+    "scoring.*": {"queue": "scans"},
+    "tracking.*": {"queue": "outcomes"},
+    "alerts.*": {"queue": "alerts"},
+    "cryptosatx.*": {"queue": "default"},
+}
+
+# Tasks opt in to acks_late one by one (only the idempotent ones); a long task holds one message.
+task_acks_late = False
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_time_limit = settings.CELERY_TASK_TIME_LIMIT
+task_soft_time_limit = int(settings.CELERY_TASK_TIME_LIMIT * 0.9)
+
+broker_connection_retry_on_startup = True
+# Redis redelivers an unacknowledged message after this long; it must exceed the longest eta or
+# countdown we use, which is why outcome checks are never parked in the broker for days.
+broker_transport_options = {"visibility_timeout": 3600}
+
+# Flower and the health endpoint watch task events.
+worker_send_task_events = True
+task_send_sent_event = True
+task_track_started = True
+
+worker_hijack_root_logger = False
+beat_schedule_filename = str(settings.VAR_DIR / "celerybeat-schedule")
+
+
+def build_beat_schedule() -> dict[str, dict]:
+    """Periodic tasks, their intervals taken from settings.
+
+    Only tasks that exist and do real work are scheduled: the scanner tasks arrive with the scan
+    pipeline and are added here then, each at its *_INTERVAL_HOURS setting.
+    """
+    schedule: dict[str, dict] = {
+        "heartbeat": {
+            "task": "cryptosatx.heartbeat",
+            "schedule": timedelta(seconds=30),
+            "options": {"expires": 30},
+        },
+    }
+    if settings.MARKET_SOURCE == "replay":
+        schedule["advance-replay-clock"] = {
+            "task": "scanners.advance_replay_clock",
+            "schedule": timedelta(seconds=settings.REPLAY_TICK_SECONDS),
+            "options": {"expires": settings.REPLAY_TICK_SECONDS},
+        }
+    return schedule
+
+
+beat_schedule = build_beat_schedule()

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class CryptosatxConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "cryptosatx"
+    verbose_name = "Service health"

@@ -1,0 +1,284 @@
+"""Every setting CryptoSatX reads from the environment, typed and validated in one place.
+
+`load_config(environ)` is the only reader of the environment. It returns a plain dict of parsed
+values, or raises `ConfigError` whose message is one line naming the variable, so a bad value stops
+start-up before anything runs. `SETTINGS` is also the source of the settings table in the README
+(`python manage.py settings_table`).
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+MARKET_SOURCES = ("replay",)  # "binance" arrives with the live market-data issue
+
+
+class ConfigError(ImproperlyConfigured):
+    """A setting has a value CryptoSatX cannot run with. The message is one line."""
+
+
+Parser = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Parser
+    group: str
+    doc: str
+
+
+def _whole_number(minimum: int | None = None, maximum: int | None = None) -> Parser:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        _check_range(value, minimum, maximum)
+        return value
+
+    return parse
+
+
+def _number(minimum: float | None = None, maximum: float | None = None) -> Parser:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError("expected a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("expected a finite number")
+        _check_range(value, minimum, maximum)
+        return value
+
+    return parse
+
+
+def _check_range(value: float, minimum: float | None, maximum: float | None) -> None:
+    if minimum is not None and value < minimum:
+        raise ValueError(f"must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"must be at most {maximum}")
+
+
+def _positive_interval(raw: str) -> float:
+    value = _number()(raw)
+    if value <= 0:
+        raise ValueError("an interval must be greater than 0")
+    return value
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _choice(*options: str) -> Parser:
+    def parse(raw: str) -> str:
+        if raw not in options:
+            raise ValueError(f"unknown value; expected one of: {', '.join(options)}")
+        return raw
+
+    return parse
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+def _comma_list(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _time_zone(raw: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(raw)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError("unknown time zone (use an IANA name such as UTC or Europe/Berlin)") from None
+    return raw
+
+
+def _database_url(raw: str) -> str:
+    if not raw.startswith(("postgres://", "postgresql://", "sqlite://")):
+        raise ValueError("expected a postgres:// or sqlite:// URL")
+    return raw
+
+
+def _broker_url(raw: str) -> str:
+    if not raw.startswith(("memory://", "redis://", "rediss://")):
+        raise ValueError("expected memory:// or a redis:// URL")
+    return raw
+
+
+def _utc_datetime(raw: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("expected an ISO 8601 time such as 2024-01-01T00:00Z") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+SCANNER = "Scanners (SCANNERS.md)"
+SCORING = "Unified score and signals (SCANNERS.md)"
+OUTCOMES = "Outcomes and analytics (SCANNERS.md)"
+CORE = "Core"
+REPLAY = "Replay and the embedded default"
+
+SETTINGS: tuple[Setting, ...] = (
+    # --- core ---------------------------------------------------------------------------------
+    Setting("DEBUG", None, _boolean, CORE,
+            "Django debug mode. Default: on for the embedded default (no DATABASE_URL), off otherwise."),
+    Setting("SECRET_KEY", "", _text, CORE,
+            "Django secret key. Required when DEBUG is off; the embedded default generates one "
+            "into VAR_DIR/secret_key once."),
+    Setting("ALLOWED_HOSTS", ["127.0.0.1", "localhost"], _comma_list, CORE,
+            "Comma-separated host names the web server answers to."),
+    Setting("TIME_ZONE", "UTC", _time_zone, CORE,
+            "Time zone for display and daily schedules; data is always stored in UTC."),
+    Setting("DATABASE_URL", "", _database_url, CORE,
+            "postgres://user@host:5432/name. Default: SQLite file VAR_DIR/cryptosatx.sqlite3."),
+    Setting("CELERY_BROKER_URL", "memory://", _broker_url, CORE,
+            "redis://host:6379/0. Default memory:// runs worker and beat inside the `make run` process."),
+    Setting("CELERY_RESULT_BACKEND", "", _text, CORE,
+            "Default: the Redis broker's URL, or an in-process cache with the memory broker."),
+    Setting("CELERY_TASK_TIME_LIMIT", 600, _whole_number(1), CORE,
+            "Hard time limit of a task in seconds (the soft limit is 90 % of it)."),
+    Setting("MARKET_SOURCE", "replay", _choice(*MARKET_SOURCES), CORE,
+            "Where market data comes from: `replay` reads the candle store as of the replay clock."),
+    Setting("EXCHANGE", "binance", _text, CORE,
+            "Exchange id of the markets (ccxt id); also the exchange imported files are filed under."),
+    Setting("VAR_DIR", "", _text, CORE,
+            "Folder for the SQLite file, secret key, beat schedule and logs. Default: ./var."),
+    Setting("LOG_LEVEL", "INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"), CORE,
+            "Log level of web, worker and beat."),
+    # --- replay / embedded ------------------------------------------------------------------------
+    Setting("RUN_HOST", "127.0.0.1", _text, REPLAY, "Address `make run` serves on."),
+    Setting("RUN_PORT", 8000, _whole_number(1, 65535), REPLAY, "Port `make run` serves on."),
+    Setting("EMBEDDED_WORKER_THREADS", 4, _whole_number(1, 64), REPLAY,
+            "Worker threads of the embedded Celery worker."),
+    Setting("REPLAY_SPEED", 360.0, _positive_interval, REPLAY,
+            "Market seconds per real second (360 = one market hour every 10 seconds)."),
+    Setting("REPLAY_TICK_SECONDS", 10.0, _positive_interval, REPLAY,
+            "How often (real seconds) beat advances the replay clock."),
+    Setting("REPLAY_START", None, _utc_datetime, REPLAY,
+            "Market time the replay clock starts at. Default: first candle + REPLAY_WARMUP_HOURS."),
+    Setting("REPLAY_WARMUP_HOURS", 720, _whole_number(0), REPLAY,
+            "History kept behind the clock at the start, so indicators have data."),
+    Setting("SAMPLE_DATA_DIR", "", _text, REPLAY,
+            "Bundled market sample imported by the first `make run`. Default: ./data/sample."),
+    # --- scanners -------------------------------------------------------------------------------
+    Setting("SCAN_UNIVERSE_SIZE", 500, _whole_number(1), SCANNER,
+            "USDT spot markets scanned, by 24h quote volume."),
+    Setting("RSI_SCREENER_INTERVAL_HOURS", 4.0, _positive_interval, SCANNER, "RSI screener interval."),
+    Setting("RSI_WINDOW", 500, _whole_number(15), SCANNER, "Closed 1h candles RSI(14) is computed over."),
+    Setting("RSI_OVERSOLD_THRESHOLD", 25.0, _number(0, 100), SCANNER, "RSI below this → LONG."),
+    Setting("RSI_OVERBOUGHT_THRESHOLD", 75.0, _number(0, 100), SCANNER, "RSI above this → SHORT."),
+    Setting("SMART_MONEY_INTERVAL_HOURS", 1.0, _positive_interval, SCANNER, "Smart-money interval."),
+    Setting("ACCUMULATION_ALERT_THRESHOLD", 7, _whole_number(0, 10), SCANNER,
+            "Accumulation points (0–10) at which smart money says LONG."),
+    Setting("DISTRIBUTION_ALERT_THRESHOLD", 7, _whole_number(0, 10), SCANNER,
+            "Distribution points (0–10) at which smart money says SHORT."),
+    Setting("MSS_DISCOVERY_INTERVAL_HOURS", 6.0, _positive_interval, SCANNER, "MSS interval."),
+    Setting("MSS_MAX_AGE_HOURS", 72.0, _positive_interval, SCANNER,
+            "Only coins listed less than this long ago are MSS candidates."),
+    Setting("MSS_ALERT_THRESHOLD", 75.0, _number(0, 100), SCANNER, "MSS at which it says LONG."),
+    Setting("MSS_MIN_COMPLETENESS", 0.5, _number(0, 1), SCANNER,
+            "Below this completeness a coin gets no MSS signal."),
+    Setting("SOCIAL_INTERVAL_HOURS", 2.0, _positive_interval, SCANNER, "Social-trending interval."),
+    Setting("SOCIAL_ALERT_THRESHOLD", 75.0, _number(0, 100), SCANNER,
+            "Social score at which (with a positive 24h change) it says LONG."),
+    Setting("WHALE_TRADE_USD", 100_000.0, _number(0), SCANNER, "A trade this large is a whale trade."),
+    # --- scoring / signals ----------------------------------------------------------------------
+    Setting("TIER_1_MIN_SCORE", 85.0, _number(0, 100), SCORING, "Unified score for TIER_1."),
+    Setting("TIER_2_MIN_SCORE", 70.0, _number(0, 100), SCORING, "Unified score for TIER_2."),
+    Setting("TIER_3_MIN_SCORE", 55.0, _number(0, 100), SCORING, "Unified score for TIER_3."),
+    Setting("MIN_CONFIRMATIONS_TIER1", 2, _whole_number(0), SCORING,
+            "Confirmations TIER_1 needs; with fewer it is shown as TIER_2."),
+    Setting("TIER_1_MIN_COMPLETENESS", 0.6, _number(0, 1), SCORING,
+            "Completeness TIER_1 needs; with less it is shown as TIER_2."),
+    Setting("SIGNAL_COOLDOWN_HOURS", 24.0, _positive_interval, SCORING,
+            "At most one signal per scanner, symbol and direction within this time."),
+    # --- outcomes / analytics -------------------------------------------------------------------
+    Setting("WIN_THRESHOLD_PCT", 5.0, _number(0), OUTCOMES,
+            "Direction-adjusted return at or above which an outcome is a WIN."),
+    Setting("LOSS_THRESHOLD_PCT", 3.0, _number(0), OUTCOMES,
+            "Direction-adjusted loss at or beyond which an outcome is a LOSS."),
+    Setting("ANALYTICS_MIN_SAMPLE", 30, _whole_number(1), OUTCOMES,
+            "Groups with fewer checked outcomes are 'too few to judge'; no recommendation from them."),
+)
+
+SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Parse every setting from `environ`; an empty value counts as unset.
+
+    Raises ConfigError (one line, naming the variable) on the first bad value, and on values that are
+    fine alone but contradict each other (oversold above overbought, tiers out of order).
+    """
+    config: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.name, "").strip()
+        if not raw:
+            config[setting.name] = setting.default
+            continue
+        try:
+            config[setting.name] = setting.parse(raw)
+        except ValueError as error:
+            raise ConfigError(f"{setting.name}={raw!r} is invalid: {error}") from None
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: dict[str, Any]) -> None:
+    if config["RSI_OVERSOLD_THRESHOLD"] >= config["RSI_OVERBOUGHT_THRESHOLD"]:
+        raise ConfigError(
+            "RSI_OVERSOLD_THRESHOLD must be below RSI_OVERBOUGHT_THRESHOLD "
+            f"({config['RSI_OVERSOLD_THRESHOLD']} >= {config['RSI_OVERBOUGHT_THRESHOLD']})"
+        )
+    if not (
+        config["TIER_1_MIN_SCORE"] > config["TIER_2_MIN_SCORE"] > config["TIER_3_MIN_SCORE"]
+    ):
+        raise ConfigError(
+            "TIER_1_MIN_SCORE > TIER_2_MIN_SCORE > TIER_3_MIN_SCORE must hold "
+            f"(got {config['TIER_1_MIN_SCORE']}, {config['TIER_2_MIN_SCORE']}, "
+            f"{config['TIER_3_MIN_SCORE']})"
+        )
+    embedded = not config["DATABASE_URL"]
+    if config["DEBUG"] is None:
+        config["DEBUG"] = embedded
+    if config["CELERY_BROKER_URL"] == "memory://" and not embedded:
+        # A memory broker only reaches workers inside this one process; with a shared database
+        # that is almost always a forgotten CELERY_BROKER_URL, so say it rather than lose tasks.
+        raise ConfigError(
+            "CELERY_BROKER_URL must be set (redis://...) when DATABASE_URL is set"
+        )
+
+
+def settings_table_markdown() -> str:
+    """The README's settings table, generated from SETTINGS so the two never drift apart."""
+    lines = []
+    group = None
+    for setting in SETTINGS:
+        if setting.group != group:
+            group = setting.group
+            lines += ["", f"**{group}**", "", "| variable | default | meaning |", "|---|---|---|"]
+        default = setting.default
+        if isinstance(default, list):
+            default = ",".join(default)
+        shown = "—" if default in (None, "") else f"`{default}`"
+        lines.append(f"| `{setting.name}` | {shown} | {setting.doc} |")
+    return "\n".join(lines).strip() + "\n"

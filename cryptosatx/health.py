@@ -1,0 +1,2 @@
+def health_view(request):
+    raise RuntimeError("written next")

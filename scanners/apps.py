@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ScannersConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "scanners"
+    verbose_name = "Market data and scanners"

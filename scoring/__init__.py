@@ -1,0 +1,1 @@
+"""The scoring app: unified score, tiers, confirmations, ranking. Built by the scan-pipeline issue."""
