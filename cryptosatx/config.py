@@ -257,15 +257,10 @@ def _check_consistency(config: dict[str, Any]) -> None:
             f"(got {config['TIER_1_MIN_SCORE']}, {config['TIER_2_MIN_SCORE']}, "
             f"{config['TIER_3_MIN_SCORE']})"
         )
-    embedded = not config["DATABASE_URL"]
     if config["DEBUG"] is None:
-        config["DEBUG"] = embedded
-    if config["CELERY_BROKER_URL"] == "memory://" and not embedded:
-        # A memory broker only reaches workers inside this one process; with a shared database
-        # that is almost always a forgotten CELERY_BROKER_URL, so say it rather than lose tasks.
-        raise ConfigError(
-            "CELERY_BROKER_URL must be set (redis://...) when DATABASE_URL is set"
-        )
+        # The embedded default is a local, single-user product; a deployment with its own
+        # database is a server and gets production defaults.
+        config["DEBUG"] = not config["DATABASE_URL"]
 
 
 def settings_table_markdown() -> str:

@@ -20,7 +20,8 @@ globals().update(CONFIG)
 VAR_DIR = Path(CONFIG["VAR_DIR"] or BASE_DIR / "var").resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 SAMPLE_DATA_DIR = Path(CONFIG["SAMPLE_DATA_DIR"] or BASE_DIR / "data" / "sample").resolve()
-EMBEDDED = not CONFIG["DATABASE_URL"]
+# Embedded: worker and beat run inside the web process on the in-memory broker (`make run`).
+EMBEDDED = CONFIG["CELERY_BROKER_URL"] == "memory://"
 
 
 def _secret_key() -> str:
@@ -86,7 +87,7 @@ TEMPLATES = [
     },
 ]
 
-if EMBEDDED:
+if not CONFIG["DATABASE_URL"]:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",

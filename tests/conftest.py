@@ -1,0 +1,28 @@
+"""Shared fixtures and the rule that CI never skips a test for want of PostgreSQL or Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import services
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    database = "PostgreSQL" if services.database_is_postgres() else "SQLite"
+    redis = "available" if services.redis_available() else "NOT available"
+    return [f"cryptosatx: database {database}, Redis {redis}, CI={services.in_ci()}"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing: dict[str, str] = {}
+    if not services.database_is_postgres():
+        missing["postgres"] = "needs PostgreSQL (DATABASE_URL=postgres://...); this run used SQLite"
+    if not services.redis_available():
+        missing["redis"] = "needs Redis on 127.0.0.1:6379"
+    if missing and services.in_ci():
+        # A skipped service test in CI would hide exactly the failures CI exists to catch.
+        pytest.exit("CI=true and " + "; ".join(missing.values()), returncode=3)
+    for item in items:
+        for marker, reason in missing.items():
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
