@@ -56,6 +56,10 @@ worker_hijack_root_logger = False
 beat_schedule_filename = str(settings.VAR_DIR / "celerybeat-schedule")
 
 
+# Beat's heartbeat interval; the health endpoint calls beat stale after three missed beats.
+HEARTBEAT_SECONDS = 10
+
+
 def build_beat_schedule() -> dict[str, dict]:
     """Periodic tasks, their intervals taken from settings.
 
@@ -65,8 +69,8 @@ def build_beat_schedule() -> dict[str, dict]:
     schedule: dict[str, dict] = {
         "heartbeat": {
             "task": "cryptosatx.heartbeat",
-            "schedule": timedelta(seconds=30),
-            "options": {"expires": 30},
+            "schedule": timedelta(seconds=HEARTBEAT_SECONDS),
+            "options": {"expires": HEARTBEAT_SECONDS},
         },
     }
     if settings.MARKET_SOURCE == "replay":
