@@ -105,7 +105,9 @@ def _time_zone(raw: str) -> str:
     try:
         zoneinfo.ZoneInfo(raw)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError("unknown time zone (use an IANA name such as UTC or Europe/Berlin)") from None
+        raise ValueError(
+            "unknown time zone (use an IANA name such as UTC or Europe/Berlin)"
+        ) from None
     return raw
 
 
@@ -139,85 +141,244 @@ REPLAY = "Replay and the embedded default"
 
 SETTINGS: tuple[Setting, ...] = (
     # --- core ---------------------------------------------------------------------------------
-    Setting("DEBUG", None, _boolean, CORE,
-            "Django debug mode. Default: on for the embedded default (no DATABASE_URL), off otherwise."),
-    Setting("SECRET_KEY", "", _text, CORE,
-            "Django secret key. Required when DEBUG is off; the embedded default generates one "
-            "into VAR_DIR/secret_key once."),
-    Setting("ALLOWED_HOSTS", ["127.0.0.1", "localhost"], _comma_list, CORE,
-            "Comma-separated host names the web server answers to."),
-    Setting("TIME_ZONE", "UTC", _time_zone, CORE,
-            "Time zone for display and daily schedules; data is always stored in UTC."),
-    Setting("DATABASE_URL", "", _database_url, CORE,
-            "postgres://user@host:5432/name. Default: SQLite file VAR_DIR/cryptosatx.sqlite3."),
-    Setting("CELERY_BROKER_URL", "memory://", _broker_url, CORE,
-            "redis://host:6379/0. Default memory:// runs worker and beat inside the `make run` process."),
-    Setting("CELERY_RESULT_BACKEND", "", _text, CORE,
-            "Default: the Redis broker's URL, or an in-process cache with the memory broker."),
-    Setting("CELERY_TASK_TIME_LIMIT", 600, _whole_number(1), CORE,
-            "Hard time limit of a task in seconds (the soft limit is 90 % of it)."),
-    Setting("MARKET_SOURCE", "replay", _choice(*MARKET_SOURCES), CORE,
-            "Where market data comes from: `replay` reads the candle store as of the replay clock."),
-    Setting("EXCHANGE", "binance", _text, CORE,
-            "Exchange id of the markets (ccxt id); also the exchange imported files are filed under."),
-    Setting("VAR_DIR", "", _text, CORE,
-            "Folder for the SQLite file, secret key, beat schedule and logs. Default: ./var."),
-    Setting("LOG_LEVEL", "INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"), CORE,
-            "Log level of web, worker and beat."),
+    Setting(
+        "DEBUG",
+        None,
+        _boolean,
+        CORE,
+        "Django debug mode. Default: on for the embedded default (no DATABASE_URL), off otherwise.",
+    ),
+    Setting(
+        "SECRET_KEY",
+        "",
+        _text,
+        CORE,
+        "Django secret key. Required when DEBUG is off; the embedded default generates one "
+        "into VAR_DIR/secret_key once.",
+    ),
+    Setting(
+        "ALLOWED_HOSTS",
+        ["127.0.0.1", "localhost"],
+        _comma_list,
+        CORE,
+        "Comma-separated host names the web server answers to.",
+    ),
+    Setting(
+        "TIME_ZONE",
+        "UTC",
+        _time_zone,
+        CORE,
+        "Time zone for display and daily schedules; data is always stored in UTC.",
+    ),
+    Setting(
+        "DATABASE_URL",
+        "",
+        _database_url,
+        CORE,
+        "postgres://user@host:5432/name. Default: SQLite file VAR_DIR/cryptosatx.sqlite3.",
+    ),
+    Setting(
+        "CELERY_BROKER_URL",
+        "memory://",
+        _broker_url,
+        CORE,
+        "redis://host:6379/0. Default memory:// runs worker and beat inside the `make run` "
+        "process.",
+    ),
+    Setting(
+        "CELERY_RESULT_BACKEND",
+        "",
+        _text,
+        CORE,
+        "Default: the Redis broker's URL, or an in-process cache with the memory broker.",
+    ),
+    Setting(
+        "CELERY_TASK_TIME_LIMIT",
+        600,
+        _whole_number(1),
+        CORE,
+        "Hard time limit of a task in seconds (the soft limit is 90 % of it).",
+    ),
+    Setting(
+        "MARKET_SOURCE",
+        "replay",
+        _choice(*MARKET_SOURCES),
+        CORE,
+        "Where market data comes from: `replay` reads the candle store as of the replay clock.",
+    ),
+    Setting(
+        "EXCHANGE",
+        "binance",
+        _text,
+        CORE,
+        "Exchange id of the markets (ccxt id); also the exchange imported files are filed under.",
+    ),
+    Setting(
+        "VAR_DIR",
+        "",
+        _text,
+        CORE,
+        "Folder for the SQLite file, secret key, beat schedule and logs. Default: ./var.",
+    ),
+    Setting(
+        "LOG_LEVEL",
+        "INFO",
+        _choice("DEBUG", "INFO", "WARNING", "ERROR"),
+        CORE,
+        "Log level of web, worker and beat.",
+    ),
     # --- replay / embedded ------------------------------------------------------------------------
     Setting("RUN_HOST", "127.0.0.1", _text, REPLAY, "Address `make run` serves on."),
     Setting("RUN_PORT", 8000, _whole_number(1, 65535), REPLAY, "Port `make run` serves on."),
-    Setting("EMBEDDED_WORKER_THREADS", 4, _whole_number(1, 64), REPLAY,
-            "Worker threads of the embedded Celery worker."),
-    Setting("REPLAY_SPEED", 360.0, _positive_interval, REPLAY,
-            "Market seconds per real second (360 = one market hour every 10 seconds)."),
-    Setting("REPLAY_TICK_SECONDS", 10.0, _positive_interval, REPLAY,
-            "How often (real seconds) beat advances the replay clock."),
-    Setting("REPLAY_START", None, _utc_datetime, REPLAY,
-            "Market time the replay clock starts at. Default: first candle + REPLAY_WARMUP_HOURS."),
-    Setting("REPLAY_WARMUP_HOURS", 720, _whole_number(0), REPLAY,
-            "History kept behind the clock at the start, so indicators have data."),
-    Setting("SAMPLE_DATA_DIR", "", _text, REPLAY,
-            "Bundled market sample imported by the first `make run`. Default: ./data/sample."),
+    Setting(
+        "EMBEDDED_WORKER_THREADS",
+        4,
+        _whole_number(1, 64),
+        REPLAY,
+        "Worker threads of the embedded Celery worker.",
+    ),
+    Setting(
+        "REPLAY_SPEED",
+        360.0,
+        _positive_interval,
+        REPLAY,
+        "Market seconds per real second (360 = one market hour every 10 seconds).",
+    ),
+    Setting(
+        "REPLAY_TICK_SECONDS",
+        10.0,
+        _positive_interval,
+        REPLAY,
+        "How often (real seconds) beat advances the replay clock.",
+    ),
+    Setting(
+        "REPLAY_START",
+        None,
+        _utc_datetime,
+        REPLAY,
+        "Market time the replay clock starts at. Default: first candle + REPLAY_WARMUP_HOURS.",
+    ),
+    Setting(
+        "REPLAY_WARMUP_HOURS",
+        720,
+        _whole_number(0),
+        REPLAY,
+        "History kept behind the clock at the start, so indicators have data.",
+    ),
+    Setting(
+        "SAMPLE_DATA_DIR",
+        "",
+        _text,
+        REPLAY,
+        "Bundled market sample imported by the first `make run`. Default: ./data/sample.",
+    ),
     # --- scanners -------------------------------------------------------------------------------
-    Setting("SCAN_UNIVERSE_SIZE", 500, _whole_number(1), SCANNER,
-            "USDT spot markets scanned, by 24h quote volume."),
-    Setting("RSI_SCREENER_INTERVAL_HOURS", 4.0, _positive_interval, SCANNER, "RSI screener interval."),
-    Setting("RSI_WINDOW", 500, _whole_number(15), SCANNER, "Closed 1h candles RSI(14) is computed over."),
+    Setting(
+        "SCAN_UNIVERSE_SIZE",
+        500,
+        _whole_number(1),
+        SCANNER,
+        "USDT spot markets scanned, by 24h quote volume.",
+    ),
+    Setting(
+        "RSI_SCREENER_INTERVAL_HOURS", 4.0, _positive_interval, SCANNER, "RSI screener interval."
+    ),
+    Setting(
+        "RSI_WINDOW", 500, _whole_number(15), SCANNER, "Closed 1h candles RSI(14) is computed over."
+    ),
     Setting("RSI_OVERSOLD_THRESHOLD", 25.0, _number(0, 100), SCANNER, "RSI below this → LONG."),
     Setting("RSI_OVERBOUGHT_THRESHOLD", 75.0, _number(0, 100), SCANNER, "RSI above this → SHORT."),
-    Setting("SMART_MONEY_INTERVAL_HOURS", 1.0, _positive_interval, SCANNER, "Smart-money interval."),
-    Setting("ACCUMULATION_ALERT_THRESHOLD", 7, _whole_number(0, 10), SCANNER,
-            "Accumulation points (0–10) at which smart money says LONG."),
-    Setting("DISTRIBUTION_ALERT_THRESHOLD", 7, _whole_number(0, 10), SCANNER,
-            "Distribution points (0–10) at which smart money says SHORT."),
+    Setting(
+        "SMART_MONEY_INTERVAL_HOURS", 1.0, _positive_interval, SCANNER, "Smart-money interval."
+    ),
+    Setting(
+        "ACCUMULATION_ALERT_THRESHOLD",
+        7,
+        _whole_number(0, 10),
+        SCANNER,
+        "Accumulation points (0–10) at which smart money says LONG.",
+    ),
+    Setting(
+        "DISTRIBUTION_ALERT_THRESHOLD",
+        7,
+        _whole_number(0, 10),
+        SCANNER,
+        "Distribution points (0–10) at which smart money says SHORT.",
+    ),
     Setting("MSS_DISCOVERY_INTERVAL_HOURS", 6.0, _positive_interval, SCANNER, "MSS interval."),
-    Setting("MSS_MAX_AGE_HOURS", 72.0, _positive_interval, SCANNER,
-            "Only coins listed less than this long ago are MSS candidates."),
+    Setting(
+        "MSS_MAX_AGE_HOURS",
+        72.0,
+        _positive_interval,
+        SCANNER,
+        "Only coins listed less than this long ago are MSS candidates.",
+    ),
     Setting("MSS_ALERT_THRESHOLD", 75.0, _number(0, 100), SCANNER, "MSS at which it says LONG."),
-    Setting("MSS_MIN_COMPLETENESS", 0.5, _number(0, 1), SCANNER,
-            "Below this completeness a coin gets no MSS signal."),
+    Setting(
+        "MSS_MIN_COMPLETENESS",
+        0.5,
+        _number(0, 1),
+        SCANNER,
+        "Below this completeness a coin gets no MSS signal.",
+    ),
     Setting("SOCIAL_INTERVAL_HOURS", 2.0, _positive_interval, SCANNER, "Social-trending interval."),
-    Setting("SOCIAL_ALERT_THRESHOLD", 75.0, _number(0, 100), SCANNER,
-            "Social score at which (with a positive 24h change) it says LONG."),
-    Setting("WHALE_TRADE_USD", 100_000.0, _number(0), SCANNER, "A trade this large is a whale trade."),
+    Setting(
+        "SOCIAL_ALERT_THRESHOLD",
+        75.0,
+        _number(0, 100),
+        SCANNER,
+        "Social score at which (with a positive 24h change) it says LONG.",
+    ),
+    Setting(
+        "WHALE_TRADE_USD", 100_000.0, _number(0), SCANNER, "A trade this large is a whale trade."
+    ),
     # --- scoring / signals ----------------------------------------------------------------------
     Setting("TIER_1_MIN_SCORE", 85.0, _number(0, 100), SCORING, "Unified score for TIER_1."),
     Setting("TIER_2_MIN_SCORE", 70.0, _number(0, 100), SCORING, "Unified score for TIER_2."),
     Setting("TIER_3_MIN_SCORE", 55.0, _number(0, 100), SCORING, "Unified score for TIER_3."),
-    Setting("MIN_CONFIRMATIONS_TIER1", 2, _whole_number(0), SCORING,
-            "Confirmations TIER_1 needs; with fewer it is shown as TIER_2."),
-    Setting("TIER_1_MIN_COMPLETENESS", 0.6, _number(0, 1), SCORING,
-            "Completeness TIER_1 needs; with less it is shown as TIER_2."),
-    Setting("SIGNAL_COOLDOWN_HOURS", 24.0, _positive_interval, SCORING,
-            "At most one signal per scanner, symbol and direction within this time."),
+    Setting(
+        "MIN_CONFIRMATIONS_TIER1",
+        2,
+        _whole_number(0),
+        SCORING,
+        "Confirmations TIER_1 needs; with fewer it is shown as TIER_2.",
+    ),
+    Setting(
+        "TIER_1_MIN_COMPLETENESS",
+        0.6,
+        _number(0, 1),
+        SCORING,
+        "Completeness TIER_1 needs; with less it is shown as TIER_2.",
+    ),
+    Setting(
+        "SIGNAL_COOLDOWN_HOURS",
+        24.0,
+        _positive_interval,
+        SCORING,
+        "At most one signal per scanner, symbol and direction within this time.",
+    ),
     # --- outcomes / analytics -------------------------------------------------------------------
-    Setting("WIN_THRESHOLD_PCT", 5.0, _number(0), OUTCOMES,
-            "Direction-adjusted return at or above which an outcome is a WIN."),
-    Setting("LOSS_THRESHOLD_PCT", 3.0, _number(0), OUTCOMES,
-            "Direction-adjusted loss at or beyond which an outcome is a LOSS."),
-    Setting("ANALYTICS_MIN_SAMPLE", 30, _whole_number(1), OUTCOMES,
-            "Groups with fewer checked outcomes are 'too few to judge'; no recommendation from them."),
+    Setting(
+        "WIN_THRESHOLD_PCT",
+        5.0,
+        _number(0),
+        OUTCOMES,
+        "Direction-adjusted return at or above which an outcome is a WIN.",
+    ),
+    Setting(
+        "LOSS_THRESHOLD_PCT",
+        3.0,
+        _number(0),
+        OUTCOMES,
+        "Direction-adjusted loss at or beyond which an outcome is a LOSS.",
+    ),
+    Setting(
+        "ANALYTICS_MIN_SAMPLE",
+        30,
+        _whole_number(1),
+        OUTCOMES,
+        "Groups with fewer checked outcomes are 'too few to judge'; no recommendation from them.",
+    ),
 )
 
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -226,8 +387,8 @@ SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 def load_config(environ: Mapping[str, str]) -> dict[str, Any]:
     """Parse every setting from `environ`; an empty value counts as unset.
 
-    Raises ConfigError (one line, naming the variable) on the first bad value, and on values that are
-    fine alone but contradict each other (oversold above overbought, tiers out of order).
+    Raises ConfigError (one line, naming the variable) on the first bad value, and on values
+    that are fine alone but contradict each other (oversold above overbought, tiers out of order).
     """
     config: dict[str, Any] = {}
     for setting in SETTINGS:
@@ -249,9 +410,7 @@ def _check_consistency(config: dict[str, Any]) -> None:
             "RSI_OVERSOLD_THRESHOLD must be below RSI_OVERBOUGHT_THRESHOLD "
             f"({config['RSI_OVERSOLD_THRESHOLD']} >= {config['RSI_OVERBOUGHT_THRESHOLD']})"
         )
-    if not (
-        config["TIER_1_MIN_SCORE"] > config["TIER_2_MIN_SCORE"] > config["TIER_3_MIN_SCORE"]
-    ):
+    if not (config["TIER_1_MIN_SCORE"] > config["TIER_2_MIN_SCORE"] > config["TIER_3_MIN_SCORE"]):
         raise ConfigError(
             "TIER_1_MIN_SCORE > TIER_2_MIN_SCORE > TIER_3_MIN_SCORE must hold "
             f"(got {config['TIER_1_MIN_SCORE']}, {config['TIER_2_MIN_SCORE']}, "

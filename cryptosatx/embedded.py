@@ -73,7 +73,9 @@ class EmbeddedCelery:
         )
         self._worker_thread.start()
         if not self.worker.consumer_ready.wait(WORKER_START_TIMEOUT):
-            raise RuntimeError(f"the embedded Celery worker did not start in {WORKER_START_TIMEOUT} s")
+            raise RuntimeError(
+                f"the embedded Celery worker did not start in {WORKER_START_TIMEOUT} s"
+            )
         logger.info("embedded Celery worker ready: %d threads, queues %s", self.threads, QUEUES)
         if self.with_beat:
             self.beat = EmbeddedService(
@@ -124,6 +126,6 @@ def serve(app: Celery, *, host: str, port: int, on_ready=None) -> None:
 class _QuietRequestHandler(WSGIRequestHandler):
     """Django's request handler, logging only errors: the console is for the product's events."""
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args) -> None:
         if args and str(args[1]).startswith(("4", "5")) and str(args[1]) != "404":
             super().log_message(format, *args)

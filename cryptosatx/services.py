@@ -59,7 +59,7 @@ def check_worker() -> dict[str, Any]:
         result = ping.apply_async(expires=WORKER_PROBE_TIMEOUT)
         # The web process waits on the answer on purpose: that is the probe.
         with allow_join_result():
-            answer = result.get(timeout=WORKER_PROBE_TIMEOUT, propagate=True)
+            answer = result.get(timeout=WORKER_PROBE_TIMEOUT, interval=0.05, propagate=True)
     except Exception as error:
         return {
             "status": "error",

@@ -117,6 +117,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on a missing folder before collectstatic
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -167,5 +168,9 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},
         "celery.app.trace": {"level": "WARNING"},
+        # One INFO line per scheduled send would bury the product's own progress lines.
+        "celery.beat": {"level": "WARNING"},
+        # The in-memory transport has no host; kombu warns about that on every connection.
+        "kombu.connection": {"level": "ERROR"},
     },
 }

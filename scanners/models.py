@@ -79,9 +79,7 @@ class Candle(models.Model):
 
     market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="candles")
     timeframe = models.CharField(max_length=4)
-    series = models.CharField(
-        max_length=8, choices=PriceSeries.choices, default=PriceSeries.TRADES
-    )
+    series = models.CharField(max_length=8, choices=PriceSeries.choices, default=PriceSeries.TRADES)
     open_time = models.DateTimeField()
     open = models.FloatField()
     high = models.FloatField()
@@ -89,7 +87,9 @@ class Candle(models.Model):
     close = models.FloatField()
     volume = models.FloatField(help_text="Base-asset volume.")
     taker_buy_volume = models.FloatField(
-        null=True, blank=True, help_text="Base-asset volume bought by takers, when the source has it."
+        null=True,
+        blank=True,
+        help_text="Base-asset volume bought by takers, when the source has it.",
     )
 
     class Meta:
@@ -120,6 +120,9 @@ class FundingRate(models.Model):
             models.UniqueConstraint(fields=["market", "funding_time"], name="unique_funding")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.market.symbol} funding {self.rate:+.6f} @ {self.funding_time:%Y-%m-%d %H:%M}"
+
 
 class OpenInterest(models.Model):
     """Open interest of a perpetual at a time (contracts in base asset, value in quote)."""
@@ -134,6 +137,9 @@ class OpenInterest(models.Model):
             models.UniqueConstraint(fields=["market", "timestamp"], name="unique_open_interest")
         ]
         verbose_name_plural = "open interest"
+
+    def __str__(self) -> str:
+        return f"{self.market.symbol} OI {self.open_interest:g} @ {self.timestamp:%Y-%m-%d %H:%M}"
 
 
 class ImportKind(models.TextChoices):
@@ -160,6 +166,9 @@ class ImportRecord(models.Model):
     class Meta:
         ordering = ["-imported_at"]
 
+    def __str__(self) -> str:
+        return f"{self.path} ({self.inserted} of {self.rows} new)"
+
 
 class ReplayClock(models.Model):
     """The market time a replay stands at. One row (pk=1); beat advances it in steps.
@@ -169,7 +178,9 @@ class ReplayClock(models.Model):
 
     market_time = models.DateTimeField()
     start = models.DateTimeField()
-    end = models.DateTimeField(help_text="Close time of the last stored candle; the clock stops here.")
+    end = models.DateTimeField(
+        help_text="Close time of the last stored candle; the clock stops here."
+    )
     step = models.DurationField(help_text="Market time added per tick.")
     ticks = models.PositiveIntegerField(default=0)
     finished = models.BooleanField(default=False)

@@ -1,1 +1,3 @@
-"""The scoring app: unified score, tiers, confirmations, ranking. Built by the scan-pipeline issue."""
+"""The scoring app: unified score, tiers, confirmations, ranking.
+
+Built by the scan-pipeline issue."""

@@ -1,6 +1,7 @@
 """Rebuild data/sample/ from ../shared/market-data/: the market `make run` replays offline.
 
-    python scripts/make_sample.py [--source ../shared/market-data] [--start 2023-11-01] [--end 2024-05-09]
+    python scripts/make_sample.py [--source ../shared/market-data]
+                                  [--start 2023-11-01] [--end 2024-05-09]
 
 Spot 1h candles of every coin inside [start, end) are copied row for row (no row is changed,
 gaps stay gaps); the funding-rate files are copied whole.
@@ -40,9 +41,10 @@ def main() -> None:
             header = next(reader)
             rows = [row for row in reader if start <= int(row[0]) < end]
         # mtime=0 keeps the archive bytes identical from one rebuild to the next.
-        with open(spot_out / path.name, "wb") as raw, gzip.GzipFile(
-            fileobj=raw, mode="wb", mtime=0, filename=""
-        ) as gz:
+        with (
+            open(spot_out / path.name, "wb") as raw,
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz,
+        ):
             text = "\n".join([",".join(header), *(",".join(row) for row in rows)]) + "\n"
             gz.write(text.encode())
         total += len(rows)

@@ -62,8 +62,19 @@ def start_redis() -> bool:
         return False
     print("Starting Redis ...")
     subprocess.run(
-        ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379",
-         "--save", "", "--appendonly", "no"],
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         check=False,
     )
     return wait_for(REDIS)
@@ -80,12 +91,16 @@ def main() -> int:
     have_redis = start_redis()
     if have_postgres:
         env["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL", TEST_DATABASE_URL)
-    missing = [name for name, ok in (("PostgreSQL", have_postgres), ("Redis", have_redis)) if not ok]
+    missing = [
+        name for name, ok in (("PostgreSQL", have_postgres), ("Redis", have_redis)) if not ok
+    ]
     if missing and in_ci:
         print(f"CI=true and {' and '.join(missing)} could not be started: failing, not skipping.")
         return 1
     if missing:
-        print(f"WITHOUT {' and '.join(missing)}: the tests that need it are SKIPPED (listed below).")
+        print(
+            f"WITHOUT {' and '.join(missing)}: the tests that need it are SKIPPED (listed below)."
+        )
 
     steps = [
         [str(BIN / "ruff"), "check", "."],
@@ -96,7 +111,7 @@ def main() -> int:
         print("$", " ".join(Path(step[0]).name if i == 0 else a for i, a in enumerate(step)))
         code = subprocess.run(step, cwd=ROOT, env=env, check=False).returncode
         if code != 0:
-            # pytest's 5 (nothing collected) is a failure too: a suite that runs nothing proves nothing.
+            # pytest's 5 (nothing collected) fails too: a suite that runs nothing proves nothing.
             return code
     return 0
 

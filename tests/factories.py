@@ -52,7 +52,9 @@ class FundingRateFactory(factory.django.DjangoModelFactory):
     rate = 0.0001
 
 
-def hourly_candles(market: Market, closes: list[float | None], start: datetime = START) -> list[Candle]:
+def hourly_candles(
+    market: Market, closes: list[float | None], start: datetime = START
+) -> list[Candle]:
     """Store one 1h candle per close from `start`; a None leaves a gap (no candle) at that hour."""
     candles = [
         Candle(

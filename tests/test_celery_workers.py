@@ -8,9 +8,9 @@ from contextlib import contextmanager
 
 import pytest
 from celery import Celery
-from celery.signals import task_postrun
 from celery.contrib.testing.worker import start_worker
 from celery.result import allow_join_result
+from celery.signals import task_postrun
 
 from cryptosatx.embedded import EmbeddedCelery
 from cryptosatx.models import Heartbeat

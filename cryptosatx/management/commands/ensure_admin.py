@@ -26,7 +26,9 @@ class Command(BaseCommand):
         password = os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         users.objects.create_superuser(username=username, email="", password=password)
         if os.environ.get("ADMIN_PASSWORD"):
-            self.stdout.write(f"Created admin user '{username}' with the password in ADMIN_PASSWORD.")
+            self.stdout.write(
+                f"Created admin user '{username}' with the password in ADMIN_PASSWORD."
+            )
             return
         banner = "=" * 64
         self.stdout.write(
