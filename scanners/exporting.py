@@ -25,8 +25,8 @@ from scanners.importing import (
     CANDLE_HEADER,
     CANDLE_HEADER_WITH_TAKER,
     FUNDING_HEADER,
-    datetime_to_ms,
 )
+from scanners.market_data.base import datetime_to_ms
 from scanners.models import Candle, FundingRate, ImportKind, Market, MarketType, PriceSeries
 
 # Rows fetched from the database per round trip while streaming a file.

@@ -35,7 +35,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ import pyarrow.feather as feather
 from django.db import connection, models, transaction
 from tqdm import tqdm
 
+from scanners.market_data.base import ms_to_datetime
 from scanners.models import (
     TIMEFRAMES,
     Candle,
@@ -59,7 +60,6 @@ from scanners.models import (
     PriceSeries,
 )
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 
 # Rows per INSERT batch (Django caps it further on SQLite) and per COPY chunk on PostgreSQL.
@@ -236,16 +236,6 @@ class ImportSummary:
             f"{self.funding_added:,} funding rates added in {self.elapsed:.1f} s "
             f"({self.candles_per_second:,.0f} candles/s)"
         )
-
-
-def ms_to_datetime(ms: int) -> datetime:
-    """UTC datetime of a millisecond timestamp, exactly (no float rounding)."""
-    return EPOCH + ms * MILLISECOND
-
-
-def datetime_to_ms(value: datetime) -> int:
-    """Milliseconds since the epoch of an aware datetime, exactly."""
-    return (value - EPOCH) // MILLISECOND
 
 
 def _format_ms(ms: int) -> str:

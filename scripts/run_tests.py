@@ -10,25 +10,20 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.services import POSTGRES_ADDRESS as POSTGRES  # noqa: E402
+from tests.services import REDIS_ADDRESS as REDIS  # noqa: E402
+from tests.services import reachable  # noqa: E402
+
 BIN = Path(sys.executable).parent
-POSTGRES = ("127.0.0.1", 5432)
-REDIS = ("127.0.0.1", 6379)
 TEST_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/cryptosatx"
-
-
-def reachable(address: tuple[str, int]) -> bool:
-    try:
-        with socket.create_connection(address, timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def wait_for(address: tuple[str, int], seconds: float = 30) -> bool:
