@@ -99,6 +99,19 @@ def ensure_clock() -> ReplayClock | None:
     return clock
 
 
+def reset_clock(*, start: datetime | None = None) -> ReplayClock | None:
+    """Drop the clock and create it anew from the store as it is now (start: `start`, else the
+    REPLAY_START / warm-up rule); None for an empty store. For after importing more history."""
+    with transaction.atomic():
+        ReplayClock.objects.filter(pk=CLOCK_PK).delete()
+        clock = ensure_clock()
+        if clock is not None and start is not None:
+            clock.start = clock.market_time = min(start, clock.end)
+            clock.finished = clock.market_time >= clock.end
+            clock.save(update_fields=["start", "market_time", "finished", "updated_at"])
+    return clock
+
+
 def advance_clock(*, min_interval: timedelta | None = None) -> ReplayClock | None:
     """Move the clock one step forward, capped at its end (then it is finished); None if the
     store is empty.

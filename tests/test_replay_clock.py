@@ -7,13 +7,14 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from scanners import tasks
 from scanners.models import MarketType, ReplayClock
-from scanners.replay_clock import advance_clock, ensure_clock, market_now
+from scanners.replay_clock import advance_clock, ensure_clock, market_now, reset_clock
 from tests.factories import START, MarketFactory, hourly_candles
 
 HOUR = timedelta(hours=1)
@@ -223,3 +224,23 @@ class TestConcurrency:
         self.run_together(8, min_interval=NO_WAIT)
         clock = ReplayClock.objects.get()
         assert (clock.ticks, clock.market_time) == (8, START + 8 * HOUR)
+
+
+@pytest.mark.django_db
+def test_reset_rebuilds_the_clock_from_the_store_at_the_given_start() -> None:
+    market = MarketFactory(symbol="RST/USDT", base="RST")
+    hourly_candles(market, [100.0] * 48)
+    ensure_clock()
+    advance_clock(min_interval=timedelta(0))
+    restart = START + timedelta(hours=10)
+
+    clock = reset_clock(start=restart)
+
+    assert clock.market_time == clock.start == restart
+    assert clock.ticks == 0
+
+
+@pytest.mark.django_db
+def test_replay_clock_command_refuses_start_without_reset() -> None:
+    with pytest.raises(CommandError, match="--start goes with --reset"):
+        call_command("replay_clock", "--start", "2024-01-01T00:00Z")
