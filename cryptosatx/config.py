@@ -123,6 +123,12 @@ def _broker_url(raw: str) -> str:
     return raw
 
 
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
 def _utc_datetime(raw: str) -> datetime:
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
@@ -138,6 +144,7 @@ SCORING = "Unified score and signals (SCANNERS.md)"
 OUTCOMES = "Outcomes and analytics (SCANNERS.md)"
 CORE = "Core"
 REPLAY = "Replay and the embedded default"
+LIVE = "Live market data (MARKET_SOURCE=binance)"
 
 SETTINGS: tuple[Setting, ...] = (
     # --- core ---------------------------------------------------------------------------------
@@ -226,6 +233,102 @@ SETTINGS: tuple[Setting, ...] = (
         _choice("DEBUG", "INFO", "WARNING", "ERROR"),
         CORE,
         "Log level of web, worker and beat.",
+    ),
+    # --- live market data -------------------------------------------------------------------
+    Setting(
+        "BINANCE_SPOT_URL",
+        "https://api.binance.com",
+        _http_url,
+        LIVE,
+        "Base URL of Binance spot (tests point it at the local fake exchange).",
+    ),
+    Setting(
+        "BINANCE_FUTURES_URL",
+        "https://fapi.binance.com",
+        _http_url,
+        LIVE,
+        "Base URL of Binance USDT-M futures.",
+    ),
+    Setting(
+        "BINANCE_SPOT_WEIGHT_PER_MINUTE",
+        6000,
+        _whole_number(1),
+        LIVE,
+        "Spot request-weight budget per minute, shared by every process.",
+    ),
+    Setting(
+        "BINANCE_FUTURES_WEIGHT_PER_MINUTE",
+        2400,
+        _whole_number(1),
+        LIVE,
+        "Futures request-weight budget per minute, shared by every process.",
+    ),
+    Setting(
+        "COINGECKO_API_URL",
+        "https://api.coingecko.com/api/v3",
+        _http_url,
+        LIVE,
+        "Base URL of CoinGecko.",
+    ),
+    Setting(
+        "COINGECKO_API_KEY",
+        "",
+        _text,
+        LIVE,
+        "CoinGecko demo key (sent as x-cg-demo-api-key); optional.",
+    ),
+    Setting(
+        "COINGECKO_CALLS_PER_MINUTE",
+        30,
+        _whole_number(1),
+        LIVE,
+        "CoinGecko calls per minute, shared by every process.",
+    ),
+    Setting(
+        "LUNARCRUSH_API_URL",
+        "https://lunarcrush.com/api4",
+        _http_url,
+        LIVE,
+        "Base URL of LunarCrush v4.",
+    ),
+    Setting(
+        "LUNARCRUSH_API_KEY",
+        "",
+        _text,
+        LIVE,
+        "LunarCrush key; without it the social inputs are missing (not zero).",
+    ),
+    Setting(
+        "LUNARCRUSH_CALLS_PER_MINUTE",
+        10,
+        _whole_number(1),
+        LIVE,
+        "LunarCrush calls per minute, shared by every process.",
+    ),
+    Setting(
+        "PARALLEL_MAX_CONCURRENT",
+        50,
+        _whole_number(1, 1000),
+        LIVE,
+        "Most requests in flight at once per process and source.",
+    ),
+    Setting(
+        "REQUEST_RETRIES",
+        3,
+        _whole_number(0, 10),
+        LIVE,
+        "Retries of a timed-out, 5xx or network-failed request (backoff with jitter).",
+    ),
+    Setting(
+        "REQUEST_TIMEOUT_SECONDS", 10.0, _positive_interval, LIVE, "Timeout of one HTTP request."
+    ),
+    Setting(
+        "RATE_BUDGET_REDIS_URL",
+        "",
+        _text,
+        LIVE,
+        "Redis holding the shared request budget. Default: the Redis broker; in-process with "
+        "the memory broker.",
     ),
     # --- replay / embedded ------------------------------------------------------------------------
     Setting("RUN_HOST", "127.0.0.1", _text, REPLAY, "Address `make run` serves on."),
