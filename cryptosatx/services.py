@@ -109,6 +109,26 @@ def check_replay_clock() -> dict[str, Any]:
     }
 
 
+def check_exchange_bans() -> dict[str, Any]:
+    """Bans an exchange answered with HTTP 418, shared by every process through Redis: while one
+    is in force no call goes to that exchange, and the operator should know why scans fail."""
+    from scanners.market_data.http import active_ban_details, show_epoch
+
+    try:
+        bans = active_ban_details()
+    except Exception as error:  # the ban registry's Redis is down: say so, do not hide it
+        return {"status": "error", "error": f"ban registry unreachable: {error}"}
+    if not bans:
+        return {"status": "ok", "bans": {}}
+    return {
+        "status": "error",
+        "bans": {
+            name: {"until": show_epoch(ban["until"]), "reason": ban["reason"]}
+            for name, ban in bans.items()
+        },
+    }
+
+
 def health_report() -> dict[str, Any]:
     """Status of every part, and `status` ok only when all of them are ok."""
     checks = {
@@ -123,6 +143,7 @@ def health_report() -> dict[str, Any]:
     if checks["database"]["status"] == "ok":
         checks["beat"] = check_beat()
         checks["replay_clock"] = check_replay_clock()
+    checks["exchange_bans"] = check_exchange_bans()
     statuses = {check["status"] for check in checks.values()}
     overall = "ok" if statuses == {"ok"} else ("error" if "error" in statuses else "waiting")
     return {

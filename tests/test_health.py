@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -56,3 +57,27 @@ def test_health_needs_no_login() -> None:
     response = Client().get("/api/health")
     assert response.status_code in {200, 503}
     assert response["Content-Type"] == "application/json"
+
+
+@pytest.mark.django_db
+def test_an_exchange_ban_shows_in_health_with_its_reason() -> None:
+    from scanners.market_data import http
+
+    http.reset_engines()
+    bans = next(iter(http.engines().values())).bans
+    until = timezone.now().timestamp() + 120
+    asyncio.run(bans.ban("binance-spot", until, "HTTP 418 from the exchange"))
+    try:
+        report = services.check_exchange_bans()
+    finally:
+        http.reset_engines()
+    assert report["status"] == "error"
+    assert report["bans"]["binance-spot"]["reason"] == "HTTP 418 from the exchange"
+
+
+@pytest.mark.django_db
+def test_no_exchange_ban_is_ok() -> None:
+    from scanners.market_data import http
+
+    http.reset_engines()
+    assert services.check_exchange_bans() == {"status": "ok", "bans": {}}
