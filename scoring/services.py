@@ -1,0 +1,416 @@
+"""The unified score of a coin: weighted components, tiers, confirmations, confidence.
+
+Pure, typed functions (no database, no network), as `SCANNERS.md` "Unified score 0–100, tiers,
+confidence" defines them. The input is the latest `ScannerResult` of each scanner for one coin;
+any object with the attributes of `ScannerResultLike` works, so this module does not import the
+scanners.
+
+How a score is made, in one place:
+
+1. Per direction (LONG and SHORT) each component is `result.component[direction]` of the scanner of
+   the same name. A component is *missing* when that scanner has no result for the coin or its value
+   for that direction is None; a missing component drops out and the weights of the available ones
+   are renormalised to add up to 1. The direction's completeness is the sum of the available nominal
+   weights. A direction with no available component has no score (None), never 0.
+2. The coin's direction is the one with the larger score. Ties (exact, after rounding to
+   `SCORE_DECIMALS`) go to the direction with more confirmations, then the one with the higher
+   completeness, then LONG.
+3. The tier comes from the score (≥ TIER_1_MIN_SCORE, ≥ TIER_2_MIN_SCORE, ≥ TIER_3_MIN_SCORE, else
+   TIER_4). A TIER_1 score with fewer than MIN_CONFIRMATIONS_TIER1 confirmations or a completeness
+   below TIER_1_MIN_COMPLETENESS is shown as TIER_2, and `notes` says why.
+4. Confirmations are the scanners with a rule of their own (smart money, MSS, RSI, social) whose
+   rule fired (`result.direction`) in the coin's direction in their latest scan; whale and volume
+   never confirm. Confidence: ≤ 1 confirmation → 60, 2 → 75, ≥ 3 → 85.
+
+Scores and completeness are rounded to `SCORE_DECIMALS` decimals, so float noise in the weights
+(0.3 + 0.25 + ... is not exactly 1.0 in binary) can never move a coin across a tier boundary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from scoring.config import ScoringConfig
+
+Direction = Literal["LONG", "SHORT"]
+DIRECTIONS: tuple[Direction, Direction] = ("LONG", "SHORT")
+
+TIER_1 = "TIER_1"
+TIER_2 = "TIER_2"
+TIER_3 = "TIER_3"
+TIER_4 = "TIER_4"
+TIERS = (TIER_1, TIER_2, TIER_3, TIER_4)
+# Entering one of these tiers records a unified signal (SCANNERS.md, "Signals").
+SIGNAL_TIERS = frozenset({TIER_1, TIER_2})
+
+SCORE_DECIMALS = 6
+
+COMPONENT_LABELS: Mapping[str, str] = {
+    "smart_money": "smart money",
+    "mss": "MSS",
+    "rsi": "technical (RSI)",
+    "social": "social",
+    "whale": "whale activity",
+    "volume": "volume spike",
+}
+
+_RECOMMENDATIONS: Mapping[tuple[str, Direction], str] = {
+    (TIER_1, "LONG"): "MUST BUY",
+    (TIER_1, "SHORT"): "MUST SELL",
+    (TIER_2, "LONG"): "STRONG BUY",
+    (TIER_2, "SHORT"): "STRONG SELL",
+    (TIER_3, "LONG"): "WATCHLIST",
+    (TIER_3, "SHORT"): "WATCHLIST",
+    (TIER_4, "LONG"): "NEUTRAL",
+    (TIER_4, "SHORT"): "NEUTRAL",
+}
+
+
+class ScannerResultLike(Protocol):
+    """The attributes of `scanners.algorithms.common.ScannerResult` the unified score reads."""
+
+    @property
+    def scanner(self) -> str: ...
+
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def as_of(self) -> datetime: ...
+
+    @property
+    def direction(self) -> str | None: ...
+
+    @property
+    def component(self) -> Mapping[str, float | None]: ...
+
+
+@dataclass(frozen=True)
+class DirectionalScore:
+    """The unified score of one coin in one direction."""
+
+    direction: Direction
+    score: float | None  # None: no component is available in this direction
+    completeness: float  # sum of the nominal weights of the available components
+    confirmed_by: tuple[str, ...]  # scanners whose rule fired in this direction
+    breakdown: dict[str, dict[str, Any]]  # per component, in weight order; JSON-safe
+
+    @property
+    def confirmations(self) -> int:
+        return len(self.confirmed_by)
+
+
+@dataclass(frozen=True)
+class UnifiedScore:
+    """A coin's place in the unified ranking (`docs/SCAN_PIPELINE_CONTRACT.md`, section 2)."""
+
+    symbol: str
+    as_of: datetime
+    direction: Direction  # the larger of the two directional scores
+    unified_score: float  # 0..100
+    scores: dict[str, float | None]  # {"LONG": x, "SHORT": y}; None: nothing to score that way
+    tier: str  # TIER_1..TIER_4 after the TIER_1 demotion rule
+    confirmations: int
+    confirmed_by: list[str]
+    confidence: int  # 60 | 75 | 85
+    recommendation: str  # "MUST BUY", "STRONG SELL", "WATCHLIST", "NEUTRAL", ...
+    completeness: float  # sum of the available weights in `direction`
+    breakdown: dict[str, dict[str, Any]]  # per component in `direction`
+    score_tier: str = TIER_4  # the tier the score alone reaches (before the demotion rule)
+    notes: list[str] = field(default_factory=list)  # why a TIER_1 score is shown as TIER_2, ...
+    reasons: list[str] = field(default_factory=list)  # human sentences for signals and alerts
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe form (as_of as ISO 8601) for storage and the API."""
+        data = asdict(self)
+        data["as_of"] = self.as_of.isoformat()
+        return data
+
+
+# --- small rules ------------------------------------------------------------------------------
+
+
+def tier_for_score(score: float, *, config: ScoringConfig) -> str:
+    """The tier a score reaches by itself: ≥ TIER_1_MIN_SCORE → TIER_1, ... else TIER_4."""
+    if score >= config.tier_1_min_score:
+        return TIER_1
+    if score >= config.tier_2_min_score:
+        return TIER_2
+    if score >= config.tier_3_min_score:
+        return TIER_3
+    return TIER_4
+
+
+def apply_tier_1_rules(
+    score_tier: str, *, confirmations: int, completeness: float, config: ScoringConfig
+) -> tuple[str, list[str]]:
+    """The tier shown: a TIER_1 score without enough confirmations or completeness is TIER_2.
+
+    Returns the tier and the notes saying why it was demoted (empty when it was not).
+    """
+    if score_tier != TIER_1:
+        return score_tier, []
+    notes = []
+    if confirmations < config.min_confirmations_tier1:
+        notes.append(
+            f"TIER_1 score, but {confirmations} confirmation(s) of the "
+            f"{config.min_confirmations_tier1} TIER_1 needs: shown as TIER_2."
+        )
+    if completeness < config.tier_1_min_completeness:
+        notes.append(
+            f"TIER_1 score, but completeness {completeness:.2f} is below the "
+            f"{config.tier_1_min_completeness:.2f} TIER_1 needs: shown as TIER_2."
+        )
+    return (TIER_2 if notes else TIER_1), notes
+
+
+def confidence_for_confirmations(confirmations: int) -> int:
+    """≤ 1 confirmation → 60, 2 → 75, ≥ 3 → 85."""
+    if confirmations >= 3:
+        return 85
+    if confirmations == 2:
+        return 75
+    return 60
+
+
+def recommendation_for(tier: str, direction: Direction) -> str:
+    """MUST BUY/SELL (TIER_1), STRONG BUY/SELL (TIER_2), WATCHLIST (TIER_3), NEUTRAL (TIER_4)."""
+    try:
+        return _RECOMMENDATIONS[(tier, direction)]
+    except KeyError:
+        raise ValueError(f"unknown tier or direction: {tier!r}, {direction!r}") from None
+
+
+def should_record_unified_signal(
+    previous_tier: str | None,
+    new_tier: str,
+    *,
+    previous_direction: str | None,
+    new_direction: str | None,
+) -> bool:
+    """Whether a coin's new ranking records a `unified` signal (SCANNERS.md, "Signals").
+
+    True when the coin *enters* TIER_1 or TIER_2: it is in one of them now and was not in one of
+    them in the same direction before (no previous ranking, a lower tier, or TIER_1/TIER_2 the
+    other way). Moving between TIER_2 and TIER_1 in the same direction records nothing. The
+    cooldown (`SIGNAL_COOLDOWN_HOURS`) is the pipeline's business, not this rule's.
+    """
+    if new_tier not in SIGNAL_TIERS or new_direction is None:
+        return False
+    was_in = previous_tier in SIGNAL_TIERS and previous_direction == new_direction
+    return not was_in
+
+
+# --- the score --------------------------------------------------------------------------------
+
+
+def latest_results(results: Sequence[ScannerResultLike]) -> dict[str, ScannerResultLike]:
+    """The latest result per scanner (largest as_of; on a tie the later one in `results`).
+
+    Raises ValueError when the results are about more than one coin.
+    """
+    symbols = {result.symbol for result in results}
+    if len(symbols) > 1:
+        raise ValueError(f"results of one coin expected, got {sorted(symbols)}")
+    latest: dict[str, ScannerResultLike] = {}
+    for result in results:
+        kept = latest.get(result.scanner)
+        if kept is None or result.as_of >= kept.as_of:
+            latest[result.scanner] = result
+    return latest
+
+
+def confirmations_for(
+    results: Sequence[ScannerResultLike], direction: Direction, *, config: ScoringConfig
+) -> list[str]:
+    """Scanners with a rule of their own whose latest result fired in `direction` (weight order)."""
+    latest = latest_results(results)
+    return _confirmed_by(latest, direction, config)
+
+
+def score_direction(
+    results: Sequence[ScannerResultLike], direction: Direction, *, config: ScoringConfig
+) -> DirectionalScore:
+    """The unified score of one coin in one direction, with its breakdown."""
+    return _score_direction(latest_results(results), direction, config)
+
+
+def unified_score(
+    results: Sequence[ScannerResultLike],
+    *,
+    config: ScoringConfig,
+    as_of: datetime | None = None,
+) -> UnifiedScore | None:
+    """The unified score of one coin from the latest result of each scanner that has run.
+
+    `as_of` defaults to the latest as_of among the results. Returns None when there is nothing to
+    score: no results, or no component available in either direction. Raises ValueError for
+    results of more than one coin or a component outside 0..100.
+    """
+    latest = latest_results(results)
+    notes = [
+        f"Result of unknown scanner {name!r} ignored."
+        for name in latest
+        if name not in config.weights
+    ]
+    by_direction = {
+        direction: _score_direction(latest, direction, config) for direction in DIRECTIONS
+    }
+    if all(scored.score is None for scored in by_direction.values()):
+        return None
+    chosen = _choose(by_direction["LONG"], by_direction["SHORT"])
+    assert chosen.score is not None
+
+    score_tier = tier_for_score(chosen.score, config=config)
+    tier, demotion_notes = apply_tier_1_rules(
+        score_tier,
+        confirmations=chosen.confirmations,
+        completeness=chosen.completeness,
+        config=config,
+    )
+    notes = demotion_notes + notes
+    symbol = next(iter(latest.values())).symbol
+    return UnifiedScore(
+        symbol=symbol,
+        as_of=as_of if as_of is not None else max(result.as_of for result in latest.values()),
+        direction=chosen.direction,
+        unified_score=chosen.score,
+        scores={direction: by_direction[direction].score for direction in DIRECTIONS},
+        tier=tier,
+        confirmations=chosen.confirmations,
+        confirmed_by=list(chosen.confirmed_by),
+        confidence=confidence_for_confirmations(chosen.confirmations),
+        recommendation=recommendation_for(tier, chosen.direction),
+        completeness=chosen.completeness,
+        breakdown=chosen.breakdown,
+        score_tier=score_tier,
+        notes=notes,
+        reasons=_reasons(chosen, tier, notes),
+    )
+
+
+# --- internals --------------------------------------------------------------------------------
+
+
+def _round(value: float) -> float:
+    return round(value, SCORE_DECIMALS)
+
+
+def _component_value(result: ScannerResultLike, direction: Direction) -> float | None:
+    value = result.component.get(direction)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(
+            f"{result.scanner} component {direction} of {result.symbol} is not a number: {value!r}"
+        )
+    if not (math.isfinite(value) and 0 <= value <= 100):
+        raise ValueError(
+            f"{result.scanner} component {direction} of {result.symbol} must be within 0..100, "
+            f"got {value!r}"
+        )
+    return float(value)
+
+
+def _confirmed_by(
+    latest: Mapping[str, ScannerResultLike], direction: Direction, config: ScoringConfig
+) -> list[str]:
+    order = [*config.weights, *sorted(set(config.confirming_scanners) - set(config.weights))]
+    return [
+        name
+        for name in order
+        if name in config.confirming_scanners
+        and name in latest
+        and latest[name].direction == direction
+    ]
+
+
+def _score_direction(
+    latest: Mapping[str, ScannerResultLike], direction: Direction, config: ScoringConfig
+) -> DirectionalScore:
+    values: dict[str, float] = {}
+    missing: dict[str, str] = {}
+    for name in config.weights:
+        label = COMPONENT_LABELS.get(name, name)
+        result = latest.get(name)
+        if result is None:
+            missing[name] = f"no {label} result for this coin"
+            continue
+        value = _component_value(result, direction)
+        if value is None:
+            missing[name] = f"{label} gives no {direction} component"
+            continue
+        values[name] = value
+
+    available_weight = math.fsum(config.weights[name] for name in values)
+    score = (
+        _round(
+            math.fsum(config.weights[name] * value for name, value in values.items())
+            / available_weight
+        )
+        if values
+        else None
+    )
+    confirmed_by = _confirmed_by(latest, direction, config)
+
+    breakdown: dict[str, dict[str, Any]] = {}
+    for name, weight in config.weights.items():
+        result = latest.get(name)
+        available = name in values
+        renormalised = weight / available_weight if available else 0.0
+        breakdown[name] = {
+            "label": COMPONENT_LABELS.get(name, name),
+            "direction": direction,
+            "score": values.get(name),
+            "weight": weight,
+            "renormalised_weight": _round(renormalised),
+            "contribution": _round(renormalised * values[name]) if available else None,
+            "available": available,
+            "missing": missing.get(name),
+            "fired": result.direction if result is not None else None,
+            "confirms": name in confirmed_by,
+            "as_of": result.as_of.isoformat() if result is not None else None,
+        }
+    return DirectionalScore(
+        direction=direction,
+        score=score,
+        completeness=_round(available_weight),
+        confirmed_by=tuple(confirmed_by),
+        breakdown=breakdown,
+    )
+
+
+def _choose(long: DirectionalScore, short: DirectionalScore) -> DirectionalScore:
+    """Larger score; on a tie more confirmations, then higher completeness, then LONG."""
+
+    def key(scored: DirectionalScore) -> tuple[float, int, float, int]:
+        score = -math.inf if scored.score is None else scored.score
+        return (score, scored.confirmations, scored.completeness, scored.direction == "LONG")
+
+    return max(long, short, key=key)
+
+
+def _reasons(chosen: DirectionalScore, tier: str, notes: list[str]) -> list[str]:
+    parts = [
+        f"{entry['label']} {entry['score']:.1f} × {entry['renormalised_weight']:.2f}"
+        for entry in chosen.breakdown.values()
+        if entry["available"]
+    ]
+    reasons = [
+        f"Unified {chosen.direction} score {chosen.score:.1f} ({tier}) from "
+        + ", ".join(parts)
+        + "."
+    ]
+    missing = [entry["missing"] for entry in chosen.breakdown.values() if not entry["available"]]
+    if missing:
+        reasons.append(f"Missing: {'; '.join(missing)} (completeness {chosen.completeness:.2f}).")
+    if chosen.confirmed_by:
+        labels = [COMPONENT_LABELS.get(name, name) for name in chosen.confirmed_by]
+        reasons.append(f"Confirmed by {', '.join(labels)}.")
+    else:
+        reasons.append("No scanner's own rule fired in this direction.")
+    return reasons + notes
