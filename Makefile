@@ -33,6 +33,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 # Migrations, static files, the bundled sample (first run only) and the admin user (first run only).
 prepare: $(VENV)/.runtime
 	$(MANAGE) migrate --noinput
+	$(MANAGE) sync_schedules
 	$(MANAGE) collectstatic --noinput --verbosity 0
 	$(MANAGE) load_sample
 	$(MANAGE) ensure_admin

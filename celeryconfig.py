@@ -28,6 +28,8 @@ task_queues = [Queue(name) for name in QUEUES]
 task_default_queue = "default"
 # Routes by task-name pattern, so every task declares its name and lands on its app's queue.
 task_routes = {
+    # The chord body of a scan runs beside its batches; exact names come before the globs.
+    "tracking.finish_scan": {"queue": "scans"},
     "scanners.*": {"queue": "scans"},
     "scoring.*": {"queue": "scans"},
     "tracking.*": {"queue": "outcomes"},
@@ -44,8 +46,15 @@ task_soft_time_limit = int(settings.CELERY_TASK_TIME_LIMIT * 0.9)
 
 broker_connection_retry_on_startup = True
 # Redis redelivers an unacknowledged message after this long; it must exceed the longest eta or
-# countdown we use, which is why outcome checks are never parked in the broker for days.
-broker_transport_options = {"visibility_timeout": 3600}
+# countdown we use (and the longest task), which is why outcome checks are never parked in the
+# broker for days. CELERY_VISIBILITY_TIMEOUT overrides it (tests kill a worker and need it short).
+VISIBILITY_TIMEOUT = int(getattr(settings, "CELERY_VISIBILITY_TIMEOUT", 3600))
+broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT}
+if VISIBILITY_TIMEOUT < 600:
+    # Sweep for abandoned messages often enough that a short timeout means a prompt redelivery
+    # (kombu's default sweep runs about every 100 s).
+    broker_transport_options["unacked_restore_interval"] = max(1, VISIBILITY_TIMEOUT // 4)
+    broker_transport_options["unacked_restore_throttle"] = 1
 if broker_url == "memory://":
     # The in-process broker is polled; a short interval keeps `make run` snappy at no real cost.
     broker_transport_options["polling_interval"] = 0.05
@@ -57,6 +66,10 @@ task_track_started = True
 
 worker_hijack_root_logger = False
 beat_schedule_filename = str(settings.VAR_DIR / "celerybeat-schedule")
+if "django_celery_beat" in settings.INSTALLED_APPS:
+    # Schedules live in the database and are editable in the admin (pause, re-time, kwargs);
+    # `manage.py sync_schedules` creates the scanners' rows when missing (scanners/schedules.py).
+    beat_scheduler = "django_celery_beat.schedulers:DatabaseScheduler"
 
 
 # Beat's heartbeat interval; the health endpoint calls beat stale after three missed beats.
@@ -64,10 +77,12 @@ HEARTBEAT_SECONDS = 10
 
 
 def build_beat_schedule() -> dict[str, dict]:
-    """Periodic tasks, their intervals taken from settings.
+    """Periodic tasks fixed by the code, their intervals taken from settings.
 
-    Only tasks that exist and do real work are scheduled: the scanner tasks arrive with the scan
-    pipeline and are added here then, each at its *_INTERVAL_HOURS setting.
+    The scanners are not here: each is a PeriodicTask row ("scan rsi", ...) that beat's
+    DatabaseScheduler reads and an operator can pause or re-time in the admin; `sync_schedules`
+    creates them from the *_INTERVAL_HOURS settings when missing. In a replay the replay clock's
+    tick starts the scans due in market time (scanners/schedules.py).
     """
     schedule: dict[str, dict] = {
         "heartbeat": {

@@ -207,6 +207,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Hard time limit of a task in seconds (the soft limit is 90 % of it).",
     ),
     Setting(
+        "CELERY_VISIBILITY_TIMEOUT",
+        3600,
+        _whole_number(1),
+        CORE,
+        "Seconds before Redis redelivers an unacknowledged task (a killed worker's batch); "
+        "must exceed the longest task.",
+    ),
+    Setting(
         "MARKET_SOURCE",
         "replay",
         _choice(*MARKET_SOURCES),
@@ -382,6 +390,13 @@ SETTINGS: tuple[Setting, ...] = (
         _whole_number(1),
         SCANNER,
         "USDT spot markets scanned, by 24h quote volume.",
+    ),
+    Setting(
+        "SCAN_BATCH_SIZE",
+        50,
+        _whole_number(1, 1000),
+        SCANNER,
+        "Coins per scan batch (one Celery task each).",
     ),
     Setting(
         "RSI_SCREENER_INTERVAL_HOURS", 4.0, _positive_interval, SCANNER, "RSI screener interval."

@@ -83,6 +83,8 @@ class EmbeddedCelery:
                 thread=True,
                 max_interval=1.0,
                 schedule_filename=self.app.conf.beat_schedule_filename,
+                # The DatabaseScheduler when django-celery-beat is installed (celeryconfig).
+                scheduler_cls=self.app.conf.beat_scheduler,
             )
             self.beat.start()
             logger.info("embedded Celery beat started: %s", ", ".join(self.app.conf.beat_schedule))

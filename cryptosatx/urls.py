@@ -2,12 +2,22 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import APIRootView
 
 from cryptosatx import health
+from scanners import urls as scanners_urls
+from tracking import urls as tracking_urls
 
 admin.site.site_header = "CryptoSatX"
 admin.site.site_title = "CryptoSatX admin"
 admin.site.index_title = "Markets, scans and signals"
+
+# The API root lists every collection of every app: {path: url name}.
+API_ROOT = {
+    prefix: f"{basename}-list"
+    for module in (scanners_urls, tracking_urls)
+    for prefix, _viewset, basename in module.router.registry
+} | {"scan/unified-ranking": "unified-ranking"}
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
@@ -15,5 +25,8 @@ urlpatterns = [
     path("api/health", health.health_view, name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/", APIRootView.as_view(api_root_dict=API_ROOT), name="api-root"),
     path("api/", include("scanners.urls")),
+    path("api/", include("scoring.urls")),
+    path("api/", include("tracking.urls")),
 ]

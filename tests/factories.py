@@ -71,3 +71,95 @@ def hourly_candles(
         if close is not None
     ]
     return Candle.objects.bulk_create(candles)
+
+
+# --- scans, rankings, signals, watchlists ------------------------------------------------------
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "auth.User"
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+
+
+class WatchlistFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "scanners.Watchlist"
+
+    owner = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"watchlist {n}")
+
+
+class ScanRunFactory(factory.django.DjangoModelFactory):
+    """A run as the pipeline leaves it: finished, its symbols all done."""
+
+    class Meta:
+        model = "scanners.ScanRun"
+
+    scanner = "rsi"
+    status = "finished"
+    as_of = START + timedelta(days=10)
+    symbols = factory.LazyFunction(list)
+    coins_total = factory.LazyAttribute(lambda run: len(run.symbols))
+    coins_done = factory.LazyAttribute(lambda run: len(run.symbols))
+    batches_total = 1
+    batches_done = 1
+
+
+class ScanResultFactory(factory.django.DjangoModelFactory):
+    """A scanner's result; `component` drives the unified score, `direction` its own rule."""
+
+    class Meta:
+        model = "scanners.ScanResult"
+
+    run = factory.SubFactory(ScanRunFactory)
+    scanner = factory.LazyAttribute(lambda result: result.run.scanner)
+    symbol = "C0/USDT"
+    as_of = factory.LazyAttribute(lambda result: result.run.as_of)
+    scores = factory.LazyFunction(dict)
+    direction = None
+    component = factory.LazyFunction(lambda: {"LONG": 50.0, "SHORT": 50.0})
+    reasons = factory.LazyFunction(list)
+    inputs = factory.LazyFunction(dict)
+    completeness = 1.0
+
+
+class UnifiedRankingFactory(factory.django.DjangoModelFactory):
+    """A coin's row of the unified ranking, as finish_scan stores it."""
+
+    class Meta:
+        model = "scoring.UnifiedRanking"
+
+    scan_run = factory.SubFactory(ScanRunFactory, scanner="all")
+    symbol = factory.Sequence(lambda n: f"R{n}/USDT")
+    as_of = factory.LazyAttribute(lambda row: row.scan_run.as_of)
+    direction = "LONG"
+    unified_score = 60.0
+    score_long = factory.LazyAttribute(lambda row: row.unified_score)
+    score_short = 20.0
+    tier = "TIER_3"
+    score_tier = factory.LazyAttribute(lambda row: row.tier)
+    confirmations = 1
+    confirmed_by = factory.LazyFunction(lambda: ["rsi"])
+    confidence = 60
+    recommendation = "WATCHLIST"
+    completeness = 0.75
+    breakdown = factory.LazyFunction(dict)
+    reasons = factory.LazyFunction(list)
+    notes = factory.LazyFunction(list)
+
+
+class SignalFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "tracking.Signal"
+
+    scanner = "rsi"
+    symbol = "BTC/USDT"
+    direction = "LONG"
+    as_of = factory.Sequence(lambda n: START + timedelta(hours=n))
+    entry_price = 100.0
+    scanner_score = 77.0
+    completeness = 1.0
+    reasons = factory.LazyFunction(lambda: ["RSI 23.0 < 25"])

@@ -1,0 +1,509 @@
+"""Scan runs: the universe, starting a run as a Celery chord, writing a batch, progress counts.
+
+A scan is a `ScanRun` and a chord: `scan_start` picks the coins (the universe by 24h quote volume,
+a watchlist, or explicit symbols), refuses to overlap a live run of the same scanner, creates the
+run and sends `chord(group(scanners.scan_batch per SCAN_BATCH_SIZE coins), tracking.finish_scan)`.
+Both are sent by name: the chord body lives in the tracking app, which scanners may not import.
+
+`scan_batch_run` never raises for its coins: a coin that fails, or a whole batch whose source
+fails, is recorded as `CoinFailure` rows, so the chord always completes. Its rows and the run's
+counts are written in the transaction that inserts the batch's `ScanBatch` row, unique on (run,
+number): a redelivered batch (acks_late) writes nothing twice and counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from celery import chord, group, signature
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from scanners.market_data import MarketDataSource, Missing, SourceError, get_market_source
+from scanners.market_data.base import show_time
+from scanners.models import (
+    RUN_SCANNERS,
+    CoinFailure,
+    Market,
+    MarketType,
+    RunStatus,
+    RunTrigger,
+    ScanBatch,
+    ScannerName,
+    ScanResult,
+    ScanRun,
+    ScanSchedule,
+    Watchlist,
+)
+from scanners.replay_clock import market_now
+
+logger = logging.getLogger(__name__)
+
+QUOTE = "USDT"
+FINISH_TASK = "tracking.finish_scan"
+BATCH_TASK = "scanners.scan_batch"
+
+# Stablecoins (and fiat tokens) quoted against USDT: their "price action" is noise around 1.
+STABLECOINS = frozenset(
+    {
+        "USDT", "USDC", "BUSD", "TUSD", "DAI", "FDUSD", "USDP", "PAX", "PYUSD", "USDD", "GUSD",
+        "UST", "USTC", "SUSD", "LUSD", "FRAX", "USDE", "USD1", "USDS", "RLUSD", "BFUSD", "XUSD",
+        "USDJ", "EUR", "EURI", "AEUR", "EURT", "GBP", "TRY", "BRL", "AUD", "IDRT", "BIDR", "UAH",
+        "ZAR", "RUB", "NGN", "ARS", "PLN", "RON", "JPY", "MXN", "COP", "CZK",
+    }
+)  # fmt: skip
+# Binance's leveraged tokens: BTCUP, BTCDOWN, ETHBULL, ETHBEAR.
+LEVERAGED_SUFFIXES = ("UP", "DOWN", "BULL", "BEAR")
+
+INTERVAL_SETTINGS = {
+    "rsi": "RSI_SCREENER_INTERVAL_HOURS",
+    "smart_money": "SMART_MONEY_INTERVAL_HOURS",
+    "mss": "MSS_DISCOVERY_INTERVAL_HOURS",
+    "social": "SOCIAL_INTERVAL_HOURS",
+}
+
+
+class ScanRefused(Exception):
+    """A scan that cannot start (an overlapping run, nothing to scan); the message says why."""
+
+
+class UnknownSymbols(ValueError):
+    """Symbols with no spot market of the configured exchange; `symbols` lists them."""
+
+    def __init__(self, symbols: Sequence[str], reason: str | None = None) -> None:
+        self.symbols = list(symbols)
+        reason = reason or f"no {settings.EXCHANGE} spot market"
+        super().__init__(f"unknown symbol(s): {', '.join(self.symbols)} ({reason})")
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+def batch_size() -> int:
+    return int(getattr(settings, "SCAN_BATCH_SIZE", 50))
+
+
+def scanner_interval(scanner: str) -> timedelta:
+    """The scanner's schedule interval; for `all`, the longest of the four."""
+    if scanner == ScannerName.ALL:
+        return max(scanner_interval(name) for name in RUN_SCANNERS)
+    return timedelta(hours=float(getattr(settings, INTERVAL_SETTINGS[scanner])))
+
+
+def scanners_of(scanner: str) -> list[str]:
+    """The scanner names `scan_coins` runs for a run of `scanner`."""
+    return list(RUN_SCANNERS) if scanner == ScannerName.ALL else [scanner]
+
+
+# --- symbols and the universe ------------------------------------------------------------------
+
+
+def normalize_symbol(raw: str) -> str:
+    """BTC, btc, BTCUSDT, BTC/USDT and BTC-USDT all mean the spot market BTC/USDT."""
+    text = raw.strip().upper().replace("-", "/")
+    if "/" in text:
+        base, _, quote = text.partition("/")
+        return f"{base}/{quote or QUOTE}"
+    if text.endswith(QUOTE) and len(text) > len(QUOTE):
+        text = text[: -len(QUOTE)]
+    return f"{text}/{QUOTE}"
+
+
+def symbols_validate(raw_symbols: Iterable[str]) -> list[str]:
+    """The symbols normalised, duplicates dropped, in order; UnknownSymbols listing every symbol
+    without a spot market of the configured exchange."""
+    symbols = list(dict.fromkeys(normalize_symbol(s) for s in raw_symbols if s.strip()))
+    known = set(
+        Market.objects.filter(
+            exchange=settings.EXCHANGE, market_type=MarketType.SPOT, symbol__in=symbols
+        ).values_list("symbol", flat=True)
+    )
+    unknown = [symbol for symbol in symbols if symbol not in known]
+    if unknown:
+        raise UnknownSymbols(unknown)
+    return symbols
+
+
+def is_excluded_base(base: str, bases: set[str]) -> bool:
+    """Stablecoins, and leveraged tokens: a base ending in UP/DOWN/BULL/BEAR whose stem is itself a
+    listed base (BTCUP -> BTC), so JUP or SUPER stay in."""
+    base = base.upper()
+    if base in STABLECOINS:
+        return True
+    return any(
+        base.endswith(suffix) and base[: -len(suffix)] in bases for suffix in LEVERAGED_SUFFIXES
+    )
+
+
+def universe_select(source: MarketDataSource, *, as_of: datetime, size: int) -> list[str]:
+    """The top `size` active USDT spot markets by 24h quote volume at as_of (SCANNERS.md)."""
+    markets = [
+        market
+        for market in source.markets(as_of=as_of, market_type=MarketType.SPOT)
+        if market.quote == QUOTE and market.active
+    ]
+    bases = {market.base.upper() for market in markets}
+    candidates = [m.symbol for m in markets if not is_excluded_base(m.base, bases)]
+    if not candidates:
+        return []
+    tickers = source.tickers(candidates, as_of=as_of)
+    ranked = sorted(
+        (
+            (ticker.quote_volume_24h, symbol)
+            for symbol, ticker in tickers.items()
+            if not isinstance(ticker, Missing) and ticker.quote_volume_24h > 0
+        ),
+        key=lambda pair: (-pair[0], pair[1]),
+    )
+    return [symbol for _volume, symbol in ranked[:size]]
+
+
+# --- starting a run ----------------------------------------------------------------------------
+
+
+def scan_start(
+    scanner: str,
+    *,
+    watchlist_id: int | None = None,
+    symbols: Sequence[str] | None = None,
+    coins: int | None = None,
+    as_of: datetime | None = None,
+    trigger: str = RunTrigger.MANUAL,
+    requested_by_id: int | None = None,
+    source: MarketDataSource | None = None,
+) -> ScanRun:
+    """Create a run of `scanner` and send its chord (after the creating transaction commits).
+
+    Scope, first that applies: the watchlist, the explicit symbols (validated), else the universe
+    (top `coins` or SCAN_UNIVERSE_SIZE). Raises ScanRefused while a run of the same scanner is
+    queued or running and younger than the scanner's interval (older ones are marked failed as
+    stale), and when there is nothing to scan; UnknownSymbols for symbols without a market.
+    """
+    if scanner not in ScannerName.values:
+        raise ScanRefused(
+            f"unknown scanner {scanner!r}; expected one of: {', '.join(ScannerName.values)}"
+        )
+    as_of = as_of or market_now()
+    _refuse_overlap(scanner)  # cheap early refusal before the universe is computed
+    watchlist = None
+    if watchlist_id is not None:
+        watchlist = Watchlist.objects.filter(pk=watchlist_id).first()
+        if watchlist is None:
+            raise ScanRefused(f"watchlist {watchlist_id} does not exist")
+        chosen = list(watchlist.coins.order_by("symbol").values_list("symbol", flat=True))
+        if not chosen:
+            raise ScanRefused(f"watchlist {watchlist.name!r} has no coins to scan")
+    elif symbols:
+        chosen = symbols_validate(symbols)
+    else:
+        size = coins or settings.SCAN_UNIVERSE_SIZE
+        own_source = source is None
+        source = source or get_market_source()
+        try:
+            chosen = universe_select(source, as_of=as_of, size=size)
+        finally:
+            if own_source:
+                source.close()
+        if not chosen:
+            raise ScanRefused(
+                f"no {QUOTE} spot market traded in the 24 h before {show_time(as_of)}: "
+                "nothing to scan (is market data imported?)"
+            )
+    size = batch_size()
+    with transaction.atomic():
+        lock = _schedule_lock(scanner)
+        _refuse_overlap(scanner)
+        run = ScanRun.objects.create(
+            scanner=scanner,
+            trigger=trigger,
+            as_of=as_of,
+            symbols=chosen,
+            watchlist=watchlist,
+            requested_by_id=requested_by_id,
+            coins_total=len(chosen),
+            batches_total=math.ceil(len(chosen) / size),
+        )
+        lock.last_run = run
+        lock.save(update_fields=["last_run"])
+        transaction.on_commit(lambda: _send_chord(run, size))
+    logger.info(
+        "scan #%d %s started: %d coins in %d batches as of %s",
+        run.pk,
+        scanner,
+        run.coins_total,
+        run.batches_total,
+        show_time(as_of),
+    )
+    return run
+
+
+def _schedule_lock(scanner: str) -> ScanSchedule:
+    """The scanner's ScanSchedule row, locked for this transaction (created when missing)."""
+    ScanSchedule.objects.bulk_create([ScanSchedule(scanner=scanner)], ignore_conflicts=True)
+    return ScanSchedule.objects.select_for_update().get(scanner=scanner)
+
+
+def _refuse_overlap(scanner: str) -> None:
+    interval = scanner_interval(scanner)
+    now = timezone.now()
+    active = ScanRun.objects.filter(
+        scanner=scanner, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+    ).order_by("created_at")
+    for run in active:
+        age = now - run.created_at
+        if age >= interval:
+            stale = ScanRun.objects.filter(
+                pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+            ).update(
+                status=RunStatus.FAILED,
+                finished_at=now,
+                error=f"stale: still {run.status} {_age(age)} after it was created, longer "
+                f"than the {scanner} interval ({_age(interval)})",
+            )
+            if stale:
+                logger.warning("scan #%d %s marked failed: stale after %s", run.pk, scanner, age)
+            continue
+        raise ScanRefused(
+            f"a {scanner} scan is already {run.status} (run #{run.pk}, created {_age(age)} ago, "
+            f"{run.coins_processed}/{run.coins_total} coins done); a new one is refused until it "
+            f"finishes or is older than the {_age(interval)} interval"
+        )
+
+
+def _age(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _send_chord(run: ScanRun, size: int) -> None:
+    header = group(
+        signature(BATCH_TASK, args=(run.pk, run.symbols[start : start + size], number))
+        for number, start in enumerate(range(0, len(run.symbols), size))
+    )
+    # Immutable: finish_scan(run_id) reads the batches from the database, not their results.
+    body = signature(FINISH_TASK, args=(run.pk,), immutable=True)
+    try:
+        chord(header)(body)
+    except Exception as error:
+        ScanRun.objects.filter(pk=run.pk).update(
+            status=RunStatus.FAILED,
+            finished_at=timezone.now(),
+            error=f"could not send the scan to the broker: {error}",
+        )
+        raise
+
+
+# --- one batch ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    run_id: int
+    number: int
+    written: bool  # False: this batch had been written before (a redelivery), or the run is over
+    coins_done: int
+    coins_failed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "batch": self.number,
+            "written": self.written,
+            "coins_done": self.coins_done,
+            "coins_failed": self.coins_failed,
+        }
+
+
+def scan_batch_run(
+    run_id: int,
+    symbols: Sequence[str],
+    number: int,
+    *,
+    source: MarketDataSource | None = None,
+) -> BatchReport:
+    """Scan one batch of a run and record it; never raises for its coins or its source."""
+    run = ScanRun.objects.filter(pk=run_id).first()
+    if run is None or run.status in (RunStatus.FINISHED, RunStatus.FAILED):
+        logger.info("batch %s of scan #%s skipped: the run is gone or over", number, run_id)
+        return BatchReport(run_id, number, False, 0, 0)
+    ScanRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=timezone.now()
+    )
+    if ScanBatch.objects.filter(run_id=run_id, number=number).exists():
+        logger.info("batch %d of scan #%d was written before (redelivered): nothing to do", number,
+                    run_id)  # fmt: skip
+        return BatchReport(run_id, number, False, 0, 0)
+    delay = float(getattr(settings, "SCAN_BATCH_TEST_DELAY_SECONDS", 0) or 0)
+    if delay:  # test-only: makes a batch slow enough to kill its worker mid-run
+        time.sleep(delay)
+    symbols = list(dict.fromkeys(symbols))
+    results, failures = _scan(run, symbols, source)
+    return _write_batch(run, number, symbols, results, failures)
+
+
+def _scan(
+    run: ScanRun, symbols: list[str], source: MarketDataSource | None
+) -> tuple[list[ScanResult], dict[str, str]]:
+    from scanners.inputs import scan_coins  # the algorithms' entry point (contract, section 1)
+
+    own_source = source is None
+    failures: dict[str, str] = {}
+    results: list[ScanResult] = []
+    try:
+        source = source or get_market_source()
+        outcomes = scan_coins(source, symbols, as_of=run.as_of, scanners=scanners_of(run.scanner))
+    except SourceError as error:
+        logger.warning("scan #%d: the market source failed for a batch: %s", run.pk, error)
+        return [], dict.fromkeys(symbols, f"market data source failed: {error}")
+    except Exception as error:  # a batch never fails as a whole, or the chord would not finish
+        logger.exception("scan #%d: a batch of %d coins failed", run.pk, len(symbols))
+        return [], {symbol: f"scan failed: {type(error).__name__}: {error}" for symbol in symbols}
+    finally:
+        if own_source and source is not None:
+            source.close()
+    seen: set[str] = set()
+    for outcome in outcomes:
+        if outcome.symbol not in symbols or outcome.symbol in seen:
+            continue
+        seen.add(outcome.symbol)
+        if outcome.error:
+            failures[outcome.symbol] = outcome.error
+            continue
+        results.extend(
+            ScanResult(
+                run=run,
+                scanner=result.scanner,
+                symbol=result.symbol,
+                as_of=result.as_of,
+                scores=json_safe(result.scores),
+                direction=result.direction or None,
+                component=json_safe(result.component),
+                reasons=json_safe(list(result.reasons)),
+                inputs=json_safe(result.inputs),
+                completeness=float(result.completeness),
+            )
+            for result in outcome.results
+        )
+    for symbol in symbols:
+        if symbol not in seen:
+            failures[symbol] = "the scan returned no outcome for this coin"
+    return results, failures
+
+
+def _write_batch(
+    run: ScanRun,
+    number: int,
+    symbols: list[str],
+    results: list[ScanResult],
+    failures: dict[str, str],
+) -> BatchReport:
+    # A coin with no result and no error (MSS: not a new listing) was scanned all the same.
+    failed = len(failures)
+    done = len(symbols) - failed
+    try:
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    ScanBatch.objects.create(
+                        run=run, number=number, coins_done=done, coins_failed=failed
+                    )
+            except IntegrityError:
+                logger.info("batch %d of scan #%d already written: counted once", number, run.pk)
+                return BatchReport(run.pk, number, False, 0, 0)
+            ScanResult.objects.bulk_create(results, ignore_conflicts=True, batch_size=500)
+            CoinFailure.objects.bulk_create(
+                [
+                    CoinFailure(run=run, symbol=symbol, error=error[:2000])
+                    for symbol, error in failures.items()
+                ],
+                ignore_conflicts=True,
+                batch_size=500,
+            )
+            ScanRun.objects.filter(pk=run.pk).update(
+                coins_done=F("coins_done") + done,
+                coins_failed=F("coins_failed") + failed,
+                batches_done=F("batches_done") + 1,
+            )
+    except IntegrityError:
+        return BatchReport(run.pk, number, False, 0, 0)
+    return BatchReport(run.pk, number, True, done, failed)
+
+
+# --- finishing ---------------------------------------------------------------------------------
+
+
+def run_fail_missing_coins(run: ScanRun, reason: str) -> int:
+    """Record the coins of the run with neither a result nor a failure as failed (a lost batch);
+    returns how many."""
+    with transaction.atomic():
+        locked = ScanRun.objects.select_for_update().get(pk=run.pk)
+        seen = set(ScanResult.objects.filter(run=locked).values_list("symbol", flat=True))
+        seen |= set(CoinFailure.objects.filter(run=locked).values_list("symbol", flat=True))
+        missing = [symbol for symbol in locked.symbols if symbol not in seen]
+        CoinFailure.objects.bulk_create(
+            [CoinFailure(run=locked, symbol=symbol, error=reason) for symbol in missing],
+            ignore_conflicts=True,
+        )
+        ScanRun.objects.filter(pk=run.pk).update(coins_failed=F("coins_failed") + len(missing))
+    return len(missing)
+
+
+def run_mark_finished(run_id: int, *, signals_recorded: int) -> ScanRun:
+    """Mark the run finished (once: a second call changes nothing) and log its summary."""
+    now = timezone.now()
+    ScanRun.objects.filter(pk=run_id).exclude(status=RunStatus.FINISHED).update(
+        status=RunStatus.FINISHED,
+        finished_at=now,
+        signals_recorded=signals_recorded,
+    )
+    ScanRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
+    run = ScanRun.objects.get(pk=run_id)
+    logger.info(
+        "scan #%d %s finished in %s: %d coins done, %d failed, %d signals",
+        run.pk,
+        run.scanner,
+        run.duration,
+        run.coins_done,
+        run.coins_failed,
+        run.signals_recorded,
+    )
+    return run
+
+
+# --- JSON ---------------------------------------------------------------------------------------
+
+
+def json_safe(value: Any) -> Any:
+    """`value` as plain JSON: numpy numbers become floats, NaN/inf and Missing become None (with
+    Missing as {"missing": reason}), datetimes ISO strings."""
+    if value is None or isinstance(value, bool | str | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Missing):
+        return {"missing": value.reason}
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(item) for item in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return json_safe(value.item())
+    if hasattr(value, "tolist"):  # numpy arrays
+        return json_safe(value.tolist())
+    return str(value)

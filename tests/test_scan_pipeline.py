@@ -1,0 +1,285 @@
+"""A scan from start_scan to a finished run, through a real Celery worker (memory broker, threads).
+
+Each test waits on the worker's `task_postrun` of the chord body, never on a sleep.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from celery import Celery
+from celery.signals import task_postrun
+from django.db import connection
+
+from cryptosatx.embedded import EmbeddedCelery
+from scanners import scanning
+from scanners.market_data import SourceError
+from scanners.market_data.replay import ReplaySource
+from scanners.models import (
+    CoinFailure,
+    RunStatus,
+    ScanBatch,
+    ScanResult,
+    ScanRun,
+)
+from scoring.models import UnifiedRanking
+from tests.factories import START, MarketFactory, ScanRunFactory, hourly_candles
+
+HOURS = 120
+AS_OF = START + timedelta(hours=HOURS)
+
+
+def pipeline_app() -> Celery:
+    app = Celery("cryptosatx-pipeline-test")
+    app.config_from_object("celeryconfig")
+    app.conf.update(broker_url="memory://", result_backend="cache+memory://")
+    app.autodiscover_tasks(["cryptosatx", "scanners", "scoring", "tracking"], force=True)
+    return app
+
+
+@contextmanager
+def embedded_worker() -> Iterator[Celery]:
+    app = pipeline_app()
+    # pytest-django's SQLite test database is in memory with a shared cache, whose table locks
+    # fail instead of waiting: one worker thread there, several on PostgreSQL.
+    threads = 3 if connection.vendor == "postgresql" else 1
+    worker = EmbeddedCelery(app, threads=threads, with_beat=False)
+    worker.start()
+    try:
+        yield app
+    finally:
+        worker.stop()
+
+
+@contextmanager
+def scan_finished() -> Iterator[threading.Event]:
+    """Set when a worker has run the chord body `tracking.finish_scan` to success."""
+    done = threading.Event()
+
+    def on_postrun(sender=None, state=None, **kwargs) -> None:
+        if sender is not None and sender.name == "tracking.finish_scan" and state == "SUCCESS":
+            done.set()
+
+    task_postrun.connect(on_postrun, weak=False)
+    try:
+        yield done
+    finally:
+        task_postrun.disconnect(on_postrun)
+
+
+def make_coins(*bases: str) -> list[str]:
+    """Spot markets with HOURS hourly candles each (a gentle zig-zag); their symbols."""
+    symbols = []
+    for number, base in enumerate(bases):
+        market = MarketFactory(base=base)
+        closes = [100.0 + number + (i % 5) - 2 * (i % 3) for i in range(HOURS)]
+        hourly_candles(market, closes)
+        symbols.append(market.symbol)
+    return symbols
+
+
+class FlakySource(ReplaySource):
+    """The replay source, failing as a whole for a batch holding `fail_batch_with`, and failing
+    for one coin (`broken`) whenever it is asked about it."""
+
+    def __init__(self, *, fail_batch_with: str | None = None, broken: str | None = None) -> None:
+        super().__init__()
+        self.fail_batch_with = fail_batch_with
+        self.broken = broken
+
+    def candles(self, symbols, **kwargs):
+        if self.fail_batch_with in symbols:
+            raise SourceError("replay", "the exchange answered 503 for the whole batch")
+        if self.broken in symbols:
+            raise RuntimeError(f"corrupt candles for {self.broken}")
+        return super().candles(symbols, **kwargs)
+
+
+def run_scan(*, timeout: float = 60, **kwargs) -> ScanRun:
+    with embedded_worker(), scan_finished() as finished:
+        run = scanning.scan_start("rsi", as_of=AS_OF, **kwargs)
+        assert finished.wait(timeout), "the chord body did not run"
+    run.refresh_from_db()
+    return run
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_scan_records_one_result_per_coin_and_finishes_with_its_counts(settings) -> None:
+    settings.SCAN_BATCH_SIZE = 2
+    symbols = make_coins("AAA", "BBB", "CCC", "DDD", "EEE")
+
+    run = run_scan(symbols=symbols)
+
+    assert run.status == RunStatus.FINISHED
+    assert (run.coins_total, run.coins_done, run.coins_failed) == (5, 5, 0)
+    assert (run.batches_total, run.batches_done) == (3, 3)
+    assert run.started_at is not None
+    assert run.finished_at >= run.started_at
+    assert sorted(ScanResult.objects.filter(run=run).values_list("symbol", flat=True)) == symbols
+    assert all("rsi" in r.scores for r in ScanResult.objects.filter(run=run))
+    assert UnifiedRanking.objects.filter(scan_run=run).count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_chord_completes_when_some_coins_fail(settings, monkeypatch) -> None:
+    settings.SCAN_BATCH_SIZE = 2
+    symbols = make_coins("AAA", "BBB", "CCC", "DDD")
+    monkeypatch.setattr(scanning, "get_market_source", lambda: FlakySource(broken="BBB/USDT"))
+
+    run = run_scan(symbols=symbols)
+
+    assert run.status == RunStatus.FINISHED
+    assert (run.coins_done, run.coins_failed) == (3, 1)
+    failure = CoinFailure.objects.get(run=run)
+    assert failure.symbol == "BBB/USDT"
+    assert "corrupt candles for BBB/USDT" in failure.error
+    assert not ScanResult.objects.filter(run=run, symbol="BBB/USDT").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_chord_completes_when_a_whole_batch_fails(settings, monkeypatch) -> None:
+    settings.SCAN_BATCH_SIZE = 2
+    symbols = make_coins("AAA", "BBB", "CCC", "DDD")  # batches: AAA+BBB, CCC+DDD
+    monkeypatch.setattr(
+        scanning, "get_market_source", lambda: FlakySource(fail_batch_with="CCC/USDT")
+    )
+
+    run = run_scan(symbols=symbols)
+
+    assert run.status == RunStatus.FINISHED
+    assert (run.coins_done, run.coins_failed, run.batches_done) == (2, 2, 2)
+    failed = dict(CoinFailure.objects.filter(run=run).values_list("symbol", "error"))
+    assert set(failed) == {"CCC/USDT", "DDD/USDT"}
+    assert all("503 for the whole batch" in error for error in failed.values())
+    assert set(ScanResult.objects.filter(run=run).values_list("symbol", flat=True)) == {
+        "AAA/USDT",
+        "BBB/USDT",
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivered_batch_writes_nothing_twice_and_counts_nothing_twice() -> None:
+    symbols = make_coins("AAA", "BBB")
+    run = ScanRunFactory(
+        status=RunStatus.QUEUED, as_of=AS_OF, symbols=symbols, batches_done=0, coins_done=0
+    )
+
+    first = scanning.scan_batch_run(run.pk, symbols, 0)
+    again = scanning.scan_batch_run(run.pk, symbols, 0)
+
+    run.refresh_from_db()
+    assert first.written
+    assert not again.written
+    assert (run.coins_done, run.coins_failed, run.batches_done) == (2, 0, 1)
+    assert ScanResult.objects.filter(run=run).count() == 2
+    assert ScanBatch.objects.filter(run=run).count() == 1
+
+
+@pytest.mark.django_db
+def test_overlapping_runs_of_the_same_scanner_are_refused() -> None:
+    symbols = make_coins("AAA")
+    first = scanning.scan_start("rsi", symbols=symbols, as_of=AS_OF)
+
+    with pytest.raises(
+        scanning.ScanRefused, match=rf"rsi scan is already queued \(run #{first.pk}"
+    ):
+        scanning.scan_start("rsi", symbols=symbols, as_of=AS_OF)
+    # Another scanner is not an overlap.
+    assert scanning.scan_start("smart_money", symbols=symbols, as_of=AS_OF).pk != first.pk
+
+
+@pytest.mark.django_db
+def test_a_stale_run_is_marked_failed_and_does_not_block_a_new_one(settings) -> None:
+    symbols = make_coins("AAA")
+    stale = scanning.scan_start("rsi", symbols=symbols, as_of=AS_OF)
+    ScanRun.objects.filter(pk=stale.pk).update(
+        status=RunStatus.RUNNING,
+        created_at=stale.created_at - timedelta(hours=settings.RSI_SCREENER_INTERVAL_HOURS + 1),
+    )
+
+    fresh = scanning.scan_start("rsi", symbols=symbols, as_of=AS_OF)
+
+    stale.refresh_from_db()
+    assert stale.status == RunStatus.FAILED
+    assert stale.error.startswith("stale: still running")
+    assert fresh.status == RunStatus.QUEUED
+
+
+@pytest.mark.django_db
+def test_start_scan_rejects_unknown_symbols_listing_them() -> None:
+    make_coins("AAA")
+    with pytest.raises(scanning.UnknownSymbols) as caught:
+        scanning.scan_start("rsi", symbols=["AAA", "NOPE", "ZZZ/USDT"], as_of=AS_OF)
+    assert caught.value.symbols == ["NOPE/USDT", "ZZZ/USDT"]
+    assert not ScanRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_universe_is_usdt_spot_by_quote_volume_without_stablecoins_or_leveraged_tokens() -> (
+    None
+):
+    for base, volume in [("BTC", 50), ("ETH", 40), ("USDC", 99), ("BTCUP", 98), ("JUP", 10)]:
+        market = MarketFactory(base=base)
+        candles = hourly_candles(market, [100.0] * 30)
+        for candle in candles:
+            candle.volume = volume
+            candle.save(update_fields=["volume"])
+    MarketFactory(base="BTC", quote="EUR")
+
+    universe = scanning.universe_select(ReplaySource(), as_of=START + timedelta(hours=30), size=2)
+
+    assert universe == ["BTC/USDT", "ETH/USDT"]
+    everything = scanning.universe_select(
+        ReplaySource(), as_of=START + timedelta(hours=30), size=10
+    )
+    assert everything == ["BTC/USDT", "ETH/USDT", "JUP/USDT"]
+
+
+@pytest.mark.django_db
+def test_a_watchlist_scan_scans_the_watchlist_coins() -> None:
+    from scanners.watchlists import watchlist_create
+    from tests.factories import UserFactory
+
+    make_coins("AAA", "BBB", "CCC")
+    watchlist = watchlist_create(owner=UserFactory(), name="mine", symbols=["CCC", "AAA"])
+
+    run = scanning.scan_start("rsi", watchlist_id=watchlist.pk, as_of=AS_OF)
+
+    assert run.symbols == ["AAA/USDT", "CCC/USDT"]
+    assert run.watchlist == watchlist
+
+
+def test_finish_scan_is_routed_to_the_scans_queue() -> None:
+    app = pipeline_app()
+    for name in ("tracking.finish_scan", "scanners.start_scan", "scanners.scan_batch"):
+        assert app.amqp.router.route({}, name)["queue"].name == "scans"
+    assert app.amqp.router.route({}, "tracking.check_outcome")["queue"].name == "outcomes"
+
+
+@pytest.mark.django_db
+def test_in_a_replay_scheduled_scans_fall_due_by_market_time() -> None:
+    from scanners.schedules import start_due_scans
+
+    symbols = make_coins("AAA", "BBB")
+    ScanRun.objects.all().delete()
+
+    def due(hours: float) -> list[str]:
+        started = start_due_scans(AS_OF + timedelta(hours=hours))
+        runs = ScanRun.objects.filter(pk__in=started)
+        assert all(sorted(run.symbols) == symbols for run in runs)
+        names = sorted(runs.values_list("scanner", flat=True))
+        runs.update(status=RunStatus.FINISHED)  # as if their chords had finished
+        return names
+
+    assert due(0) == ["mss", "rsi", "smart_money", "social"]
+    assert due(0.5) == []
+    assert due(1) == ["smart_money"]
+    assert due(2) == ["smart_money", "social"]
+    assert due(4) == ["rsi", "smart_money", "social"]
+    assert due(5) == ["smart_money"]
+    assert due(6) == ["mss", "smart_money", "social"]
+    assert set(ScanRun.objects.values_list("trigger", flat=True)) == {"schedule"}

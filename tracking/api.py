@@ -1,0 +1,101 @@
+"""The signals API: what the scanners and the unified ranking said, newest first (read-only)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.db.models import QuerySet
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import serializers, viewsets
+
+from scanners.scanning import normalize_symbol
+from scoring.services import TIERS
+from tracking.models import Direction, Signal, SignalScanner
+
+
+class SinceUntilForm(forms.Form):
+    """A date range whose end is not before its start; the error names `until`."""
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and until < since:
+            self.add_error("until", f"must not be before since ({since.isoformat()})")
+        return cleaned
+
+
+class SignalFilter(filters.FilterSet):
+    scanner = filters.ChoiceFilter(
+        choices=SignalScanner.choices, help_text="The scanner that recorded it (or `unified`)."
+    )
+    tier = filters.ChoiceFilter(
+        choices=[(t, t) for t in TIERS], help_text="The coin's unified tier when it was recorded."
+    )
+    direction = filters.ChoiceFilter(choices=Direction.choices)
+    symbol = filters.CharFilter(
+        method="filter_symbol", help_text="A coin: BTC, BTCUSDT and BTC/USDT all mean BTC/USDT."
+    )
+    since = filters.IsoDateTimeFilter(
+        field_name="as_of", lookup_expr="gte", help_text="Recorded at or after (ISO 8601, UTC)."
+    )
+    until = filters.IsoDateTimeFilter(
+        field_name="as_of", lookup_expr="lte", help_text="Recorded at or before (ISO 8601, UTC)."
+    )
+
+    class Meta:
+        model = Signal
+        fields = ["scanner", "tier", "direction", "symbol", "since", "until"]
+        form = SinceUntilForm
+
+    def filter_symbol(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(symbol=normalize_symbol(value))
+
+
+class SignalSerializer(serializers.ModelSerializer):
+    # A plain string in the schema: a second choice set for fields named "scanner" (the runs' has
+    # `all`, this one `unified`) would need an ENUM_NAME_OVERRIDES entry to be named cleanly.
+    scanner = serializers.CharField(
+        help_text="smart_money, mss, rsi, social, or unified (the unified ranking)."
+    )
+    tier = serializers.CharField(
+        allow_null=True, help_text="TIER_1..TIER_4; null where no unified score was known."
+    )
+
+    class Meta:
+        model = Signal
+        fields = [
+            "id",
+            "scanner",
+            "symbol",
+            "direction",
+            "as_of",
+            "entry_price",
+            "scanner_score",
+            "scores",
+            "unified_score",
+            "tier",
+            "confidence",
+            "completeness",
+            "reasons",
+            "scan_run",
+        ]
+
+    def to_representation(self, signal: Signal) -> dict:
+        data = super().to_representation(signal)
+        data["tier"] = data["tier"] or None
+        return data
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Signals",
+        description="Recorded signals, newest first: a scanner's rule firing, or a coin entering "
+        "TIER_1/TIER_2 of the unified ranking (scanner `unified`). `since`/`until` bound the "
+        "signal's market time (as_of).",
+    ),
+    retrieve=extend_schema(summary="One signal"),
+)
+class SignalViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Signal.objects.order_by("-as_of", "-id")
+    serializer_class = SignalSerializer
+    filterset_class = SignalFilter

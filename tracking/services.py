@@ -1,0 +1,196 @@
+"""Recording signals after a scan run, and finishing the run.
+
+A signal is recorded when a scanner's own rule fired for a coin in the run (smart money, MSS, RSI,
+social; whale and volume are components only), and when the coin entered TIER_1/TIER_2 of the
+unified ranking with the run (scanner `unified`). At most one per (scanner, symbol, direction)
+within SIGNAL_COOLDOWN_HOURS of market time: the check and the insert run under a row lock on the
+key's `SignalKey` row, so two finish_scans running at once cannot both insert. The entry price is
+the price at the run's as_of (`candle_store.price_at`); a coin without one gets no signal.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from scanners import candle_store
+from scanners.market_data import Missing
+from scanners.models import RUN_SCANNERS, RunStatus, ScanResult, ScanRun
+from scanners.scanning import run_fail_missing_coins, run_mark_finished
+from scoring.models import UnifiedRanking
+from scoring.ranking import ranking_update_for_run
+from tracking.models import UNIFIED, Signal, SignalKey
+from tracking.signals import signal_recorded
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SignalCandidate:
+    scanner: str
+    symbol: str
+    direction: str
+    as_of: datetime
+    completeness: float
+    scanner_score: float | None = None
+    scores: dict[str, Any] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    ranking: UnifiedRanking | None = None
+
+
+def cooldown() -> timedelta:
+    return timedelta(hours=float(settings.SIGNAL_COOLDOWN_HOURS))
+
+
+def signal_candidates(run: ScanRun) -> list[SignalCandidate]:
+    """What the run says: scanner rules that fired, then coins that entered TIER_1/TIER_2."""
+    rankings = {row.symbol: row for row in UnifiedRanking.objects.filter(scan_run=run)}
+    candidates = []
+    fired = ScanResult.objects.filter(
+        run=run, scanner__in=RUN_SCANNERS, direction__in=["LONG", "SHORT"]
+    ).order_by("symbol", "scanner")
+    for result in fired:
+        component = result.component.get(result.direction)
+        candidates.append(
+            SignalCandidate(
+                scanner=result.scanner,
+                symbol=result.symbol,
+                direction=result.direction,
+                as_of=result.as_of,
+                completeness=result.completeness,
+                scanner_score=float(component) if component is not None else None,
+                scores=result.scores,
+                reasons=list(result.reasons),
+                ranking=rankings.get(result.symbol),
+            )
+        )
+    for ranking in sorted(rankings.values(), key=lambda row: row.symbol):
+        if ranking.enters_signal_tier:
+            candidates.append(
+                SignalCandidate(
+                    scanner=UNIFIED,
+                    symbol=ranking.symbol,
+                    direction=ranking.direction,
+                    as_of=ranking.as_of,
+                    completeness=ranking.completeness,
+                    scanner_score=ranking.unified_score,
+                    scores={"LONG": ranking.score_long, "SHORT": ranking.score_short},
+                    reasons=list(ranking.reasons),
+                    ranking=ranking,
+                )
+            )
+    return candidates
+
+
+def signals_record_for_run(run: ScanRun) -> list[Signal]:
+    """Record the run's signals (cooldown and entry price permitting); returns the new ones.
+
+    Idempotent: run again, every candidate finds its own signal inside the cooldown.
+    """
+    candidates = signal_candidates(run)
+    if not candidates:
+        return []
+    markets = candle_store.markets_by_symbol(
+        {candidate.symbol for candidate in candidates}, exchange=settings.EXCHANGE
+    )
+    prices: dict[tuple[str, datetime], float | Missing] = {}
+    recorded = []
+    for candidate in candidates:
+        key = (candidate.symbol, candidate.as_of)
+        if key not in prices:
+            market = markets.get(candidate.symbol)
+            prices[key] = (
+                Missing(f"no {settings.EXCHANGE} spot market {candidate.symbol}")
+                if market is None
+                else candle_store.price_at(market, candidate.as_of)
+            )
+        price = prices[key]
+        if isinstance(price, Missing):
+            logger.info(
+                "no %s %s signal for %s: no entry price (%s)",
+                candidate.scanner,
+                candidate.direction,
+                candidate.symbol,
+                price.reason,
+            )
+            continue
+        signal = signal_record(candidate, entry_price=price, run=run)
+        if signal is not None:
+            recorded.append(signal)
+    return recorded
+
+
+def signal_record(
+    candidate: SignalCandidate, *, entry_price: float, run: ScanRun | None = None
+) -> Signal | None:
+    """Insert the signal unless one of the same (scanner, symbol, direction) lies within the
+    cooldown of its as_of; None when the cooldown holds. Sends `signal_recorded` inside the
+    transaction."""
+    window = cooldown()
+    key = {
+        "scanner": candidate.scanner,
+        "symbol": candidate.symbol,
+        "direction": candidate.direction,
+    }
+    with transaction.atomic():
+        SignalKey.objects.bulk_create([SignalKey(**key)], ignore_conflicts=True)
+        SignalKey.objects.select_for_update().get(**key)  # serialises check + insert per key
+        recent = Signal.objects.filter(
+            **key,
+            as_of__gt=candidate.as_of - window,
+            as_of__lt=candidate.as_of + window,
+        ).exists()
+        if recent:
+            logger.debug("signal %s suppressed by the cooldown", key)
+            return None
+        ranking = candidate.ranking
+        signal = Signal.objects.create(
+            **key,
+            as_of=candidate.as_of,
+            entry_price=entry_price,
+            scanner_score=candidate.scanner_score,
+            scores=candidate.scores,
+            unified_score=ranking.unified_score if ranking else None,
+            tier=ranking.tier if ranking else "",
+            confidence=ranking.confidence if ranking else None,
+            completeness=candidate.completeness,
+            reasons=candidate.reasons,
+            scan_run=run,
+        )
+        signal_recorded.send(sender=Signal, instance=signal)
+    logger.info(
+        "signal: %s %s %s at %g (%s)",
+        signal.scanner,
+        signal.direction,
+        signal.symbol,
+        signal.entry_price,
+        f"{signal.tier} {signal.unified_score:.1f}" if signal.unified_score is not None else "-",
+    )
+    return signal
+
+
+def scan_finish(run_id: int, *, give_up: bool = False) -> ScanRun | None:
+    """The chord body: update the ranking for the run's coins, record signals, mark it finished.
+
+    Idempotent: a finished run is returned as it is. `give_up`: batches are missing (lost), so
+    their coins are recorded as failed and the run finishes with what it has.
+    """
+    run = ScanRun.objects.filter(pk=run_id).first()
+    if run is None:
+        logger.warning("finish_scan: scan #%s does not exist", run_id)
+        return None
+    if run.status in (RunStatus.FINISHED, RunStatus.FAILED):
+        return run
+    if give_up:
+        lost = run_fail_missing_coins(run, "the batch of this coin was lost (never completed)")
+        logger.warning("scan #%d: %d coins of lost batches recorded as failed", run.pk, lost)
+    ranking_update_for_run(run)
+    signals = signals_record_for_run(run)
+    total = Signal.objects.filter(scan_run=run).count()
+    logger.debug("scan #%d recorded %d new signals", run.pk, len(signals))
+    return run_mark_finished(run.pk, signals_recorded=total)
