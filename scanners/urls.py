@@ -1,13 +1,13 @@
-"""Market-data API routes, mounted at /api/ (the router's root lists them)."""
+"""The scanners' API routes, mounted at /api/ (cryptosatx/urls.py lists them at the API root)."""
 
-from rest_framework.routers import DefaultRouter
-
+from cryptosatx.api import ApiRouter
 from scanners import api
 
-router = DefaultRouter()
-router.include_format_suffixes = False  # ?format=json does the same, without doubling the schema
+router = ApiRouter()
 router.register("markets", api.MarketViewSet)
 router.register("candles", api.CandlesViewSet, basename="candles")
 router.register("replay-clock", api.ReplayClockViewSet, basename="replay-clock")
+router.register("scans", api.ScanRunViewSet)
+router.register("watchlists", api.WatchlistViewSet, basename="watchlist")
 
 urlpatterns = router.urls

@@ -40,13 +40,15 @@ def clock(settings):
 
 
 @pytest.mark.parametrize("url", ENDPOINTS)
-def test_unauthenticated_requests_are_refused(url):
+def test_unauthenticated_requests_are_refused_in_the_envelope(url):
     response = APIClient().get(url)
-    assert response.status_code in (401, 403)
+    assert response.status_code == 401
+    assert response.json()["ok"] is False
+    assert response.json()["error"]["code"] == "not_authenticated"
 
 
 def test_the_api_root_lists_markets_candles_and_the_replay_clock(api):
-    names = set(api.get("/api/").json())
+    names = set(api.get("/api/").json()["data"])
     assert {"markets", "candles", "replay-clock"} <= names
 
 
@@ -54,21 +56,21 @@ def test_markets_filter_by_type_and_search_by_symbol(api):
     MarketFactory(base="BTC")
     MarketFactory(base="ETH")
     MarketFactory(base="BTC", symbol="BTC/USDT:USDT", market_type=MarketType.FUTURES)
-    spot = api.get("/api/markets/", {"market_type": "spot", "search": "btc"}).json()
+    spot = api.get("/api/markets/", {"market_type": "spot", "search": "btc"}).json()["data"]
     assert [market["symbol"] for market in spot["results"]] == ["BTC/USDT"]
 
 
 def test_markets_filter_by_active(api):
     MarketFactory(base="OLD", active=False)
     MarketFactory(base="NEW")
-    body = api.get("/api/markets/", {"active": "false"}).json()
+    body = api.get("/api/markets/", {"active": "false"}).json()["data"]
     assert [market["symbol"] for market in body["results"]] == ["OLD/USDT"]
 
 
 def test_candles_are_the_closed_candles_as_of_the_given_time(api, btc, clock):
     body = api.get(
         "/api/candles/", {"symbol": "BTC/USDT", "as_of": "2024-01-01T03:30:00Z", "limit": 2}
-    ).json()
+    ).json()["data"]
     assert body["as_of"] == "2024-01-01T03:30:00Z"
     assert [c["open_time"] for c in body["candles"]] == [
         "2024-01-01T01:00:00Z",
@@ -79,25 +81,27 @@ def test_candles_are_the_closed_candles_as_of_the_given_time(api, btc, clock):
 
 
 def test_candles_default_to_the_current_market_time(api, btc, clock):
-    body = api.get("/api/candles/", {"symbol": "BTC/USDT"}).json()
+    body = api.get("/api/candles/", {"symbol": "BTC/USDT"}).json()["data"]
     assert body["as_of"] == "2024-01-01T06:00:00Z"
     assert len(body["candles"]) == 6
 
 
 def test_candles_are_never_read_after_the_current_market_time(api, btc, clock):
-    body = api.get("/api/candles/", {"symbol": "BTC/USDT", "as_of": "2030-01-01T00:00Z"}).json()
+    body = api.get("/api/candles/", {"symbol": "BTC/USDT", "as_of": "2030-01-01T00:00Z"})
+    body = body.json()["data"]
     assert body["as_of"] == "2024-01-01T06:00:00Z"
     assert body["candles"][-1]["close_time"] == "2024-01-01T06:00:00Z"
 
 
 def test_an_as_of_without_offset_is_utc(api, btc, clock):
-    body = api.get("/api/candles/", {"symbol": "BTC/USDT", "as_of": "2024-01-01T02:00"}).json()
+    body = api.get("/api/candles/", {"symbol": "BTC/USDT", "as_of": "2024-01-01T02:00"})
+    body = body.json()["data"]
     assert body["as_of"] == "2024-01-01T02:00:00Z"
 
 
 def test_unknown_taker_volume_is_null(api, clock):
     CandleFactory(market=MarketFactory(base="TKR"), open_time=START, taker_buy_volume=None)
-    body = api.get("/api/candles/", {"symbol": "TKR/USDT"}).json()
+    body = api.get("/api/candles/", {"symbol": "TKR/USDT"}).json()["data"]
     assert body["candles"][0]["taker_buy_volume"] is None
 
 
@@ -125,11 +129,13 @@ def test_unknown_taker_volume_is_null(api, clock):
 def test_a_bad_candles_request_is_a_400_naming_the_field(api, btc, clock, params, field):
     response = api.get("/api/candles/", params)
     assert response.status_code == 400
-    assert list(response.json()) == [field]
+    error = response.json()["error"]
+    assert list(error["fields"]) == [field]
+    assert field in error["message"]
 
 
 def test_the_replay_clock_shows_time_range_step_and_progress(api, clock):
-    body = api.get("/api/replay-clock/").json()
+    body = api.get("/api/replay-clock/").json()["data"]
     assert body["market_time"] == "2024-01-01T06:00:00Z"
     assert body["start"] == "2024-01-01T00:00:00Z"
     assert body["end"] == "2024-01-01T10:00:00Z"
@@ -141,7 +147,8 @@ def test_the_replay_clock_shows_time_range_step_and_progress(api, clock):
 def test_the_replay_clock_is_404_before_it_exists(api):
     response = api.get("/api/replay-clock/")
     assert response.status_code == 404
-    assert "store" in response.json()["detail"]
+    assert response.json()["error"]["code"] == "not_found"
+    assert "store" in response.json()["error"]["message"]
 
 
 def test_the_openapi_schema_generates_without_warnings(tmp_path):
