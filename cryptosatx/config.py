@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-MARKET_SOURCES = ("replay",)  # "binance" arrives with the live market-data issue
+MARKET_SOURCES = ("replay", "binance")
 
 
 class ConfigError(ImproperlyConfigured):

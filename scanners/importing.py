@@ -325,7 +325,7 @@ def parse_layout(path: Path) -> FileLayout:
 
 
 @dataclass
-class _RawTable:
+class RawTable:
     """Columns as read, before the checks. `nulls` marks values the file left empty."""
 
     times_ms: np.ndarray
@@ -337,8 +337,8 @@ def _value_fields(layout: FileLayout) -> tuple[str, ...]:
     return CANDLE_FIELDS if layout.kind == ImportKind.CANDLES else ("rate",)
 
 
-def _empty_table(layout: FileLayout) -> _RawTable:
-    return _RawTable(
+def _empty_table(layout: FileLayout) -> RawTable:
+    return RawTable(
         times_ms=np.empty(0, dtype=np.int64),
         values={name: np.empty(0, dtype=np.float64) for name in _value_fields(layout)},
     )
@@ -353,7 +353,7 @@ def _arrow_to_numpy(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.
     return column.to_numpy(zero_copy_only=False), nulls
 
 
-def _read_csv(path: Path, data: bytes, layout: FileLayout) -> _RawTable:
+def _read_csv(path: Path, data: bytes, layout: FileLayout) -> RawTable:
     if data.startswith(b"\xef\xbb\xbf"):  # a BOM from spreadsheet tools is not part of the header
         data = data[3:]
     end = data.find(b"\n")
@@ -395,7 +395,7 @@ def _read_csv(path: Path, data: bytes, layout: FileLayout) -> _RawTable:
         # An empty line also arrives as nulls; the slow reader tells the two apart.
         _locate_csv_error(path, body, header)
     times, _ = _arrow_to_numpy(table.column("timestamp_ms"))
-    raw = _RawTable(times_ms=times.astype(np.int64, copy=False), values={})
+    raw = RawTable(times_ms=times.astype(np.int64, copy=False), values={})
     for name in header[1:]:
         target = "rate" if name == "funding_rate" else name
         raw.values[target], nulls = _arrow_to_numpy(table.column(name))
@@ -439,7 +439,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _read_json(path: Path, data: bytes, layout: FileLayout) -> _RawTable:
+def _read_json(path: Path, data: bytes, layout: FileLayout) -> RawTable:
     try:
         rows = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -472,7 +472,7 @@ def _read_json(path: Path, data: bytes, layout: FileLayout) -> _RawTable:
                 raise ImportFileError(
                     path, row_number, f"{name} {json.dumps(value)} is not a number"
                 )
-    raw = _RawTable(times_ms=np.array([int(row[0]) for row in rows], dtype=np.int64), values={})
+    raw = RawTable(times_ms=np.array([int(row[0]) for row in rows], dtype=np.int64), values={})
     if not candles:
         raw.values["rate"] = np.array([row[1] for row in rows], dtype=np.float64)
         return raw
@@ -493,7 +493,7 @@ def _read_json(path: Path, data: bytes, layout: FileLayout) -> _RawTable:
 _UNIT_MS = {"s": (1000, 1), "ms": (1, 1), "us": (1, 1000), "ns": (1, 1_000_000)}
 
 
-def _read_feather(path: Path, data: bytes, layout: FileLayout) -> _RawTable:
+def _read_feather(path: Path, data: bytes, layout: FileLayout) -> RawTable:
     try:
         table = feather.read_table(pa.BufferReader(data))
     except (pa.ArrowException, OSError) as exc:
@@ -527,7 +527,7 @@ def _read_feather(path: Path, data: bytes, layout: FileLayout) -> _RawTable:
             raise ImportFileError(
                 path, int(np.argmax(fraction)) + 1, "date has a fraction of a millisecond"
             )
-    raw = _RawTable(times_ms=stamps // divide * multiply, values={})
+    raw = RawTable(times_ms=stamps // divide * multiply, values={})
     columns = {"rate": "open"} if not candles else {n: n for n in CANDLE_FIELDS if n in names}
     for target, source in columns.items():
         column = table.column(source)
@@ -540,7 +540,7 @@ def _read_feather(path: Path, data: bytes, layout: FileLayout) -> _RawTable:
     return raw
 
 
-_READERS: dict[str, Callable[[Path, bytes, FileLayout], _RawTable]] = {
+_READERS: dict[str, Callable[[Path, bytes, FileLayout], RawTable]] = {
     "csv": _read_csv,
     "json": _read_json,
     "feather": _read_feather,
@@ -563,7 +563,7 @@ def _first(mask: np.ndarray, offset: int = 0) -> int | None:
     return int(hits[0]) + offset if hits.size else None
 
 
-def _validate(path: Path, sha256: str, layout: FileLayout, raw: _RawTable) -> ParsedFile:
+def validate_table(path: Path, sha256: str, layout: FileLayout, raw: RawTable) -> ParsedFile:
     """Check every row; ImportFileError for the first row (lowest number) that breaks a rule."""
     times = raw.times_ms
     candles = layout.kind == ImportKind.CANDLES
@@ -704,7 +704,7 @@ def parse_file(path: Path | str) -> ParsedFile:
         except (OSError, EOFError, zlib.error) as exc:
             raise ImportFileError(path, None, f"not a valid gzip file: {exc}") from None
     raw = _READERS[layout.file_format](path, data, layout)
-    return _validate(path, sha256, layout, raw)
+    return validate_table(path, sha256, layout, raw)
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -840,6 +840,21 @@ def _note_listing(market: Market, first_time: datetime) -> None:
         market.save(update_fields=["listed_at", "listed_at_source"])
 
 
+def insert_rows(
+    model: type[models.Model],
+    fixed: dict[str, Any],
+    time_field: str,
+    parsed: ParsedFile,
+    on_rows: Callable[[int], object] | None = None,
+) -> int:
+    """Write checked rows of one series, keeping rows already stored; the number inserted.
+
+    The caller owns the transaction. Also used by the live source for candles it fetched.
+    """
+    insert = _insert_with_copy if _can_copy() else _insert_with_executemany
+    return insert(model, fixed, time_field, parsed, on_rows)
+
+
 def store_parsed(
     parsed: ParsedFile,
     *,
@@ -852,7 +867,6 @@ def store_parsed(
     """
     layout = parsed.layout
     candles = layout.kind == ImportKind.CANDLES
-    insert = _insert_with_copy if _can_copy() else _insert_with_executemany
     with transaction.atomic():
         market, _ = Market.objects.get_or_create(
             exchange=exchange,
@@ -865,9 +879,11 @@ def store_parsed(
             if candles:
                 _note_listing(market, parsed.first_time)
                 fixed = {"market": market, "timeframe": layout.timeframe, "series": layout.series}
-                inserted = insert(Candle, fixed, "open_time", parsed, on_rows)
+                inserted = insert_rows(Candle, fixed, "open_time", parsed, on_rows)
             else:
-                inserted = insert(FundingRate, {"market": market}, "funding_time", parsed, on_rows)
+                inserted = insert_rows(
+                    FundingRate, {"market": market}, "funding_time", parsed, on_rows
+                )
         record = ImportRecord.objects.create(
             path=str(parsed.path.resolve())[:1024],
             sha256=parsed.sha256,

@@ -297,3 +297,14 @@ def test_listing_time_is_the_first_candle_once_it_has_closed(btc):
 
 def test_a_clock_override_is_the_sources_now():
     assert source_at(START).now() == START
+
+
+def test_market_source_binance_selects_the_live_binance_source(settings):
+    from scanners.market_data.binance import BinanceSource
+
+    settings.MARKET_SOURCE = "binance"
+    source = get_market_source()
+    try:
+        assert isinstance(source, BinanceSource)
+    finally:
+        source.close()

@@ -13,6 +13,7 @@ __all__ = ["SOURCES", "MarketDataSource", "Missing", "SourceError", "get_market_
 # MARKET_SOURCE value -> the class that serves it (imported on first use).
 SOURCES = {
     "replay": "scanners.market_data.replay.ReplaySource",
+    "binance": "scanners.market_data.binance.BinanceSource",
 }
 
 
