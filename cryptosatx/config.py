@@ -145,6 +145,7 @@ OUTCOMES = "Outcomes and analytics (SCANNERS.md)"
 CORE = "Core"
 REPLAY = "Replay and the embedded default"
 LIVE = "Live market data (MARKET_SOURCE=binance)"
+ALERTS = "Alerts (Telegram)"
 
 SETTINGS: tuple[Setting, ...] = (
     # --- core ---------------------------------------------------------------------------------
@@ -337,6 +338,69 @@ SETTINGS: tuple[Setting, ...] = (
         LIVE,
         "Redis holding the shared request budget. Default: the Redis broker; in-process with "
         "the memory broker.",
+    ),
+    # --- alerts ---------------------------------------------------------------------------------
+    Setting(
+        "TELEGRAM_BOT_TOKEN",
+        "",
+        _text,
+        ALERTS,
+        "Bot token; with TELEGRAM_CHAT_ID set, alerts go to Telegram, else to the console log.",
+    ),
+    Setting("TELEGRAM_CHAT_ID", "", _text, ALERTS, "Chat that receives the alerts."),
+    Setting(
+        "TELEGRAM_API_URL",
+        "https://api.telegram.org",
+        _http_url,
+        ALERTS,
+        "Base URL of the Telegram Bot API (tests point it at a local fake).",
+    ),
+    Setting(
+        "TELEGRAM_ALLOWED_CHAT_IDS",
+        [],
+        _comma_list,
+        ALERTS,
+        "Chats whose bot commands are answered; every other chat gets nothing.",
+    ),
+    Setting("TELEGRAM_TIER_1_ENABLED", True, _boolean, ALERTS, "Send TIER 1 alerts one by one."),
+    Setting("TELEGRAM_TIER_2_ENABLED", True, _boolean, ALERTS, "Send TIER 2 alerts one by one."),
+    Setting(
+        "TELEGRAM_TIER_3_ENABLED",
+        False,
+        _boolean,
+        ALERTS,
+        "Send TIER 3 alerts one by one (by default they appear only in the daily summary).",
+    ),
+    Setting(
+        "MAX_ALERTS_PER_HOUR",
+        10,
+        _whole_number(1),
+        ALERTS,
+        "Alerts sent one by one per hour; the rest fold into a digest.",
+    ),
+    Setting("TIER_1_MAX_PER_DAY", 20, _whole_number(0), ALERTS, "TIER 1 alerts per day."),
+    Setting("TIER_2_MAX_PER_DAY", 50, _whole_number(0), ALERTS, "TIER 2 alerts per day."),
+    Setting(
+        "ALERT_UNCONFIRMED_POLICY",
+        "hold",
+        _choice("hold", "resend"),
+        ALERTS,
+        "An alert whose send was cut off before Telegram's answer was recorded: `hold` for a "
+        "person to decide in the admin, or `resend` (may duplicate).",
+    ),
+    Setting(
+        "DAILY_SUMMARY_HOUR",
+        8,
+        _whole_number(0, 23),
+        ALERTS,
+        "Hour (in TIME_ZONE) of the daily summary.",
+    ),
+    Setting(
+        "SITE_URL",
+        "http://127.0.0.1:8000",
+        _http_url,
+        ALERTS,
+        "Public address of the web UI, for links in alerts.",
     ),
     # --- replay / embedded ------------------------------------------------------------------------
     Setting("RUN_HOST", "127.0.0.1", _text, REPLAY, "Address `make run` serves on."),
