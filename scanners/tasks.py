@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from celery import shared_task
+from celery import current_app, shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
@@ -16,18 +16,23 @@ from scanners.replay_clock import advance_clock
 
 logger = logging.getLogger(__name__)
 
+OUTCOME_SWEEP_TASK = "tracking.sweep_outcome_checks"
+
 
 @shared_task(
     name="scanners.advance_replay_clock", ignore_result=True, soft_time_limit=50, time_limit=60
 )
 def advance_replay_clock() -> None:
     """Beat's tick of the replay clock (every REPLAY_TICK_SECONDS); does nothing outside a replay
-    or while the store is empty. After the tick, starts the scans due by market time."""
+    or while the store is empty. After the tick, starts the scans due by market time and sends
+    the outcome sweep, which claims the checks due by the clock's new market time."""
     if settings.MARKET_SOURCE != "replay":
         return
     clock = advance_clock()
     if clock is not None:
         schedules.start_due_scans(clock.market_time)
+        # By name: scanners does not import tracking (it sits below it).
+        current_app.send_task(OUTCOME_SWEEP_TASK)
 
 
 @shared_task(name="scanners.start_scan", soft_time_limit=240, time_limit=300)

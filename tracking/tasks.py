@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import DatabaseError
 
 from scanners.models import ScanRun
-from tracking import services
+from tracking import outcomes, services
 
 # Waits for batches the chord counted but whose rows are not there yet (a duplicate delivery of a
 # batch completing the chord early): retry this often, then finish with what the run has.
@@ -39,3 +40,30 @@ def finish_scan(self, run_id: int) -> dict:
         "coins_failed": run.coins_failed,
         "signals": run.signals_recorded,
     }
+
+
+@shared_task(
+    name="tracking.sweep_outcome_checks",
+    ignore_result=True,
+    # A second sweep finds the rows claimed and sends nothing twice: expiring is harmless.
+    soft_time_limit=50,
+    time_limit=60,
+)
+def sweep_outcome_checks() -> int:
+    """Beat's sweeper (every minute) and the replay clock's tick: send the checks falling due."""
+    return outcomes.checks_sweep()
+
+
+@shared_task(
+    name="tracking.run_outcome_checks",
+    acks_late=True,  # idempotent: the conditional update writes each check once
+    reject_on_worker_lost=True,  # a killed worker's batch goes back to the queue
+    autoretry_for=(DatabaseError,),
+    retry_backoff=2,
+    max_retries=5,
+    soft_time_limit=240,
+    time_limit=300,
+)
+def run_outcome_checks(check_ids: list[int]) -> dict:
+    """Compute and write a batch of outcome checks that share a due time (queue `outcomes`)."""
+    return outcomes.checks_run(check_ids)

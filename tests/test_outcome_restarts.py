@@ -1,0 +1,230 @@
+"""Worker, beat and Redis all restarted while checks are pending: every check completes, once.
+
+Real processes: `celery -A cryptosatx worker -Q outcomes`, `celery -A cryptosatx beat` (sweeping
+every second) and a redis-server of this test's own on a free port (the shared Redis must not be
+restarted under other tests), with the PostgreSQL test database. Live mode (no replay clock): the
+sweeper claims the checks due in the next minutes and sends them with eta, so the worker holds them
+unacknowledged when it is killed. Redis runs without persistence, so its restart loses every
+message; the checks are still CLAIMED in the database, and once their claim is stale
+(OUTCOME_CLAIM_STALE_SECONDS, shortened here) the sweeper of the restarted beat sends them again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from django.db import connection
+from django.utils import timezone
+
+from scanners.models import Candle
+from tests.factories import MarketFactory, SignalFactory
+from tests.test_scan_worker_killed import kill, wait_until
+from tracking.models import CheckStatus, OutcomeCheck
+from tracking.outcomes import checks_create_for
+
+ROOT = Path(__file__).resolve().parent.parent
+CELERY = str(Path(sys.executable).parent / "celery")
+HOUR = timedelta(hours=1)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+WORKER_SETTINGS = """
+from tests.settings import *  # noqa: F403
+
+MARKET_SOURCE = "replay"  # and no replay clock: live mode on the wall clock, store-only data
+CELERY_VISIBILITY_TIMEOUT = 30
+OUTCOME_CLAIM_STALE_SECONDS = 3
+OUTCOME_SWEEP_SECONDS = 1
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def process(command: list[str], log: Path, env: dict[str, str] | None = None):
+    with log.open("ab") as out:
+        started = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a kill reaches the pool children
+        )
+        try:
+            yield started
+        finally:
+            if started.poll() is None:
+                os.killpg(started.pid, signal.SIGTERM)
+                try:
+                    started.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(started.pid, signal.SIGKILL)
+                    started.wait(10)
+
+
+@contextmanager
+def redis_server(port: int, log: Path) -> Iterator[subprocess.Popen]:
+    command = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"]
+    with process(command, log) as server:
+        client = redis.Redis(port=port, socket_connect_timeout=0.2)
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.ConnectionError:
+                return False
+
+        wait_until(answers, 20, f"redis-server on port {port}")
+        yield server
+
+
+def worker(env: dict[str, str], log: Path):
+    return process(
+        [
+            CELERY,
+            "-A",
+            "cryptosatx",
+            "worker",
+            "-Q",
+            "outcomes",
+            "-n",
+            f"outcomes-{log.stem}@%h",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "2",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "INFO",
+        ],
+        log,
+        env,
+    )
+
+
+def beat(env: dict[str, str], tmp_path: Path, log: Path):
+    return process(
+        [
+            CELERY,
+            "-A",
+            "cryptosatx",
+            "beat",
+            "--scheduler",
+            "celery.beat:PersistentScheduler",
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+            "--max-interval",
+            "1",
+            "--loglevel",
+            "INFO",
+        ],
+        log,
+        env,
+    )
+
+
+def coins_with_candles(count: int) -> list[str]:
+    """Coins and BTC with hourly candles for the last day up to the hour after the next one."""
+    last_open = timezone.now().replace(minute=0, second=0, microsecond=0) + HOUR
+    symbols = []
+    for number, base in enumerate(["BTC"] + [f"R{n}" for n in range(count)]):
+        market = MarketFactory(base=base)
+        Candle.objects.bulk_create(
+            Candle(
+                market=market,
+                timeframe="1h",
+                open_time=last_open - hour * HOUR,
+                open=100.0 + number,
+                high=101.0 + number,
+                low=99.0 + number,
+                close=100.0 + number + hour % 3,
+                volume=10.0,
+            )
+            for hour in range(26)
+        )
+        symbols.append(market.symbol)
+    return symbols[1:]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_beat_and_redis_restarted_while_checks_are_pending_every_check_completes_once(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    broker = f"redis://127.0.0.1:{port}/0"
+    (tmp_path / "outcome_restart_settings.py").write_text(WORKER_SETTINGS)
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "outcome_restart_settings",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
+        f"{database['NAME']}",
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": broker,
+    }
+    # Ten signals whose 1h checks fall due 20 to 29 s from now, one per second.
+    now = timezone.now()
+    signals = [
+        SignalFactory(symbol=symbol, as_of=now - HOUR + timedelta(seconds=20 + i))
+        for i, symbol in enumerate(coins_with_candles(10))
+    ]
+    for recorded in signals:
+        checks_create_for(recorded)
+    hourly = OutcomeCheck.objects.filter(horizon="1h")
+    open_statuses = [CheckStatus.PENDING, CheckStatus.CLAIMED]
+
+    with (
+        redis_server(port, tmp_path / "redis.log"),
+        worker(env, tmp_path / "first.log") as doomed,
+        beat(env, tmp_path, tmp_path / "b1.log"),
+    ):
+        # The first sweep claims all ten (due within the lookahead) and sends them with eta:
+        # the worker holds them, unacknowledged, until their due time.
+        wait_until(
+            lambda: hourly.filter(status=CheckStatus.CLAIMED).count() == 10,
+            60,
+            f"the sweeper to claim the checks (logs in {tmp_path})",
+        )
+        assert not hourly.filter(status=CheckStatus.DONE).exists()
+        kill(doomed)
+        # Beat stopped with the worker; now Redis goes, and every message with it.
+    assert timezone.now() < min(check.due_at for check in hourly), "too slow: checks came due"
+
+    with (
+        redis_server(port, tmp_path / "redis.log"),
+        worker(env, tmp_path / "second.log"),
+        beat(env, tmp_path, tmp_path / "b2.log"),
+    ):
+        wait_until(
+            lambda: (
+                not OutcomeCheck.objects.filter(horizon="1h", status__in=open_statuses).exists()
+            ),
+            120,
+            f"every 1h check to complete (logs in {tmp_path})",
+        )
+
+    done = list(hourly.values_list("status", "attempts", "checked_at", "due_at"))
+    assert [(status, attempts) for status, attempts, _, _ in done] == [(CheckStatus.DONE, 1)] * 10
+    # Each ran at or after its own T (the eta), never before.
+    assert all(checked_at >= due_at for _, _, checked_at, due_at in done)
+    # The other horizons are still waiting in the table, not in the broker.
+    assert (
+        OutcomeCheck.objects.exclude(horizon="1h").filter(status=CheckStatus.PENDING).count() == 40
+    )

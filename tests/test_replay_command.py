@@ -1,0 +1,82 @@
+"""`manage.py replay`: scans at their market times through Celery, outcome checks as market time
+passes, a summary, and the replay clock left as it was found."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from scanners.models import ReplayClock, RunStatus, ScanRun
+from scanners.replay_clock import CLOCK_PK
+from tests.factories import START, SignalFactory
+from tests.test_scan_pipeline import make_coins
+from tracking.models import CheckStatus
+from tracking.outcomes import checks_create_for
+
+HOUR = timedelta(hours=1)
+FROM, TO = START + 100 * HOUR, START + 106 * HOUR
+
+
+@pytest.fixture
+def replay_settings(settings):
+    settings.MARKET_SOURCE = "replay"
+    # pytest-django's SQLite test database fails on concurrent writers: one worker thread there.
+    settings.EMBEDDED_WORKER_THREADS = 3 if connection.vendor == "postgresql" else 1
+    return settings
+
+
+def replay(*args: str) -> str:
+    out = StringIO()
+    call_command("replay", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("replay_settings")
+def test_a_replay_runs_the_scans_due_in_market_time_and_the_checks_due_as_it_passes() -> None:
+    make_coins("AAA", "BBB", "BTC")
+    signal = SignalFactory(symbol="AAA/USDT", as_of=FROM + HOUR, entry_price=100.0)
+    checks_create_for(signal)
+
+    summary = replay(
+        "--start", FROM.isoformat(), "--end", TO.isoformat(), "--speed", "max",
+        "--symbols", "AAA/USDT,BBB/USDT",
+    )  # fmt: skip
+
+    runs = ScanRun.objects.order_by("as_of", "scanner")
+    # Smart money hourly (7 steps), social every 2 h (4), RSI every 4 h (2), MSS every 6 h (2).
+    by_scanner = {name: runs.filter(scanner=name).count() for name in ("smart_money", "social")}
+    assert by_scanner == {"smart_money": 7, "social": 4}
+    assert runs.filter(scanner="rsi").count() == 2
+    assert not runs.exclude(status=RunStatus.FINISHED).exists()
+    assert {run.as_of for run in runs} <= {FROM + hour * HOUR for hour in range(7)}
+    statuses = dict(signal.outcome_checks.values_list("horizon", "status"))
+    assert statuses["1h"] == statuses["4h"] == CheckStatus.DONE
+    assert statuses["24h"] == statuses["7d"] == statuses["30d"] == CheckStatus.PENDING
+    assert "scans: " in summary
+    assert "signals: " in summary
+    assert "win rate" in summary
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("replay_settings")
+def test_a_replay_puts_the_clock_back_as_it_found_it() -> None:
+    make_coins("AAA")
+    clock = ReplayClock.objects.create(
+        pk=CLOCK_PK, market_time=START + 50 * HOUR, start=START, end=START + 120 * HOUR, step=HOUR
+    )
+    replay("--start", FROM.isoformat(), "--end", (FROM + HOUR).isoformat(), "--symbols", "AAA")
+    after = ReplayClock.objects.get()
+    assert (after.market_time, after.start, after.end) == (clock.market_time, START, clock.end)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("replay_settings")
+def test_a_replay_of_an_empty_period_is_refused() -> None:
+    make_coins("AAA")
+    with pytest.raises(CommandError, match="nothing to replay"):
+        replay("--start", "2030-01-01", "--end", "2030-02-01")
