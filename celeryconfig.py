@@ -74,6 +74,11 @@ if "django_celery_beat" in settings.INSTALLED_APPS:
 
 # Beat's heartbeat interval; the health endpoint calls beat stale after three missed beats.
 HEARTBEAT_SECONDS = 10
+# The outcome sweeper claims the checks due within the next few minutes (tracking/outcomes.py);
+# OUTCOME_SWEEP_SECONDS overrides it (tests run it every second).
+OUTCOME_SWEEP_SECONDS = float(getattr(settings, "OUTCOME_SWEEP_SECONDS", 60))
+# The alert outbox sweeper (alerts.sweep_outbox); ALERT_SWEEP_SECONDS overrides it.
+ALERT_SWEEP_SECONDS = float(getattr(settings, "ALERT_SWEEP_SECONDS", 30))
 
 
 def build_beat_schedule() -> dict[str, dict]:
@@ -89,6 +94,19 @@ def build_beat_schedule() -> dict[str, dict]:
             "task": "cryptosatx.heartbeat",
             "schedule": timedelta(seconds=HEARTBEAT_SECONDS),
             "options": {"expires": HEARTBEAT_SECONDS},
+        },
+        # Durable outcome checks: due rows claimed and sent with eta (ARCHITECTURE.md).
+        "sweep-outcome-checks": {
+            "task": "tracking.sweep_outcome_checks",
+            "schedule": timedelta(seconds=OUTCOME_SWEEP_SECONDS),
+            "options": {"expires": OUTCOME_SWEEP_SECONDS},
+        },
+        # The alert outbox: stale SENDING rows → UNCONFIRMED (then the policy), due rows sent
+        # (alerts/delivery.py). A lost send-task message delays an alert by at most this long.
+        "sweep-alert-outbox": {
+            "task": "alerts.sweep_outbox",
+            "schedule": timedelta(seconds=ALERT_SWEEP_SECONDS),
+            "options": {"expires": ALERT_SWEEP_SECONDS},
         },
     }
     if settings.MARKET_SOURCE == "replay":

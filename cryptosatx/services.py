@@ -129,6 +129,28 @@ def check_exchange_bans() -> dict[str, Any]:
     }
 
 
+def check_alert_settings() -> dict[str, Any]:
+    """The alert settings, read-only (GET /api/health is public: no token and no chat id, only
+    whether they are set). Always ok: wrong values are refused at start-up."""
+    token_set = bool(str(settings.TELEGRAM_BOT_TOKEN or "").strip())
+    chat_set = bool(str(settings.TELEGRAM_CHAT_ID or "").strip())
+    return {
+        "status": "ok",
+        "channel": "telegram" if token_set and chat_set else "console",
+        "telegram_bot_token_set": token_set,
+        "telegram_chat_id_set": chat_set,
+        "tier_1_enabled": bool(settings.TELEGRAM_TIER_1_ENABLED),
+        "tier_2_enabled": bool(settings.TELEGRAM_TIER_2_ENABLED),
+        "tier_3_enabled": bool(settings.TELEGRAM_TIER_3_ENABLED),
+        "max_alerts_per_hour": settings.MAX_ALERTS_PER_HOUR,
+        "tier_1_max_per_day": settings.TIER_1_MAX_PER_DAY,
+        "tier_2_max_per_day": settings.TIER_2_MAX_PER_DAY,
+        "unconfirmed_policy": settings.ALERT_UNCONFIRMED_POLICY,
+        "daily_summary_hour": settings.DAILY_SUMMARY_HOUR,
+        "site_url": settings.SITE_URL,
+    }
+
+
 def health_report() -> dict[str, Any]:
     """Status of every part, and `status` ok only when all of them are ok."""
     checks = {
@@ -144,6 +166,7 @@ def health_report() -> dict[str, Any]:
         checks["beat"] = check_beat()
         checks["replay_clock"] = check_replay_clock()
     checks["exchange_bans"] = check_exchange_bans()
+    checks["alert_settings"] = check_alert_settings()
     statuses = {check["status"] for check in checks.values()}
     overall = "ok" if statuses == {"ok"} else ("error" if "error" in statuses else "waiting")
     return {

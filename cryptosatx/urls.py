@@ -29,4 +29,6 @@ urlpatterns = [
     path("api/", include("scanners.urls")),
     path("api/", include("scoring.urls")),
     path("api/", include("tracking.urls")),
+    path("api/", include("alerts.urls")),
+    path("api/performance/", include("tracking.performance_urls")),
 ]

@@ -163,3 +163,79 @@ class SignalFactory(factory.django.DjangoModelFactory):
     scanner_score = 77.0
     completeness = 1.0
     reasons = factory.LazyFunction(lambda: ["RSI 23.0 < 25"])
+
+
+# --- outcome checks ----------------------------------------------------------------------------
+
+
+class OutcomeCheckFactory(factory.django.DjangoModelFactory):
+    """One horizon of a signal's outcome, open and due at the signal's as_of + the horizon."""
+
+    class Meta:
+        model = "tracking.OutcomeCheck"
+
+    signal = factory.SubFactory(SignalFactory)
+    horizon = "1h"
+    due_at = factory.LazyAttribute(lambda check: check.signal.as_of + _horizon_delta(check.horizon))
+    run_at = factory.LazyAttribute(lambda check: check.due_at)
+
+
+def _horizon_delta(horizon: str) -> timedelta:
+    from tracking.models import HORIZON_DELTAS
+
+    return HORIZON_DELTAS[horizon]
+
+
+class CheckedOutcomeFactory(OutcomeCheckFactory):
+    """A DONE check of a signal (default horizon 24h) with the given unadjusted `return_pct`;
+    the adjusted return and the outcome follow SCANNERS.md with the default thresholds (WIN at
+    +5, LOSS at −3, direction-adjusted)."""
+
+    horizon = "24h"
+    status = "done"
+    attempts = 1
+    return_pct = 0.0
+    exit_price = factory.LazyAttribute(
+        lambda check: check.signal.entry_price * (1 + check.return_pct / 100)
+    )
+    adjusted_return_pct = factory.LazyAttribute(
+        lambda check: -check.return_pct if check.signal.direction == "SHORT" else check.return_pct
+    )
+    outcome = factory.LazyAttribute(
+        lambda check: (
+            "WIN"
+            if check.adjusted_return_pct >= 5
+            else "LOSS"
+            if check.adjusted_return_pct <= -3
+            else "NEUTRAL"
+        )
+    )
+
+
+class AlertFactory(factory.django.DjangoModelFactory):
+    """An outbox row to a Telegram chat, PENDING; `text` is valid Telegram HTML."""
+
+    class Meta:
+        model = "alerts.Alert"
+
+    channel = "telegram"
+    chat_id = "1001"
+    tier = 1
+    kind = "digest"  # no signal needed (signal alerts are made by alerts_for_signal)
+    text = factory.Sequence(lambda n: f"<b>alert {n}</b>")
+    state = "pending"
+
+
+class SignalAlertFactory(factory.django.DjangoModelFactory):
+    """An alert of a signal in the outbox (console channel, PENDING unless told)."""
+
+    class Meta:
+        model = "alerts.Alert"
+
+    channel = "console"
+    chat_id = ""
+    tier = 2
+    signal = factory.SubFactory(SignalFactory, symbol=factory.Sequence(lambda n: f"A{n}/USDT"))
+    kind = "signal"
+    text = factory.LazyAttribute(lambda alert: f"alert of {alert.signal.symbol}")
+    state = "pending"

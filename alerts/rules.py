@@ -1,0 +1,176 @@
+"""The alert tier of a signal (the original plan's tiers; issue 6, "Tiers").
+
+TIER 1 (urgent): MSS ≥ 90, accumulation ≥ 9, or RSI < 20 together with accumulation ≥ 7; or a
+unified TIER_1.
+TIER 2 (high): MSS 75–89, accumulation 7–8, distribution ≥ 7, RSI < 25; or a unified TIER_2.
+TIER 3 (medium): MSS 60–74, accumulation 5–6, RSI < 30 (by default listed in the daily summary
+only, TELEGRAM_TIER_3_ENABLED).
+Anything else: no alert (None).
+
+The thresholds below are the original plan's, kept as named constants here: they define what
+"urgent" means to the phone, not what a scanner says (the scanners' own thresholds are settings).
+
+Direction: MSS, accumulation and oversold RSI are LONG evidence and tier LONG signals only;
+distribution is SHORT evidence and tiers SHORT signals only. The plan names "distribution 7–8"
+for TIER 2 and no distribution rule for TIER 1, so distribution 9–10 is TIER 2 as well.
+
+Scores come from the signal itself and from the other scanners' results for the same coin in the
+same scan run (`ScanResult`), so "RSI < 20 together with accumulation ≥ 7" works when a run of
+all four scanners sees both; a unified tier counts when the unified ranking of the run points
+the signal's way (a unified signal: its own tier).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from alerts.models import AlertTier
+
+# --- the original plan's thresholds -------------------------------------------------------------
+TIER_1_MSS = 90.0
+TIER_1_ACCUMULATION = 9.0
+TIER_1_RSI_BELOW = 20.0  # together with accumulation ≥ TIER_1_RSI_WITH_ACCUMULATION
+TIER_1_RSI_WITH_ACCUMULATION = 7.0
+
+TIER_2_MSS = 75.0
+TIER_2_ACCUMULATION = 7.0
+TIER_2_DISTRIBUTION = 7.0
+TIER_2_RSI_BELOW = 25.0
+
+TIER_3_MSS = 60.0
+TIER_3_ACCUMULATION = 5.0
+TIER_3_RSI_BELOW = 30.0
+
+UNIFIED_TIERS = {"TIER_1": AlertTier.TIER_1, "TIER_2": AlertTier.TIER_2}
+
+LONG = "LONG"
+SHORT = "SHORT"
+
+
+@dataclass(frozen=True)
+class SignalContext:
+    """What the tier and the message are made of: the scores known for the coin in the run
+    (`mss`, `accumulation`, `distribution`, `rsi`, `social`; absent = not known), and the unified
+    ranking's view in the signal's direction."""
+
+    scores: Mapping[str, float] = field(default_factory=dict)
+    unified_tier: str | None = None
+    unified_score: float | None = None
+    confidence: int | None = None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def scanner_scores(scanner: str, scores: Mapping[str, Any], completeness: float = 1.0) -> dict:
+    """The tier-relevant scores of one scanner's `scores` JSON (ScanResult/Signal)."""
+    found: dict[str, float] = {}
+    if scanner == "mss":
+        mss = _number(scores.get("mss"))
+        if mss is not None and completeness >= float(settings.MSS_MIN_COMPLETENESS):
+            found["mss"] = mss
+    elif scanner == "smart_money":
+        for name in ("accumulation", "distribution"):
+            value = _number(scores.get(name))
+            if value is not None:
+                found[name] = value
+    elif scanner in ("rsi", "social"):
+        value = _number(scores.get(scanner))
+        if value is not None:
+            found[scanner] = value
+    return found
+
+
+def signal_context(signal) -> SignalContext:
+    """The context of a recorded `tracking.Signal`: its own scores, the other scanners' results
+    for the coin in its scan run, and the run's unified ranking in the signal's direction."""
+    from scanners.models import ScanResult
+    from scoring.models import UnifiedRanking
+
+    scores: dict[str, float] = {}
+    unified_tier = unified_score = None
+    if signal.scan_run_id is not None:
+        results = ScanResult.objects.filter(run_id=signal.scan_run_id, symbol=signal.symbol)
+        for result in results.order_by("scanner"):
+            scores.update(scanner_scores(result.scanner, result.scores, result.completeness))
+        ranking = UnifiedRanking.objects.filter(
+            scan_run_id=signal.scan_run_id, symbol=signal.symbol
+        ).first()
+        if ranking is not None and ranking.direction == signal.direction:
+            unified_tier, unified_score = ranking.tier, ranking.unified_score
+    # The signal's own scores win: they are what fired.
+    scores.update(scanner_scores(signal.scanner, signal.scores or {}, signal.completeness))
+    if signal.scanner == "unified":
+        unified_tier = signal.tier or None
+        unified_score = (
+            signal.unified_score if signal.unified_score is not None else (signal.scanner_score)
+        )
+    return SignalContext(
+        scores=scores,
+        unified_tier=unified_tier,
+        unified_score=unified_score,
+        confidence=signal.confidence,
+    )
+
+
+def tier_for(direction: str, scores: Mapping[str, float], unified_tier: str | None = None):
+    """The alert tier (AlertTier) of a signal in `direction` with these scores; None: no alert."""
+    mss = scores.get("mss")
+    accumulation = scores.get("accumulation")
+    distribution = scores.get("distribution")
+    rsi = scores.get("rsi")
+    long = direction == LONG
+    short = direction == SHORT
+
+    def at_least(value: float | None, threshold: float) -> bool:
+        return value is not None and value >= threshold
+
+    def below(value: float | None, threshold: float) -> bool:
+        return value is not None and value < threshold
+
+    unified = UNIFIED_TIERS.get(unified_tier or "")
+    if unified == AlertTier.TIER_1 or (
+        long
+        and (
+            at_least(mss, TIER_1_MSS)
+            or at_least(accumulation, TIER_1_ACCUMULATION)
+            or (
+                below(rsi, TIER_1_RSI_BELOW)
+                and at_least(accumulation, TIER_1_RSI_WITH_ACCUMULATION)
+            )
+        )
+    ):
+        return AlertTier.TIER_1
+    if (
+        unified == AlertTier.TIER_2
+        or (
+            long
+            and (
+                at_least(mss, TIER_2_MSS)
+                or at_least(accumulation, TIER_2_ACCUMULATION)
+                or below(rsi, TIER_2_RSI_BELOW)
+            )
+        )
+        or (short and at_least(distribution, TIER_2_DISTRIBUTION))
+    ):
+        return AlertTier.TIER_2
+    if long and (
+        at_least(mss, TIER_3_MSS)
+        or at_least(accumulation, TIER_3_ACCUMULATION)
+        or below(rsi, TIER_3_RSI_BELOW)
+    ):
+        return AlertTier.TIER_3
+    return None
+
+
+def signal_tier(signal, context: SignalContext | None = None):
+    """The alert tier of a recorded signal, or None for no alert."""
+    context = context if context is not None else signal_context(signal)
+    return tier_for(signal.direction, context.scores, context.unified_tier)

@@ -1,0 +1,154 @@
+"""A worker killed between Telegram's receipt of an alert and the recording of it.
+
+Real processes: `celery -A cryptosatx worker -Q alerts` on Redis (db 10) and PostgreSQL; the fake
+Telegram stalls after receiving, so the worker sits inside `send_message` when it is SIGKILLed.
+Telegram has the message, the row says SENDING, and nobody can know which is true: the sweeper
+marks it UNCONFIRMED and applies ALERT_UNCONFIRMED_POLICY — `hold` leaves it for a person,
+`resend` sends it exactly once more.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+from django.db import connection
+
+from alerts import delivery
+from alerts.fake_telegram import DEFAULT_TOKEN, FakeTelegram
+from alerts.models import Alert, AlertState
+from tests.factories import AlertFactory
+from tests.test_scan_worker_killed import kill, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+BROKER = os.environ.get("ALERTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/10")
+CHAT = "1001"
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+WORKER_SETTINGS = """
+from tests.settings import *  # noqa: F403
+
+TELEGRAM_API_URL = {url!r}
+TELEGRAM_BOT_TOKEN = {token!r}
+TELEGRAM_CHAT_ID = {chat!r}
+TELEGRAM_READ_TIMEOUT_SECONDS = 60  # the worker must still be waiting when it is killed
+"""
+
+
+@pytest.fixture
+def broker() -> Iterator[str]:
+    client = redis.Redis.from_url(BROKER)
+    client.flushdb()
+    yield BROKER
+    client.flushdb()
+
+
+@pytest.fixture
+def sending_app(broker: str) -> Iterator[Celery]:
+    from cryptosatx.celery import app as product_app
+
+    app = Celery("cryptosatx-alert-kill-test")
+    app.config_from_object("celeryconfig")
+    app.conf.update(broker_url=broker, result_backend=broker)
+    app.set_current()
+    app.set_default()
+    try:
+        yield app
+    finally:
+        product_app.set_current()
+        product_app.set_default()
+
+
+@contextmanager
+def alerts_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """`celery worker -Q alerts`, one prefork child, in its own process group (for SIGKILL)."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "celery"),
+                "-A",
+                "cryptosatx",
+                "worker",
+                "-Q",
+                "alerts",
+                "-n",
+                "alerts-doomed@%h",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "--without-mingle",
+                "--without-gossip",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("policy", ["hold", "resend"])
+def test_a_worker_killed_between_send_and_mark_leaves_the_alert_unconfirmed(
+    tmp_path: Path, settings, broker: str, sending_app: Celery, policy: str
+) -> None:
+    fake = FakeTelegram()
+    with fake.running_in_thread() as base_url:
+        (tmp_path / "alerts_worker_settings.py").write_text(
+            WORKER_SETTINGS.format(url=base_url, token=DEFAULT_TOKEN, chat=CHAT)
+        )
+        database = connection.settings_dict
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "alerts_worker_settings",
+            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
+            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:"
+            f"{database['PORT']}/{database['NAME']}",
+            "CELERY_BROKER_URL": broker,
+            "CELERY_RESULT_BACKEND": broker,
+        }
+        alert = AlertFactory(chat_id=CHAT)
+        fake.stall()
+        with alerts_worker(env, tmp_path / "doomed.log") as doomed:
+            sending_app.send_task("alerts.send_pending")
+            wait_until(lambda: len(fake.messages) == 1, 60, f"the send (logs in {tmp_path})")
+            kill(doomed)  # Telegram has it; the worker never hears back, never marks it
+        fake.stall(False)
+        assert Alert.objects.get(pk=alert.pk).state == AlertState.SENDING
+
+        settings.TELEGRAM_API_URL = base_url
+        settings.TELEGRAM_BOT_TOKEN = DEFAULT_TOKEN
+        settings.TELEGRAM_CHAT_ID = CHAT
+        settings.RATE_BUDGET_REDIS_URL = broker
+        settings.ALERT_UNCONFIRMED_POLICY = policy
+        assert delivery.outbox_sweep_stale(timeout=0) == [alert.pk]
+        for _ in range(2):  # the task again (a redelivery, the next sweep): nothing more
+            delivery.outbox_send_due(max_seconds=5)
+            delivery.outbox_sweep_stale(timeout=60)
+
+        alert.refresh_from_db()
+        if policy == "hold":
+            assert alert.state == AlertState.UNCONFIRMED
+            assert "cut off" in alert.last_error
+            assert fake.texts() == [alert.text]
+        else:
+            assert alert.state == AlertState.SENT
+            assert fake.texts() == [alert.text, alert.text]  # sent exactly once more
