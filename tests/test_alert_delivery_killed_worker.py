@@ -10,15 +10,10 @@ marks it UNCONFIRMED and applies ALERT_UNCONFIRMED_POLICY — `hold` leaves it f
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import redis
 from celery import Celery
 from django.db import connection
 
@@ -26,9 +21,8 @@ from alerts import delivery
 from alerts.fake_telegram import DEFAULT_TOKEN, FakeTelegram
 from alerts.models import Alert, AlertState
 from tests.factories import AlertFactory
-from tests.test_scan_worker_killed import kill, wait_until
+from tests.processes import ROOT, celery_worker, flushed_redis_db, kill, sending_app, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
 BROKER = os.environ.get("ALERTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/10")
 CHAT = "1001"
 
@@ -46,69 +40,20 @@ TELEGRAM_READ_TIMEOUT_SECONDS = 60  # the worker must still be waiting when it i
 
 @pytest.fixture
 def broker() -> Iterator[str]:
-    client = redis.Redis.from_url(BROKER)
-    client.flushdb()
-    yield BROKER
-    client.flushdb()
+    with flushed_redis_db(BROKER) as url:
+        yield url
 
 
 @pytest.fixture
-def sending_app(broker: str) -> Iterator[Celery]:
-    from cryptosatx.celery import app as product_app
-
-    app = Celery("cryptosatx-alert-kill-test")
-    app.config_from_object("celeryconfig")
-    app.conf.update(broker_url=broker, result_backend=broker)
-    app.set_current()
-    app.set_default()
-    try:
-        yield app
-    finally:
-        product_app.set_current()
-        product_app.set_default()
-
-
-@contextmanager
-def alerts_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """`celery worker -Q alerts`, one prefork child, in its own process group (for SIGKILL)."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "celery"),
-                "-A",
-                "cryptosatx",
-                "worker",
-                "-Q",
-                "alerts",
-                "-n",
-                "alerts-doomed@%h",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                "1",
-                "--without-mingle",
-                "--without-gossip",
-                "--loglevel",
-                "INFO",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
+def app(broker: str) -> Iterator[Celery]:
+    with sending_app(broker, "cryptosatx-alert-kill-test") as celery_app:
+        yield celery_app
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("policy", ["hold", "resend"])
 def test_a_worker_killed_between_send_and_mark_leaves_the_alert_unconfirmed(
-    tmp_path: Path, settings, broker: str, sending_app: Celery, policy: str
+    tmp_path: Path, settings, broker: str, app: Celery, policy: str
 ) -> None:
     fake = FakeTelegram()
     with fake.running_in_thread() as base_url:
@@ -127,8 +72,10 @@ def test_a_worker_killed_between_send_and_mark_leaves_the_alert_unconfirmed(
         }
         alert = AlertFactory(chat_id=CHAT)
         fake.stall()
-        with alerts_worker(env, tmp_path / "doomed.log") as doomed:
-            sending_app.send_task("alerts.send_pending")
+        with celery_worker(
+            queues="alerts", name="alerts-doomed", env=env, log=tmp_path / "doomed.log"
+        ) as doomed:
+            app.send_task("alerts.send_pending")
             wait_until(lambda: len(fake.messages) == 1, 60, f"the send (logs in {tmp_path})")
             kill(doomed)  # Telegram has it; the worker never hears back, never marks it
         fake.stall(False)

@@ -12,10 +12,7 @@ message; the checks are still CLAIMED in the database, and once their claim is s
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -28,12 +25,10 @@ from django.utils import timezone
 
 from scanners.models import Candle
 from tests.factories import MarketFactory, SignalFactory
-from tests.test_scan_worker_killed import kill, wait_until
+from tests.processes import CELERY, ROOT, celery_worker, free_port, kill, process, wait_until
 from tracking.models import CheckStatus, OutcomeCheck
 from tracking.outcomes import checks_create_for
 
-ROOT = Path(__file__).resolve().parent.parent
-CELERY = str(Path(sys.executable).parent / "celery")
 HOUR = timedelta(hours=1)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -46,35 +41,6 @@ CELERY_VISIBILITY_TIMEOUT = 30
 OUTCOME_CLAIM_STALE_SECONDS = 3
 OUTCOME_SWEEP_SECONDS = 1
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def process(command: list[str], log: Path, env: dict[str, str] | None = None):
-    with log.open("ab") as out:
-        started = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: a kill reaches the pool children
-        )
-        try:
-            yield started
-        finally:
-            if started.poll() is None:
-                os.killpg(started.pid, signal.SIGTERM)
-                try:
-                    started.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(started.pid, signal.SIGKILL)
-                    started.wait(10)
 
 
 @contextmanager
@@ -94,27 +60,8 @@ def redis_server(port: int, log: Path) -> Iterator[subprocess.Popen]:
 
 
 def worker(env: dict[str, str], log: Path):
-    return process(
-        [
-            CELERY,
-            "-A",
-            "cryptosatx",
-            "worker",
-            "-Q",
-            "outcomes",
-            "-n",
-            f"outcomes-{log.stem}@%h",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            "2",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel",
-            "INFO",
-        ],
-        log,
-        env,
+    return celery_worker(
+        queues="outcomes", name=f"outcomes-{log.stem}", env=env, log=log, concurrency=2
     )
 
 

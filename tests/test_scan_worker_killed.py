@@ -10,24 +10,18 @@ written and counted once.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from celery import Celery
 from django.db import connection
 
 from scanners import scanning
 from scanners.models import RunStatus, ScanBatch, ScanResult, ScanRun
+from tests.processes import ROOT, celery_worker, flushed_redis_db, kill, sending_app, wait_until
 from tests.test_scan_pipeline import AS_OF, make_coins
 
-ROOT = Path(__file__).resolve().parent.parent
 BROKER = os.environ.get("PIPELINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 VISIBILITY_TIMEOUT = 6
 BATCH_DELAY = 2.0
@@ -43,88 +37,21 @@ CELERY_VISIBILITY_TIMEOUT = {VISIBILITY_TIMEOUT}
 """
 
 
-def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    """Poll the database (the worker is another process: no in-process event to wait on)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-        time.sleep(0.05)
-
-
-@contextmanager
-def worker_process(name: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "celery"),
-                "-A",
-                "cryptosatx",
-                "worker",
-                "-Q",
-                "scans",
-                "-n",
-                f"{name}@%h",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                "1",
-                "--without-mingle",
-                "--without-gossip",
-                "--loglevel",
-                "INFO",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: SIGKILL reaches the pool children
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(10)
-
-
-def kill(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(10)
-
-
 @pytest.fixture
 def broker() -> Iterator[str]:
-    client = redis.Redis.from_url(BROKER)
-    client.flushdb()
-    yield BROKER
-    client.flushdb()
+    with flushed_redis_db(BROKER) as url:
+        yield url
 
 
 @pytest.fixture
-def sending_app(broker: str) -> Iterator[Celery]:
-    from cryptosatx.celery import app as product_app
-
-    app = Celery("cryptosatx-kill-test")
-    app.config_from_object("celeryconfig")
-    app.conf.update(broker_url=broker, result_backend=broker)
-    app.autodiscover_tasks(["cryptosatx", "scanners", "scoring", "tracking"], force=True)
-    app.set_current()
-    app.set_default()
-    try:
-        yield app
-    finally:
-        product_app.set_current()
-        product_app.set_default()
+def app(broker: str) -> Iterator[Celery]:
+    with sending_app(broker, "cryptosatx-kill-test") as celery_app:
+        yield celery_app
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_scan_still_completes_the_run_with_no_duplicate_results(
-    tmp_path: Path, settings, broker: str, sending_app: Celery
+    tmp_path: Path, settings, broker: str, app: Celery
 ) -> None:
     settings.SCAN_BATCH_SIZE = 2
     symbols = make_coins("AAA", "BBB", "CCC", "DDD", "EEE", "FFF")  # three batches
@@ -140,7 +67,9 @@ def test_a_worker_killed_mid_scan_still_completes_the_run_with_no_duplicate_resu
         "CELERY_RESULT_BACKEND": broker,
     }
 
-    with worker_process("doomed", env, tmp_path / "doomed.log") as doomed:
+    with celery_worker(
+        queues="scans", name="doomed", env=env, log=tmp_path / "doomed.log"
+    ) as doomed:
         run = scanning.scan_start("rsi", symbols=symbols, as_of=AS_OF)
         # The first batch marks the run running, then sits in its delay: kill it right there.
         wait_until(
@@ -153,7 +82,7 @@ def test_a_worker_killed_mid_scan_still_completes_the_run_with_no_duplicate_resu
     assert run.batches_done == 0, "the batch finished before its worker was killed"
     assert not ScanResult.objects.filter(run=run).exists()
 
-    with worker_process("rescuer", env, tmp_path / "rescuer.log"):
+    with celery_worker(queues="scans", name="rescuer", env=env, log=tmp_path / "rescuer.log"):
         wait_until(
             lambda: ScanRun.objects.get(pk=run.pk).status == RunStatus.FINISHED,
             120,

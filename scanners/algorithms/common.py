@@ -221,6 +221,22 @@ class Tally:
 # --- reading candles as of a moment ---------------------------------------------------------------
 
 
+def nothing_scored(scanner: str, inputs: Any, tally: Tally) -> ScannerResult:
+    """The result of a scanner whose inputs were all missing: no scores, no direction, no
+    component in either direction, completeness 0, and the tally's reasons saying why."""
+    return ScannerResult(
+        scanner=scanner,
+        symbol=inputs.symbol,
+        as_of=inputs.as_of,
+        scores={},
+        direction=None,
+        component={LONG: None, SHORT: None},
+        reasons=tally.reasons,
+        inputs=tally.inputs,
+        completeness=0.0,
+    )
+
+
 def candles_until(candles: CandleSeries, as_of: datetime) -> CandleSeries:
     """The candles of `candles` that had closed at `as_of` (close time <= as_of)."""
     end = int(np.searchsorted(candles.close_time, datetime_to_ms(as_of), side="right"))

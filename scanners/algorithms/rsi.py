@@ -16,6 +16,7 @@ from scanners.algorithms.common import (
     ScannerResult,
     Tally,
     candles_until,
+    nothing_scored,
 )
 from scanners.market_data.base import CandleSeries, Maybe, Missing, show_time
 
@@ -93,17 +94,7 @@ def score_rsi(inputs: RsiInputs, *, config: ScannerConfig) -> ScannerResult:
         tally.inputs["last_close"] = float(closes[-1]) if len(closes) else None
     if isinstance(value, Missing):
         tally.missing("rsi", f"RSI({RSI_PERIOD})", value)
-        return ScannerResult(
-            scanner=SCANNER,
-            symbol=inputs.symbol,
-            as_of=inputs.as_of,
-            scores={},
-            direction=None,
-            component={LONG: None, SHORT: None},
-            reasons=tally.reasons,
-            inputs=tally.inputs,
-            completeness=0.0,
-        )
+        return nothing_scored(SCANNER, inputs, tally)
 
     tally.have("rsi", value)
     shown = f"RSI({RSI_PERIOD}) {value:.2f} over {len(closes)} closed 1h candles"

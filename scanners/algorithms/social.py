@@ -13,6 +13,7 @@ from scanners.algorithms.common import (
     ScannerResult,
     Tally,
     clamp,
+    nothing_scored,
     number,
     pct,
     price_change_pct,
@@ -147,17 +148,7 @@ def score_social(inputs: SocialInputs, *, config: ScannerConfig) -> ScannerResul
             change_24h if not isinstance(change_24h, Missing) else {"missing": change_24h.reason}
         )
         tally.say("no LunarCrush metrics and not trending: no social score")
-        return ScannerResult(
-            scanner=SCANNER,
-            symbol=inputs.symbol,
-            as_of=inputs.as_of,
-            scores={},
-            direction=None,
-            component={LONG: None, SHORT: None},
-            reasons=tally.reasons,
-            inputs=tally.inputs,
-            completeness=0.0,
-        )
+        return nothing_scored(SCANNER, inputs, tally)
 
     if isinstance(change_24h, Missing):
         tally.missing("price_change_24h_pct", "24h price change", change_24h)

@@ -14,6 +14,7 @@ from scanners.algorithms.common import (
     Tally,
     candles_until,
     clamp,
+    nothing_scored,
 )
 from scanners.market_data.base import CandleSeries, Maybe, Missing, show_time
 
@@ -75,17 +76,7 @@ def score_volume_spike(inputs: VolumeInputs, *, config: ScannerConfig) -> Scanne
         volumes = Missing("no volume traded in the 7 days before the last 24 h")
     if isinstance(volumes, Missing):
         tally.missing("volumes", "volume history", volumes)
-        return ScannerResult(
-            scanner=SCANNER,
-            symbol=inputs.symbol,
-            as_of=inputs.as_of,
-            scores={},
-            direction=None,
-            component={LONG: None, SHORT: None},
-            reasons=tally.reasons,
-            inputs=tally.inputs,
-            completeness=0.0,
-        )
+        return nothing_scored(SCANNER, inputs, tally)
     tally.have("volumes", {"last_24h": volumes.last_24h, "previous_7d": volumes.previous_7d})
     ratio = volumes.last_24h / volumes.mean_daily_before
     score = clamp(100 * (ratio - 1) / 2)

@@ -12,6 +12,7 @@ from scanners.algorithms.common import (
     ScannerResult,
     Tally,
     clamp,
+    nothing_scored,
     number,
 )
 from scanners.market_data.base import LargeTrades, Maybe, Missing, show_time
@@ -69,17 +70,7 @@ def score_whale(inputs: WhaleInputs, *, config: ScannerConfig) -> ScannerResult:
         trades = Missing("nothing traded in the last hour")
     if isinstance(trades, Missing):
         tally.missing("large_trades", "whale trades", trades)
-        return ScannerResult(
-            scanner=SCANNER,
-            symbol=inputs.symbol,
-            as_of=inputs.as_of,
-            scores={},
-            direction=None,
-            component={LONG: None, SHORT: None},
-            reasons=tally.reasons,
-            inputs=tally.inputs,
-            completeness=0.0,
-        )
+        return nothing_scored(SCANNER, inputs, tally)
     tally.have(
         "large_trades",
         {
