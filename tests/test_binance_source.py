@@ -245,6 +245,42 @@ def test_a_later_call_fetches_only_the_candles_after_the_stored_ones(source, cle
 
 
 @pytest.mark.django_db
+def test_fetched_candles_are_answered_as_the_store_holds_them(source, clean_fake):
+    from scanners import candle_store
+
+    source.candles(["SOL/USDT"], as_of=NOW - timedelta(hours=5), limit=100)
+    answered = source.candles(["SOL/USDT", "BTC/USDT"], as_of=NOW, limit=100)
+
+    rows = candle_store.markets_by_symbol(["SOL/USDT", "BTC/USDT"], exchange=source.exchange)
+    stored = candle_store.closed_candles_bulk(list(rows.values()), as_of=NOW, limit=100)
+    for symbol in ("SOL/USDT", "BTC/USDT"):
+        mine, theirs = answered[symbol], stored[rows[symbol].pk]
+        for name in ("open_time", "open", "high", "low", "close", "volume", "taker_buy_volume"):
+            assert getattr(mine, name).tolist() == getattr(theirs, name).tolist(), (symbol, name)
+    # The bulk insert writes times exactly as the ORM does: lookups by datetime find them.
+    assert Candle.objects.filter(
+        market__symbol="BTC/USDT", open_time=NOW - timedelta(hours=1)
+    ).exists()
+
+
+@pytest.mark.django_db
+def test_a_stored_candle_wins_over_a_refetched_one(source, clean_fake):
+    row = MarketFactory(symbol="ETH/USDT", base="ETH", quote="USDT")
+    opened = NOW - timedelta(hours=3)
+    Candle.objects.create(
+        market=row, timeframe="1h", open_time=opened, open=1, high=2, low=0.5, close=1.5, volume=9
+    )
+
+    series = source.candles(["ETH/USDT"], as_of=NOW, limit=10)["ETH/USDT"]
+
+    assert len(series) == 10
+    index = series.open_time.tolist().index(int(opened.timestamp() * 1000))
+    assert (series.open[index], series.volume[index]) == (1.0, 9.0)
+    assert np.isnan(series.taker_buy_volume[index])
+    assert Candle.objects.filter(market=row).count() == 10
+
+
+@pytest.mark.django_db
 def test_an_unknown_symbol_is_missing_and_the_rest_of_the_batch_answers(source):
     result = source.candles(["BTC/USDT", "NOPE/USDT"], as_of=NOW, limit=3)
 

@@ -190,18 +190,29 @@ class Series:
         i = int(np.searchsorted(self.times, t - HOUR_MS, side="right"))
         return float(self.candles.close[i - 1]) if i else None
 
-    def trades_in(self, i: int, j0: int, j1: int, futures: bool) -> list[tuple[int, str]]:
-        """Aggregate trades j0..j1-1 of candle i as (time, JSON text)."""
-        c = self.candles
+    def trade_stamps(self, i: int, j0: int, j1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and times of aggregate trades j0..j1-1 of candle i (times never decrease)."""
         n = int(self.trades[i])
         j1 = min(j1, n)
         if j1 <= j0:
-            return []
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty
         js = np.arange(j0, j1, dtype=np.int64)
         ids = self.first_trade_id[i] + js
-        t_open = int(c.times[i])
+        t_open = int(self.candles.times[i])
         slot = HOUR_MS / n
         stamps = t_open + np.floor((js + syn.uniform(self.key, ids, 3) * 0.999) * slot)
+        return ids, stamps.astype(np.int64)
+
+    def format_trades(
+        self, i: int, ids: np.ndarray, stamps: np.ndarray, futures: bool
+    ) -> list[str]:
+        """The JSON texts of candle i's trades `ids` (with their `stamps`, from trade_stamps)."""
+        if not len(ids):
+            return []
+        c = self.candles
+        n = int(self.trades[i])
+        t_open = int(c.times[i])
         frac = (stamps - t_open) / HOUR_MS
         o, h, lo, cl = (float(c.open[i]), float(c.high[i]), float(c.low[i]), float(c.close[i]))
         first, second = (lo, h) if cl >= o else (h, lo)
@@ -212,21 +223,18 @@ class Series:
         qty = float(c.volume[i]) / n * (0.2 + 1.6 * syn.uniform(self.key, ids, 7))
         maker = syn.uniform(self.key, ids, 8) >= self.share[i]
         template = _FAPI_TRADE if futures else _SPOT_TRADE
-        out = []
-        for k in range(len(js)):
-            ident = int(ids[k])
-            stamp = int(stamps[k])
-            text = template % (
-                ident,
-                prices[k],
-                qty[k],
-                ident,
-                ident,
-                stamp,
-                "true" if maker[k] else "false",
+        sides = ["true" if m else "false" for m in maker.tolist()]
+        return [
+            template % (ident, price, quantity, ident, ident, stamp, side)
+            for ident, price, quantity, stamp, side in zip(
+                ids.tolist(), prices.tolist(), qty.tolist(), stamps.tolist(), sides, strict=True
             )
-            out.append((stamp, text))
-        return out
+        ]
+
+    def trades_in(self, i: int, j0: int, j1: int, futures: bool) -> list[tuple[int, str]]:
+        """Aggregate trades j0..j1-1 of candle i as (time, JSON text)."""
+        ids, stamps = self.trade_stamps(i, j0, j1)
+        return list(zip(stamps.tolist(), self.format_trades(i, ids, stamps, futures), strict=True))
 
 
 @dataclass
@@ -1023,24 +1031,24 @@ class FakeExchange:
                 i = max(0, int(np.searchsorted(times, start, side="right")) - 1)
                 j = 0
             while i < visible and len(out) < limit:
-                n = int(series.trades[i])
                 if start is not None and from_id is None and int(times[i]) + HOUR_MS <= start:
                     i, j = i + 1, 0
                     continue
                 if end is not None and int(times[i]) > end:
                     break
-                chunk = series.trades_in(i, j, min(n, j + limit * 4 + 16), futures)
-                for stamp, text in chunk:
-                    if start is not None and from_id is None and stamp < start:
-                        continue
-                    if end is not None and stamp > end:
-                        break
-                    out.append(text)
-                    if len(out) >= limit:
-                        break
-                if chunk and len(chunk) < n - j and len(out) < limit:
-                    j += len(chunk)
-                    continue
+                # Times are computed for the rest of the candle (cheap); only the trades
+                # answered are formatted.
+                ids, stamps = series.trade_stamps(i, j, int(series.trades[i]))
+                k0 = 0
+                if start is not None and from_id is None:
+                    k0 = int(np.searchsorted(stamps, start, side="left"))
+                k1 = len(stamps)
+                if end is not None:
+                    k1 = int(np.searchsorted(stamps, end, side="right"))
+                k1 = max(k0, min(k1, k0 + limit - len(out)))
+                out += series.format_trades(i, ids[k0:k1], stamps[k0:k1], futures)
+                if end is not None and k1 < len(stamps) and stamps[k1] > end:
+                    break  # times never decrease: nothing later is inside endTime
                 i, j = i + 1, 0
         else:
             # The most recent `limit` trades (before endTime, if given).
@@ -1051,8 +1059,11 @@ class FakeExchange:
             i = hi - 1
             while i >= 0 and len(collected) < limit:
                 n = int(series.trades[i])
-                chunk = series.trades_in(i, max(0, n - limit * 4 - 16), n, futures)
-                texts = [text for stamp, text in chunk if end is None or stamp <= end]
+                ids, stamps = series.trade_stamps(i, max(0, n - limit * 4 - 16), n)
+                k1 = len(stamps) if end is None else int(np.searchsorted(stamps, end, "right"))
+                # Only the newest trades still wanted are formatted (times never decrease).
+                k0 = max(0, k1 - (limit - len(collected)))
+                texts = series.format_trades(i, ids[k0:k1], stamps[k0:k1], futures)
                 collected = texts + collected
                 i -= 1
             out = collected[-limit:]

@@ -32,6 +32,7 @@ import contextvars
 import logging
 import math
 import os
+import queue
 import threading
 import time
 import zlib
@@ -46,7 +47,7 @@ import ccxt
 import ccxt.async_support as ccxt_async
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from scanners import candle_store, importing
 from scanners.market_data.base import (
@@ -289,10 +290,22 @@ class _Runtime:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+    def run(
+        self, coroutine: Coroutine[Any, Any, T], work: Callable[[float], object] | None = None
+    ) -> T:
+        """The coroutine's result; `work(timeout)`, when given, is called in this thread while
+        the coroutine runs (it should wait at most `timeout` seconds for something to do)."""
         if threading.current_thread() is self.thread:
             raise RuntimeError("a market-data call cannot be made from the source's own loop")
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        if work is not None:
+            try:
+                while not future.done():
+                    work(0.01)
+            except BaseException:
+                future.cancel()
+                raise
+        return future.result()
 
     def session(self) -> aiohttp.ClientSession:
         """The pooled session (created in the loop on first use)."""
@@ -592,13 +605,16 @@ class BinanceSource(MarketDataSource):
             self._closed = True
             _release_runtime(self._runtime)
 
-    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine on the source's loop; whole-source failures become SourceError."""
+    def _run(
+        self, coroutine: Coroutine[Any, Any, T], work: Callable[[float], object] | None = None
+    ) -> T:
+        """Run a coroutine on the source's loop; whole-source failures become SourceError.
+        `work(timeout)` runs in the calling thread meanwhile (see `_Runtime.run`)."""
         if self._closed:
             coroutine.close()
             raise SourceError(self.name, "the source is closed")
         try:
-            return self._runtime.run(coroutine)
+            return self._runtime.run(coroutine, work)
         except Banned as error:
             until = show_time(datetime.fromtimestamp(error.until, tz=UTC))
             raise SourceError(
@@ -866,19 +882,43 @@ class BinanceSource(MarketDataSource):
                     listings[symbol], timeframe, step_ms, start=start, end=last_open, count=count
                 )
 
-            fetched = self._run(self._each(list(plans), fetch, f"{timeframe} candles"))
-            self._store_candles(
-                {s: t for s, t in fetched.items() if not isinstance(t, Missing)},
-                listings,
-                rows,
-                timeframe,
-                fetched,
+            # Each coin's candles are checked and written (in this thread, in the caller's
+            # transaction) as soon as they arrive, while the other coins' requests are in flight.
+            arrived: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+            checked: dict[str, importing.ParsedFile] = {}
+            problems: dict[str, Maybe[np.ndarray]] = {}
+
+            async def fetch_and_hand_over(symbol: str) -> Maybe[np.ndarray]:
+                table = await fetch(symbol)
+                arrived.put((symbol, table))
+                return table
+
+            def write_arrived(timeout: float) -> None:
+                ready: dict[str, np.ndarray] = {}
+                try:
+                    symbol, table = arrived.get(timeout=timeout)
+                    while True:
+                        if not isinstance(table, Missing):
+                            ready[symbol] = table
+                        symbol, table = arrived.get_nowait()
+                except queue.Empty:
+                    pass
+                if ready:
+                    done = self._check_candles(ready, listings, timeframe, problems)
+                    self._write_candles(done, rows, timeframe)
+                    checked.update(done)
+
+            fetched = self._run(
+                self._each(list(plans), fetch_and_hand_over, f"{timeframe} candles"),
+                write_arrived,
             )
-            stored.update(
-                candle_store.closed_candles_bulk(
-                    [rows[s] for s in plans], timeframe=timeframe, as_of=as_of, limit=limit
-                )
-            )
+            write_arrived(0)
+            fetched.update(problems)
+            # The answer is built from what was just checked and written, merged with what the
+            # store held (stored rows win, as INSERT OR IGNORE keeps them): no read-back.
+            for symbol, parsed in checked.items():
+                pk = rows[symbol].pk
+                stored[pk] = _merged(stored[pk], parsed, symbol, timeframe, limit)
 
         result: dict[str, Maybe[CandleSeries]] = {}
         for symbol in symbols:
@@ -960,20 +1000,53 @@ class BinanceSource(MarketDataSource):
     ) -> dict[str, int]:
         """Check and write fetched candles (existing ones kept); a bad answer is its coin's
         Missing in `fetched`, with the importer's reason. Returns the rows inserted per coin."""
-        inserted: dict[str, int] = {}
+        checked = self._check_candles(tables, listings, timeframe, fetched)
+        return self._write_candles(checked, rows, timeframe)
+
+    @staticmethod
+    def _check_candles(
+        tables: dict[str, np.ndarray],
+        listings: dict[str, _Listing | None],
+        timeframe: str,
+        fetched: dict[str, Maybe[np.ndarray]],
+    ) -> dict[str, importing.ParsedFile]:
+        """Fetched candles checked by the importer's rules, per coin; a coin whose answer breaks
+        one becomes its Missing in `fetched` (with the importer's reason) and is left out."""
+        checked: dict[str, importing.ParsedFile] = {}
         for symbol, table in tables.items():
-            if not len(table):
-                inserted[symbol] = 0
-                continue
             listing = listings[symbol]
             assert listing is not None
             parsed = _parsed(table, listing, timeframe)
             if isinstance(parsed, Missing):
                 fetched[symbol] = parsed
                 continue
-            fixed = {"market": rows[symbol], "timeframe": timeframe, "series": PriceSeries.TRADES}
-            with transaction.atomic():
-                inserted[symbol] = importing.insert_rows(Candle, fixed, "open_time", parsed)
+            checked[symbol] = parsed
+        return checked
+
+    @staticmethod
+    def _write_candles(
+        checked: dict[str, importing.ParsedFile], rows: dict[str, Market], timeframe: str
+    ) -> dict[str, int]:
+        """Write checked candles of many coins in one transaction, keeping rows already stored;
+        the rows inserted per coin. On SQLite one INSERT OR IGNORE statement runs over the rows
+        of every coin; elsewhere the importer's `insert_rows` (COPY on PostgreSQL) per coin."""
+        inserted = {symbol: 0 for symbol, parsed in checked.items() if not parsed.rows}
+        todo = {symbol: parsed for symbol, parsed in checked.items() if parsed.rows}
+        if not todo:
+            return inserted
+        with transaction.atomic():
+            if _sqlite_utc(connection) and all(
+                not (parsed.times_ms % 1000).any() for parsed in todo.values()
+            ):
+                inserted.update(_insert_candles_sqlite(todo, rows, timeframe))
+            else:
+                for symbol, parsed in todo.items():
+                    fixed = {
+                        "market": rows[symbol],
+                        "timeframe": timeframe,
+                        "series": PriceSeries.TRADES,
+                    }
+                    inserted[symbol] = importing.insert_rows(Candle, fixed, "open_time", parsed)
         return inserted
 
     # --- history downloads (manage.py fetch_ohlcv) ----------------------------------------------
@@ -1643,6 +1716,74 @@ def _fetch_plan(
         if behind < limit and len(series) + behind >= limit:
             return (newest + step_ms, behind)
     return (None, limit)
+
+
+def _merged(
+    stored: CandleSeries, parsed: importing.ParsedFile, symbol: str, timeframe: str, limit: int
+) -> CandleSeries:
+    """The last `limit` candles of the stored series and the fetched (checked) ones; where both
+    have an open time, the stored candle is kept, as the store keeps it."""
+    names = ("open", "high", "low", "close", "volume", "taker_buy_volume")
+    times = np.concatenate([stored.open_time, parsed.times_ms.astype(np.int64)])
+    columns = [
+        np.concatenate([getattr(stored, name), parsed.values[name].astype(np.float64)])
+        for name in names
+    ]
+    # np.unique keeps the first index of each time: the stored row, as it comes first.
+    _, first = np.unique(times, return_index=True)
+    keep = first[-limit:]
+    return CandleSeries(symbol, timeframe, times[keep], *(column[keep] for column in columns))
+
+
+def _sqlite_utc(conn: Any) -> bool:
+    """True when datetimes go to SQLite as naive UTC text (what the fast candle insert writes)."""
+    return (
+        conn.vendor == "sqlite"
+        and bool(settings.USE_TZ)
+        and str(getattr(conn, "timezone_name", "UTC")) == "UTC"
+    )
+
+
+def _insert_candles_sqlite(
+    todo: dict[str, importing.ParsedFile], rows: dict[str, Market], timeframe: str
+) -> dict[str, int]:
+    """One INSERT OR IGNORE over the candles of many coins; the rows inserted per coin.
+
+    Times are written as Django's SQLite backend writes an aware UTC datetime on a whole second
+    (`str()` of the naive value, "YYYY-MM-DD HH:MM:SS"), so the unique index sees the same rows
+    as the ORM and the importer; NaN (no taker volume) is NULL.
+    """
+    quote = connection.ops.quote_name
+    meta = Candle._meta
+    names = ("open", "high", "low", "close", "volume", "taker_buy_volume")
+    columns = [
+        quote(meta.get_field(name).column)
+        for name in ("market", "timeframe", "series", "open_time", *names)
+    ]
+    sql = (
+        f"INSERT OR IGNORE INTO {quote(meta.db_table)} ({', '.join(columns)}) "  # noqa: S608 - quoted identifiers; values are params
+        f"VALUES ({', '.join(['?'] * len(columns))})"
+    )
+    inserted: dict[str, int] = {}
+    raw = connection.connection  # the sqlite3 connection: Django's wrapper is per-row Python
+    if raw is None:
+        connection.ensure_connection()
+        raw = connection.connection
+    cursor = raw.cursor()
+    try:
+        for symbol, parsed in todo.items():
+            stamps = np.datetime_as_string(parsed.times_ms.astype("datetime64[ms]"), unit="s")
+            texts = [stamp.replace("T", " ") for stamp in stamps.tolist()]
+            values = [parsed.values[name].tolist() for name in names[:5]]
+            taker = [None if v != v else v for v in parsed.values["taker_buy_volume"].tolist()]
+            fixed = (rows[symbol].pk, timeframe, str(PriceSeries.TRADES.value))
+            cursor.executemany(
+                sql, [(*fixed, *row) for row in zip(texts, *values, taker, strict=True)]
+            )
+            inserted[symbol] = cursor.rowcount
+    finally:
+        cursor.close()
+    return inserted
 
 
 def _parsed(table: np.ndarray, listing: _Listing, timeframe: str) -> importing.ParsedFile | Missing:
