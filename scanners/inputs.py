@@ -10,9 +10,12 @@ coin. A `SourceError` - the source failed as a whole - propagates.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from django import db
 
 from scanners.algorithms.common import HOUR, ScannerConfig, ScannerResult
 from scanners.algorithms.common import UP_CANDLE_WINDOW as _UP_CANDLE_WINDOW
@@ -143,6 +146,31 @@ class _Batch:
         return Missing(f"the {self.source.name or 'market-data'} source gave no {what}")
 
 
+def _read_all(
+    batch: _Batch,
+    reads: dict[str, tuple[str, Callable[[list[str]], dict[str, Maybe[Any]]], list[str]]],
+    *,
+    parallel: bool,
+) -> dict[str, dict[str, Maybe[Any]]]:
+    """Every read of `reads` through `batch.ask`: one after another, or side by side in threads
+    when the source can serve concurrent calls. A SourceError from any read propagates."""
+    if not parallel or len(reads) < 2:
+        return {
+            name: batch.ask(what, call, symbols) for name, (what, call, symbols) in reads.items()
+        }
+
+    def ask(what: str, call: Callable, symbols: list[str]) -> dict[str, Maybe[Any]]:
+        try:
+            return batch.ask(what, call, symbols)
+        finally:
+            # A pool thread's database connection (candle write-through) must not outlive it.
+            db.connection.close()
+
+    with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="scan-read") as pool:
+        futures = {name: pool.submit(ask, *read) for name, read in reads.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def gather_inputs(
     source: MarketDataSource,
     symbols: Sequence[str],
@@ -172,34 +200,53 @@ def gather_inputs(
     social_for = symbols if {"smart_money", "social"} & set(wanted) else new
 
     limit = candles_needed(wanted, config)
-    candles: dict[str, Maybe[Any]] = {}
+    # name -> (what, call, symbols): the reads below do not depend on each other.
+    reads: dict[str, tuple[str, Callable[[list[str]], dict[str, Maybe[Any]]], list[str]]] = {}
     if limit:
-        candles = batch.ask(
-            "1h candles", lambda s: source.candles(s, timeframe="1h", as_of=as_of, limit=limit)
+        reads["candles"] = (
+            "1h candles",
+            lambda s: source.candles(s, timeframe="1h", as_of=as_of, limit=limit),
+            symbols,
         )
-    funding = open_interest = social = fundamentals = long_short = large = {}
     if every_or_new:
-        funding = batch.ask("funding", lambda s: source.funding_rates(s, as_of=as_of), every_or_new)
-        open_interest = batch.ask(
-            "open interest", lambda s: source.open_interest(s, as_of=as_of), every_or_new
+        reads["funding"] = ("funding", lambda s: source.funding_rates(s, as_of=as_of), every_or_new)
+        reads["open_interest"] = (
+            "open interest",
+            lambda s: source.open_interest(s, as_of=as_of),
+            every_or_new,
         )
     if social_for:
-        social = batch.ask("social metrics", lambda s: source.social(s, as_of=as_of), social_for)
+        reads["social"] = ("social metrics", lambda s: source.social(s, as_of=as_of), social_for)
     if new:
-        fundamentals = batch.ask("fundamentals", lambda s: source.fundamentals(s, as_of=as_of), new)
-        long_short = batch.ask(
-            "long/short ratio", lambda s: source.long_short_ratio(s, as_of=as_of), new
+        reads["fundamentals"] = (
+            "fundamentals",
+            lambda s: source.fundamentals(s, as_of=as_of),
+            new,
         )
-    trending: Maybe[Any] = Missing("not asked for")
-    if "social" in wanted:
-        trending = source.trending(as_of=as_of)
+        reads["long_short"] = (
+            "long/short ratio",
+            lambda s: source.long_short_ratio(s, as_of=as_of),
+            new,
+        )
     if "whale" in wanted:
-        large = batch.ask(
+        reads["large"] = (
             "large trades",
             lambda s: source.large_trades(
                 s, as_of=as_of, min_usd=config.whale_trade_usd, window=HOUR
             ),
+            symbols,
         )
+    answers = _read_all(batch, reads, parallel=source.parallel_reads)
+    candles = answers.get("candles", {})
+    funding = answers.get("funding", {})
+    open_interest = answers.get("open_interest", {})
+    social = answers.get("social", {})
+    fundamentals = answers.get("fundamentals", {})
+    long_short = answers.get("long_short", {})
+    large = answers.get("large", {})
+    trending: Maybe[Any] = Missing("not asked for")
+    if "social" in wanted:
+        trending = source.trending(as_of=as_of)
 
     gathered: dict[str, CoinInputs] = {}
     for symbol in symbols:

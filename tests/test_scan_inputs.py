@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -328,3 +329,31 @@ def test_a_source_error_for_the_whole_batch_propagates():
 def test_as_of_must_be_aware():
     with pytest.raises(ValueError, match="aware"):
         scan_coins(StubSource(), ["A/USDT"], as_of=datetime(2024, 1, 1), scanners="rsi")
+
+
+class SideBySideSource(StubSource):
+    """A network-like source: each batch read waits until all five reads of a smart-money batch
+    are in flight at once, so a source read one call after another breaks the barrier."""
+
+    parallel_reads = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        # candles, funding, open interest, social, large trades
+        self.barrier = threading.Barrier(5, timeout=10)
+
+    def candles(self, symbols, *, timeframe="1h", as_of, limit):
+        self.barrier.wait()
+        return super().candles(symbols, timeframe=timeframe, as_of=as_of, limit=limit)
+
+    def _missing(self, symbols):
+        self.barrier.wait()
+        return super()._missing(symbols)
+
+
+def test_a_source_that_serves_concurrent_calls_gets_the_batch_reads_side_by_side():
+    outcomes = scan_coins(
+        SideBySideSource(), ["A/USDT", "C/USDT"], as_of=AS_OF, scanners="smart_money"
+    )
+    assert [outcome.error for outcome in outcomes] == [None, None]
+    assert {r.scanner for r in outcomes[0].results} == {"smart_money", "whale", "volume"}

@@ -357,6 +357,9 @@ class MarketDataSource(abc.ABC):
     """
 
     name: str = ""
+    # True when the methods may be called from several threads at once and then overlap their
+    # waiting (a network source); the scan batch then asks for independent inputs side by side.
+    parallel_reads: bool = False
 
     @abc.abstractmethod
     def now(self) -> datetime:

@@ -534,6 +534,9 @@ class BinanceSource(MarketDataSource):
     """
 
     name = "binance"
+    # Every method hands its requests to the source's own event loop; calls from several threads
+    # overlap their network waits there.
+    parallel_reads = True
 
     def __init__(
         self,
