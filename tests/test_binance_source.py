@@ -15,6 +15,7 @@ from urllib.request import urlopen
 
 import numpy as np
 import pytest
+import redis
 
 from scanners.fake_exchange import FakeExchange
 from scanners.market_data.base import (
@@ -542,3 +543,30 @@ def test_a_closed_source_refuses_calls(clean_fake):
 
     with pytest.raises(SourceError, match="closed"):
         live.tickers(["BTC/USDT"], as_of=NOW)
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_a_closed_source_leaves_no_redis_connection_of_the_shared_budget_open(clean_fake, settings):
+    from scanners.market_data import http
+
+    url = "redis://127.0.0.1:6379/8"
+    settings.RATE_BUDGET_REDIS_URL = url
+    http.reset_engines()
+    watcher = redis.Redis.from_url(url)
+
+    def budget_connections() -> int:
+        return sum(1 for client in watcher.client_list() if client.get("db") == "8") - 1
+
+    before = budget_connections()
+    try:
+        for _ in range(3):  # each source gets and releases its own runtime and event loop
+            source = BinanceSource(
+                clock=lambda: NOW, spot_url=clean_fake.base_url, futures_url=clean_fake.base_url
+            )
+            with source:
+                source.tickers(["BTC/USDT"], as_of=NOW)
+        assert budget_connections() == before
+    finally:
+        http.reset_engines()
+        watcher.close()

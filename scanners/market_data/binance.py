@@ -85,6 +85,7 @@ from scanners.market_data.http import (
     RequestEngine,
     RequestError,
     TransientError,
+    close_loop_clients,
     engine_for,
     shared_redis_url,
 )
@@ -339,6 +340,9 @@ class _Runtime:
         return self._exchange
 
     async def _aclose(self) -> None:
+        # The engines' Redis clients of this loop die with it: close them, or every released
+        # runtime leaks its connections until garbage collection ("Too many connections").
+        await close_loop_clients()
         if self._exchange is not None:
             await self._exchange.close()
         if self._session is not None:
