@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from celery.schedules import crontab
 from django.conf import settings
 from kombu import Queue
 
@@ -79,6 +80,10 @@ HEARTBEAT_SECONDS = 10
 OUTCOME_SWEEP_SECONDS = float(getattr(settings, "OUTCOME_SWEEP_SECONDS", 60))
 # The alert outbox sweeper (alerts.sweep_outbox); ALERT_SWEEP_SECONDS overrides it.
 ALERT_SWEEP_SECONDS = float(getattr(settings, "ALERT_SWEEP_SECONDS", 30))
+# The bot's getUpdates poller (alerts.poll_bot_updates), while a bot token is set.
+BOT_POLL_SECONDS = float(getattr(settings, "BOT_POLL_SECONDS", 3))
+# The summaries' and the bot's tasks live outside alerts/tasks.py (autodiscovery's only module).
+imports = ("alerts.summary_tasks",)
 
 
 def build_beat_schedule() -> dict[str, dict]:
@@ -114,6 +119,28 @@ def build_beat_schedule() -> dict[str, dict]:
             "task": "scanners.advance_replay_clock",
             "schedule": timedelta(seconds=settings.REPLAY_TICK_SECONDS),
             "options": {"expires": settings.REPLAY_TICK_SECONDS},
+        }
+    else:
+        # Summaries at DAILY_SUMMARY_HOUR:00 in TIME_ZONE (the app's `timezone`). In a replay the
+        # clock's tick sends `alerts.replay_summaries` instead, by market time.
+        hour = int(settings.DAILY_SUMMARY_HOUR)
+        schedule["daily-summary"] = {
+            "task": "alerts.daily_summary",
+            "schedule": crontab(hour=hour, minute=0),
+        }
+        schedule["weekly-report"] = {
+            "task": "alerts.weekly_report",
+            "schedule": crontab(hour=hour, minute=0, day_of_week="mon"),
+        }
+        schedule["monthly-report"] = {
+            "task": "alerts.monthly_report",
+            "schedule": crontab(hour=hour, minute=0, day_of_month="1"),
+        }
+    if str(settings.TELEGRAM_BOT_TOKEN or "").strip():
+        schedule["poll-bot-updates"] = {
+            "task": "alerts.poll_bot_updates",
+            "schedule": timedelta(seconds=BOT_POLL_SECONDS),
+            "options": {"expires": BOT_POLL_SECONDS},
         }
     return schedule
 

@@ -39,6 +39,7 @@ class AlertKind(models.TextChoices):
     DAILY_SUMMARY = "daily_summary", "Daily summary"
     WEEKLY_REPORT = "weekly_report", "Weekly report"
     MONTHLY_REPORT = "monthly_report", "Monthly report"
+    COMMAND_REPLY = "command_reply", "Bot command reply"
 
 
 # States a worker may still send, and states a person can send again.
@@ -89,6 +90,12 @@ class Alert(models.Model):
     )
     # Wall time (caps count in it); a default rather than auto_now_add so tests can place rows.
     created_at = models.DateTimeField(default=timezone.now)
+    # Summaries and reports (alerts/summaries.py): the first day of the period they cover.
+    period = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Summaries/reports: first day (in TIME_ZONE) of the period covered.",
+    )
 
     class Meta:
         constraints = [
@@ -96,7 +103,13 @@ class Alert(models.Model):
                 fields=["signal", "chat_id", "kind"],
                 condition=models.Q(signal__isnull=False),
                 name="unique_signal_alert",
-            )
+            ),
+            # One summary/report per period and chat: a repeated beat tick sends nothing twice.
+            models.UniqueConstraint(
+                fields=["kind", "channel", "chat_id", "period"],
+                condition=models.Q(period__isnull=False),
+                name="unique_period_alert",
+            ),
         ]
         indexes = [
             models.Index(fields=["state", "next_attempt_at"], name="alert_due"),
@@ -126,3 +139,32 @@ class AlertChat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.chat_id}".strip()
+
+
+class AlertMute(models.Model):
+    """`/mute <tier> <hours>` from an allowed chat: alerts of this tier written before `until`
+    (wall time) are SUPPRESSED (kept, listed in the daily summary, never sent). A mute applies to
+    every alert destination (there is one: TELEGRAM_CHAT_ID, or the console)."""
+
+    tier = models.PositiveSmallIntegerField(choices=AlertTier.choices)
+    until = models.DateTimeField(help_text="Wall time the mute ends.")
+    muted_by_chat = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["tier", "until"], name="alertmute_tier_until")]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"TIER {self.tier} muted until {self.until:%Y-%m-%d %H:%M}"
+
+
+class BotState(models.Model):
+    """The bot poller's single row (pk 1): the next getUpdates offset (Telegram confirms every
+    update below it), advanced in the transaction that stores the replies."""
+
+    update_offset = models.BigIntegerField(default=0)
+    polled_at = models.DateTimeField(null=True, blank=True, help_text="Wall time.")
+
+    def __str__(self) -> str:
+        return f"bot state (offset {self.update_offset})"

@@ -22,6 +22,7 @@ from alerts.models import (
     AlertChannel,
     AlertChat,
     AlertKind,
+    AlertMute,
     AlertState,
     AlertTier,
 )
@@ -49,6 +50,11 @@ def alert_destination() -> tuple[str, str]:
 
 def tier_enabled(tier: int) -> bool:
     return bool(getattr(settings, TIER_SWITCHES[tier]))
+
+
+def tier_muted(tier: int, now: datetime) -> bool:
+    """A `/mute <tier> <hours>` from the bot (alerts/bot.py) is in force at `now` (wall time)."""
+    return AlertMute.objects.filter(tier=tier, until__gt=now).exists()
 
 
 def sound_on(tier: int) -> bool:
@@ -91,7 +97,8 @@ def already_alerted(signal, tier: int, channel: str, chat_id: str) -> Alert | No
 
 def alerts_for_signal(signal, *, now: datetime | None = None) -> list[Alert]:
     """Write the alert of a just-recorded signal (in its transaction): none when it has no alert
-    tier or the coin was just alerted; SUPPRESSED when its tier is switched off; else PENDING, or
+    tier or the coin was just alerted; SUPPRESSED when its tier is switched off or muted; else
+    PENDING, or
     DIGESTED when a cap holds it back. Idempotent: a second call returns the existing row."""
     context = signal_context(signal)
     tier = signal_tier(signal, context)
@@ -132,7 +139,7 @@ def alerts_for_signal(signal, *, now: datetime | None = None) -> list[Alert]:
         )
         try:
             with transaction.atomic():  # a savepoint: a lost race must not poison the caller
-                if tier_enabled(tier):
+                if tier_enabled(tier) and not tier_muted(tier, now):
                     caps.alert_admit(alert, now)
                 else:
                     alert.state = AlertState.SUPPRESSED

@@ -33,6 +33,7 @@ def advance_replay_clock() -> None:
         schedules.start_due_scans(clock.market_time)
         # By name: scanners does not import tracking (it sits below it).
         current_app.send_task(OUTCOME_SWEEP_TASK)
+        current_app.send_task("alerts.replay_summaries")  # summaries due by market time
 
 
 @shared_task(name="scanners.start_scan", soft_time_limit=240, time_limit=300)

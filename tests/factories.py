@@ -239,3 +239,39 @@ class SignalAlertFactory(factory.django.DjangoModelFactory):
     kind = "signal"
     text = factory.LazyAttribute(lambda alert: f"alert of {alert.signal.symbol}")
     state = "pending"
+
+
+# --- summaries and bot commands ----------------------------------------------------------------
+
+
+def _in_three_hours() -> datetime:
+    from django.utils import timezone
+
+    return timezone.now() + timedelta(hours=3)
+
+
+class AlertMuteFactory(factory.django.DjangoModelFactory):
+    """A `/mute` in force for the next 3 hours (wall time)."""
+
+    class Meta:
+        model = "alerts.AlertMute"
+
+    tier = 2
+    until = factory.LazyFunction(_in_three_hours)
+    muted_by_chat = "1001"
+
+
+def telegram_update(chat_id: str | int, text: str, *, update_id: int | None = None) -> dict:
+    """A Bot API update carrying one text message from a private chat (what getUpdates returns)."""
+    update: dict = {
+        "message": {
+            "message_id": 1,
+            "date": 1_700_000_000,
+            "chat": {"id": int(chat_id), "type": "private"},
+            "from": {"id": int(chat_id), "is_bot": False, "first_name": "Tester"},
+            "text": text,
+        }
+    }
+    if update_id is not None:
+        update["update_id"] = update_id
+    return update
