@@ -136,3 +136,8 @@ def test_embedded_default_generates_the_secret_key_once(tmp_path: Path) -> None:
     assert _manage("check", **env).returncode == 0
     assert (tmp_path / "secret_key").read_text() == first
     assert len(first) >= 50
+
+
+def test_the_readme_settings_table_is_the_generated_one() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert settings_table_markdown() in readme, "run `python manage.py settings_table`"
