@@ -218,8 +218,11 @@ import django
 django.setup()
 from scanners.market_data.http import RedisBudget
 
-url, prefix, limit, seconds, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(
-    sys.argv[4]), float(sys.argv[5])
+url, prefix, limit, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+# Imports done: say so, then wait for the common start time (slow imports on a busy machine
+# must not eat into the measured seconds).
+print("ready", flush=True)
+start_at = float(sys.stdin.readline())
 
 async def main():
     budget = RedisBudget(url, prefix=prefix, window_seconds=1.0, jitter_seconds=0.01)
@@ -244,7 +247,6 @@ asyncio.run(main())
 @pytest.mark.redis
 def test_two_processes_sharing_one_redis_budget_never_exceed_the_limit_together(redis_prefix):
     limit = 50
-    start_at = time.time() + 2.5  # both children start taking at once, after their imports
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     children = [
         subprocess.Popen(
@@ -256,16 +258,22 @@ def test_two_processes_sharing_one_redis_budget_never_exceed_the_limit_together(
                 redis_prefix,
                 str(limit),
                 "2.0",
-                str(start_at),
             ],
             cwd=ROOT,
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(2)
     ]
+    for child in children:
+        assert child.stdout.readline().strip() == "ready", child.stderr.read()
+    start_at = time.time() + 0.2  # both children start taking at once
+    for child in children:
+        child.stdin.write(f"{start_at}\n")
+        child.stdin.flush()
     results = []
     for child in children:
         out, err = child.communicate(timeout=60)
