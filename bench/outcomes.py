@@ -355,7 +355,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="cryptosatx-bench-outcomes-"))
     logs = tmp / "logs"
     logs.mkdir()
-    database = f"cryptosatx_benchout_{os.getpid()}"
+    database = f"cryptosatx_fastout_bench_{os.getpid()}"
     results: dict[str, list[dict]] = {"checks": [], "bulk": [], "noop": []}
     profile: list[str] = []
     try:

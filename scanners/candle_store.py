@@ -90,7 +90,7 @@ def markets_by_symbol(symbols: Iterable[str], *, exchange: str) -> dict[str, Mar
     """
     wanted = {(market_type_of(symbol), symbol) for symbol in symbols}
     found: dict[str, Market] = {}
-    for chunk in _chunks(sorted({symbol for _type, symbol in wanted})):
+    for chunk in in_chunks(sorted({symbol for _type, symbol in wanted})):
         for market in Market.objects.filter(exchange=exchange, symbol__in=chunk):
             if (market.market_type, market.symbol) in wanted:
                 found[market.symbol] = market
@@ -186,7 +186,7 @@ def closed_candles(
     if since is not None:
         candles = candles.filter(open_time__gte=require_aware(since, "since"))
     candles = candles.order_by("-open_time").values_list(*_candle_columns())
-    table = _table(candles[:limit] if limit is not None else candles)
+    table = numeric_table(candles[:limit] if limit is not None else candles)
     return _series(market.symbol, timeframe, table[::-1])
 
 
@@ -211,7 +211,7 @@ def closed_candles_bulk(
     # timeframe's grid, wherever as_of falls between two of them.
     window_after = as_of - duration * (limit + 1)
     tables: dict[int, np.ndarray] = {}
-    for chunk in _chunks(sorted({market.pk for market in markets})):
+    for chunk in in_chunks(sorted({market.pk for market in markets})):
         rows = Candle.objects.filter(
             market_id__in=chunk,
             timeframe=timeframe,
@@ -219,7 +219,7 @@ def closed_candles_bulk(
             open_time__gt=window_after,
             open_time__lte=last_open,
         ).values_list("market_id", *_candle_columns())
-        table = _table(rows, width=len(_CANDLE_FIELDS) + 1)
+        table = numeric_table(rows, width=len(_CANDLE_FIELDS) + 1)
         # Sorted here rather than by the database, whose sort of a few hundred thousand rows spills
         # to disk: by market id, then open time, so each market's rows are one slice.
         table = table[np.lexsort((table[:, 1], table[:, 0]))]
@@ -240,7 +240,7 @@ def closed_candles_bulk(
                 .order_by("-open_time")
                 .values_list(*_candle_columns())[: limit - len(table)]
             )
-            table = np.concatenate([_table(older)[::-1], table])
+            table = np.concatenate([numeric_table(older)[::-1], table])
         result[market.pk] = _series(market.symbol, timeframe, table)
     return result
 
@@ -293,7 +293,7 @@ def recent_funding_bulk(markets: Sequence[Market], as_of: datetime) -> dict[int,
         market=OuterRef("pk"), funding_time__lte=require_aware(as_of)
     ).order_by("-funding_time")
     result: dict[int, RecentFunding] = {}
-    for chunk in _chunks([market.pk for market in markets]):
+    for chunk in in_chunks([market.pk for market in markets]):
         rows = (
             Market.objects.filter(pk__in=chunk)
             .annotate(
@@ -340,7 +340,7 @@ def _check_limit(limit: int | None) -> None:
         raise ValueError(f"limit must be at least 1, got {limit}")
 
 
-class _EpochMs(Func):
+class EpochMs(Func):
     """A datetime column as integer milliseconds since the epoch, computed by the database.
 
     Reading hundreds of thousands of candles, building a Python datetime per row and converting
@@ -361,10 +361,10 @@ class _EpochMs(Func):
 
 
 def _candle_columns() -> tuple:
-    return (_EpochMs("open_time"), *_CANDLE_FIELDS[1:])
+    return (EpochMs("open_time"), *_CANDLE_FIELDS[1:])
 
 
-def _table(rows: QuerySet, width: int = len(_CANDLE_FIELDS)) -> np.ndarray:
+def numeric_table(rows: QuerySet, width: int = len(_CANDLE_FIELDS)) -> np.ndarray:
     """A values_list query of numeric columns as one float64 array, a row per candle.
 
     The rows go straight from the database cursor into numpy: every selected column is a number
@@ -380,12 +380,14 @@ def _table(rows: QuerySet, width: int = len(_CANDLE_FIELDS)) -> np.ndarray:
 
 
 def _series(symbol: str, timeframe: str, table: np.ndarray) -> CandleSeries:
-    """A CandleSeries from a _table of (open ms, open, high, low, close, volume, taker volume)."""
+    """A CandleSeries from a numeric_table of (open ms, open, high, low, close, volume, taker
+    volume)."""
     columns = table.T
     return CandleSeries(symbol, timeframe, columns[0].astype(np.int64), *columns[1:])
 
 
-def _chunks(items: Iterable[_Item]) -> Iterator[list[_Item]]:
+def in_chunks(items: Iterable[_Item]) -> Iterator[list[_Item]]:
+    """`items` in lists of at most _BULK_CHUNK: keeps IN lists inside every backend's limit."""
     iterator = iter(items)
     while chunk := list(islice(iterator, _BULK_CHUNK)):
         yield chunk

@@ -6,13 +6,15 @@ test_outcome_restarts.py.
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pytest
 from celery.signals import task_postrun
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -426,3 +428,123 @@ class TestAdmin:
         assert list(page.context["cl"].queryset) == [overdue]
         for query in ({"horizon": "1h"}, {"outcome": "WIN"}, {"status": "pending"}, {}):
             assert admin_client.get(url, query).status_code == 200
+
+
+@pytest.mark.django_db
+class TestBatches:
+    """A batch is read in a few range queries and written in one transaction, with every rule of
+    a single check intact."""
+
+    def test_one_batch_mixes_done_retry_unavailable_and_already_written_checks(self, coin) -> None:
+        done = check_of(SignalFactory(scanner="rsi", symbol=coin.symbol, as_of=AS_OF))
+        short = check_of(
+            SignalFactory(scanner="mss", symbol=coin.symbol, direction="SHORT", as_of=AS_OF)
+        )
+        retry = check_of(SignalFactory(symbol="GONE/USDT", as_of=AS_OF))
+        final = check_of(SignalFactory(symbol="LOST/USDT", as_of=AS_OF))
+        OutcomeCheck.objects.filter(pk=final.pk).update(attempts=outcomes.MAX_ATTEMPTS - 1)
+        # Another run has written this one already.
+        raced = check_of(SignalFactory(scanner="ema", symbol=coin.symbol, as_of=AS_OF))
+        make_clock(T4)
+        OutcomeCheck.objects.filter(pk=raced.pk).update(status=CheckStatus.DONE, attempts=1)
+
+        counts = checks_run([done.pk, short.pk, retry.pk, final.pk, raced.pk])
+        assert counts == {"done": 2, "retry": 1, "unavailable": 1, "not_due": 0, "skipped": 1}
+        rows = {row.pk: row for row in OutcomeCheck.objects.all()}
+        assert (rows[done.pk].status, rows[done.pk].mfe_pct, rows[done.pk].mae_pct) == (
+            CheckStatus.DONE,
+            7.0,
+            -2.5,
+        )
+        assert rows[done.pk].first_barrier == Barrier.WIN
+        assert (rows[done.pk].btc_return_pct, rows[done.pk].excess_return_pct) == (2.5, 3.5)
+        assert (rows[short.pk].adjusted_return_pct, rows[short.pk].excess_return_pct) == (
+            -6.0,
+            -3.5,
+        )
+        assert rows[short.pk].first_barrier == Barrier.LOSS
+        assert (rows[retry.pk].status, rows[retry.pk].attempts) == (CheckStatus.PENDING, 1)
+        assert rows[retry.pk].run_at == T4 + outcomes.RETRY_DELAY
+        assert "GONE/USDT" in rows[retry.pk].unavailable_reason
+        assert rows[final.pk].status == CheckStatus.UNAVAILABLE
+        assert rows[final.pk].attempts == outcomes.MAX_ATTEMPTS
+        assert "LOST/USDT" in rows[final.pk].unavailable_reason
+        assert (rows[raced.pk].attempts, rows[raced.pk].exit_price) == (1, None)
+
+    def test_a_stale_batch_writes_nothing_over_a_written_check(self, coin) -> None:
+        checks = [
+            check_of(SignalFactory(scanner=scanner, symbol=coin.symbol, as_of=AS_OF))
+            for scanner in ("rsi", "mss")
+        ]
+        make_clock(T4)
+        stale = list(OutcomeCheck.objects.select_related("signal").order_by("pk"))
+        checks_run([check.pk for check in checks])
+        written = {row.pk: row.checked_at for row in OutcomeCheck.objects.all()}
+        prices = outcomes._Prices()
+        prices.load(stale)
+        results = {check.pk: outcomes.check_compute(check, prices) for check in stale}
+        counts = outcomes._write_batch(stale, results, now=T4)
+        assert counts["skipped"] == 2
+        assert counts["done"] == 0
+        assert {row.pk: row.checked_at for row in OutcomeCheck.objects.all()} == written
+
+    def test_the_queries_of_a_batch_do_not_grow_with_its_checks(self, coin) -> None:
+        other = MarketFactory(base="XYZ")
+        candle(other, AS_OF - HOUR, 10.0, 10.0, 10.0)
+        for hour in range(4):
+            candle(other, AS_OF + hour * HOUR, 11.0, 9.0, 10.0 + hour)
+        make_clock(T4)
+
+        def batch(n: int) -> list[int]:
+            ids = []
+            for i in range(n):
+                signal = SignalFactory(symbol=(coin, other)[i % 2].symbol, as_of=AS_OF)
+                ids += [check_of(signal, "1h").pk, check_of(signal, "4h").pk]
+            return ids
+
+        small, large = batch(2), batch(20)
+        with CaptureQueriesContext(connection) as few:
+            assert checks_run(small)["done"] == len(small)
+        with CaptureQueriesContext(connection) as many:
+            assert checks_run(large)["done"] == len(large)
+        if connection.vendor == "postgresql":
+            assert len(many) == len(few) <= 8
+        else:  # the conditional per-row updates, inside one transaction
+            assert len(many) - len(few) == len(large) - len(small)
+
+    def test_numpy_excursions_equal_the_per_candle_rule(self) -> None:
+        rng = random.Random(7)
+        for _ in range(300):
+            direction = rng.choice(["LONG", "SHORT"])
+            entry = rng.choice([100.0, 0.3, 41_234.5])
+            n = rng.randint(1, 40)
+            # Moves on a grid of 0.01 %: many land exactly on the ±5 % / ±3 % barriers.
+            highs = [entry * (1 + rng.randint(0, 700) / 10_000) for _ in range(n)]
+            lows = [entry * (1 - rng.randint(0, 700) / 10_000) for _ in range(n)]
+            win, loss = 5.0, 3.0
+            assert outcomes.excursions(
+                direction, entry, highs, lows, win=win, loss=loss
+            ) == _excursions_by_candle(direction, entry, highs, lows, win=win, loss=loss)
+
+
+def _excursions_by_candle(direction, entry, highs, lows, *, win, loss) -> outcomes.Excursions:
+    """The rule as SCANNERS.md states it, one candle at a time."""
+    pct = outcomes.percent_change
+    if direction == "SHORT":
+        favourable = [pct(entry, low) * -1 for low in lows]
+        adverse = [pct(entry, high) * -1 for high in highs]
+    else:
+        favourable = [pct(entry, high) for high in highs]
+        adverse = [pct(entry, low) for low in lows]
+    first = Barrier.NONE
+    for best, worst in zip(favourable, adverse, strict=True):
+        if best >= win or worst <= -loss:
+            first = (
+                Barrier.BOTH
+                if best >= win and worst <= -loss
+                else Barrier.WIN
+                if best >= win
+                else Barrier.LOSS
+            )
+            break
+    return outcomes.Excursions(max(favourable), min(adverse), first)

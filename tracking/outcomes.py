@@ -46,19 +46,20 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import groupby, islice
 
+import numpy as np
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from scanners import candle_store
 from scanners.market_data import Missing, get_market_source
 from scanners.market_data.base import show_time
-from scanners.models import Market
+from scanners.models import Candle, Market, PriceSeries
 from scanners.replay_clock import get_clock
 from tracking.models import (
     HORIZON_DELTAS,
@@ -82,6 +83,8 @@ GAP_TOLERANCE = timedelta(hours=2)  # a last candle closed this long before T: a
 MAX_ATTEMPTS = 3
 RETRY_DELAY = timedelta(hours=1)  # market time between attempts of a check without a price
 ROUND_DIGITS = 9
+# A raw move this close to a barrier is rounded before it is compared (see `excursions`).
+_BARRIER_SLACK = 1e-6
 OPEN = (CheckStatus.PENDING, CheckStatus.CLAIMED)
 TRACKER_PK = 1
 
@@ -124,28 +127,43 @@ class Excursions:
 def excursions(
     direction: str,
     entry: float,
-    highs: Sequence[float],
-    lows: Sequence[float],
+    highs: Sequence[float] | np.ndarray,
+    lows: Sequence[float] | np.ndarray,
     *,
     win: float,
     loss: float,
 ) -> Excursions:
-    """MFE, MAE and the first barrier touched over the window's candles (oldest first)."""
+    """MFE, MAE and the first barrier touched over the window's candles (oldest first).
+
+    Each candle's move is `percent_change` from the entry (rounded to ROUND_DIGITS); in numpy:
+    rounding is monotone, so the extremes are the rounded extremes of the raw moves, and only the
+    candles whose raw move lies within a hair of a barrier are rounded one by one (Python's
+    round, exactly as `percent_change`) to decide which touched it first.
+    """
+    high_moves = (np.asarray(highs, dtype=np.float64) - entry) / entry * 100
+    low_moves = (np.asarray(lows, dtype=np.float64) - entry) / entry * 100
     if direction == Direction.SHORT:
-        favourable = [percent_change(entry, low) * -1 for low in lows]
-        adverse = [percent_change(entry, high) * -1 for high in highs]
+        favourable, adverse = -low_moves, -high_moves
     else:
-        favourable = [percent_change(entry, high) for high in highs]
-        adverse = [percent_change(entry, low) for low in lows]
+        favourable, adverse = high_moves, low_moves
+    if not len(favourable):
+        raise ValueError("excursions over an empty window")
     first = Barrier.NONE
-    for best, worst in zip(favourable, adverse, strict=True):
+    near = (favourable >= win - _BARRIER_SLACK) | (adverse <= -loss + _BARRIER_SLACK)
+    for index in np.flatnonzero(near):
+        best = round(float(favourable[index]), ROUND_DIGITS)
+        worst = round(float(adverse[index]), ROUND_DIGITS)
         hit_win, hit_loss = best >= win, worst <= -loss
         if hit_win or hit_loss:
             first = (
                 Barrier.BOTH if hit_win and hit_loss else Barrier.WIN if hit_win else Barrier.LOSS
             )
             break
-    return Excursions(mfe_pct=max(favourable), mae_pct=min(adverse), first_barrier=first)
+    return Excursions(
+        mfe_pct=round(float(favourable.max()), ROUND_DIGITS),
+        mae_pct=round(float(adverse.min()), ROUND_DIGITS),
+        first_barrier=first,
+    )
 
 
 # --- creating and sweeping ----------------------------------------------------------------------
@@ -286,15 +304,24 @@ class CheckResult:
 
 
 class _Prices:
-    """Reads of the candle store for one batch, memoised: the checks of a batch share T and
-    mostly share as_of, so BTC and each coin are read once."""
+    """The candle store as a batch of checks needs it: 1h candles (high, low, close) read in a
+    few range queries for all the batch's coins and BTC, then each check's window and prices are
+    sliced out of them in numpy. The checks of a batch share T and mostly share as_of, so one
+    range (the earliest as_of − GAP_TOLERANCE − 1h to the latest T) usually serves them all.
+
+    Times are integer microseconds since the epoch; a market's loaded segments are
+    (after, until, open times, highs, lows, closes): every 1h candle with after < open <= until.
+    """
 
     def __init__(self) -> None:
         self.markets: dict[str, Market | None] = {}
         self.prices: dict[tuple[str, datetime], float | Missing] = {}
+        self.segments: dict[int, list[tuple[int, int, np.ndarray, ...]]] = defaultdict(list)
 
     def load_markets(self, symbols: Iterable[str]) -> None:
         wanted = set(symbols) - set(self.markets)
+        if not wanted:
+            return
         found = candle_store.markets_by_symbol(wanted, exchange=settings.EXCHANGE)
         for symbol in wanted:
             self.markets[symbol] = found.get(symbol)
@@ -304,21 +331,121 @@ class _Prices:
             self.load_markets([symbol])
         return self.markets[symbol]
 
+    def load(self, checks: Sequence[OutcomeCheck]) -> None:
+        """Read the candles the checks need (their coin's and BTC's, as_of − 3 h to T) that are
+        not loaded yet: one query per merged time range (and per _BULK_CHUNK markets)."""
+        self.load_markets({BTC} | {check.signal.symbol for check in checks})
+        needed: list[tuple[int, int, int]] = []
+        for check in checks:
+            after = _micros(check.signal.as_of) - _PRICE_REACH
+            until = _micros(check.due_at) - _HOUR
+            for symbol in (check.signal.symbol, BTC):
+                market = self.markets[symbol]
+                if market is not None and self._segment(market.pk, after, until) is None:
+                    needed.append((after, until, market.pk))
+        merged: list[tuple[int, int, set[int]]] = []
+        for after, until, market_id in sorted(needed):
+            if merged and after <= merged[-1][1] + _MERGE_SLACK:
+                last_after, last_until, ids = merged[-1]
+                ids.add(market_id)
+                merged[-1] = (last_after, max(last_until, until), ids)
+            else:
+                merged.append((after, until, {market_id}))
+        for after, until, ids in merged:
+            self._read(after, until, sorted(ids))
+
+    def _read(self, after: int, until: int, market_ids: list[int]) -> None:
+        for chunk in candle_store.in_chunks(market_ids):
+            rows = Candle.objects.filter(
+                market_id__in=chunk,
+                timeframe=candle_store.PRICE_TIMEFRAME,
+                series=PriceSeries.TRADES,
+                open_time__gt=_from_micros(after),
+                open_time__lte=_from_micros(until),
+            ).values_list("market_id", candle_store.EpochMs("open_time"), "high", "low", "close")
+            table = candle_store.numeric_table(rows, width=5)
+            # Sorted here, not by the database: by market, then open time, a slice per market.
+            table = table[np.lexsort((table[:, 1], table[:, 0]))]
+            starts = np.searchsorted(table[:, 0], chunk, side="left")
+            ends = np.searchsorted(table[:, 0], chunk, side="right")
+            for market_id, start, end in zip(chunk, starts, ends, strict=True):
+                part = table[start:end]
+                opens = part[:, 1].astype(np.int64) * 1000
+                self.segments[market_id].append(
+                    (after, until, opens, part[:, 2], part[:, 3], part[:, 4])
+                )
+
+    def _segment(self, market_id: int, after: int, until: int) -> tuple | None:
+        for segment in self.segments.get(market_id, ()):
+            if segment[0] <= after and until <= segment[1]:
+                return segment
+        return None
+
     def price(self, symbol: str, moment: datetime) -> float | Missing:
+        """`candle_store.price_at(market, moment, max_age=GAP_TOLERANCE)`, from the loaded
+        candles when they hold the answer; the store itself is asked only when they do not (no
+        candle within GAP_TOLERANCE: a gap, whose reason names the last candle before it)."""
         key = (symbol, moment)
         if key not in self.prices:
             market = self.market(symbol)
-            self.prices[key] = (
-                Missing(f"no {settings.EXCHANGE} spot market {symbol}")
-                if market is None
-                else candle_store.price_at(market, moment, max_age=GAP_TOLERANCE)
-            )
+            if market is None:
+                self.prices[key] = Missing(f"no {settings.EXCHANGE} spot market {symbol}")
+            else:
+                self.prices[key] = self._loaded_price(market.pk, _micros(moment))
+                if self.prices[key] is None:
+                    self.prices[key] = candle_store.price_at(market, moment, max_age=GAP_TOLERANCE)
         return self.prices[key]
+
+    def _loaded_price(self, market_id: int, moment: int) -> float | None:
+        last_open = moment - _HOUR  # the last candle closed by the moment opened at or before
+        segment = self._segment(market_id, moment - _PRICE_REACH, last_open)
+        if segment is None:
+            return None
+        opens, closes = segment[2], segment[5]
+        index = int(np.searchsorted(opens, last_open, side="right")) - 1
+        # Closed GAP_TOLERANCE or more before the moment (or none at all): a gap; the store
+        # writes its reason.
+        if index < 0 or opens[index] + _HOUR <= moment - _GAP:
+            return None
+        return float(closes[index])
+
+    def window(self, market: Market, check: OutcomeCheck) -> tuple[np.ndarray, np.ndarray]:
+        """(highs, lows) of the market's 1h candles whose close lies in (as_of, T], oldest
+        first."""
+        after = _micros(check.signal.as_of) - _HOUR  # open > as_of − 1 h: closed after as_of
+        until = _micros(check.due_at) - _HOUR
+        segment = self._segment(market.pk, after, until)
+        if segment is None:
+            self.load([check])
+            segment = self._segment(market.pk, after, until)
+        opens = segment[2]
+        start = int(np.searchsorted(opens, after, side="right"))
+        end = int(np.searchsorted(opens, until, side="right"))
+        return segment[3][start:end], segment[4][start:end]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+_HOUR = timedelta(hours=1) // _MICRO
+_GAP = GAP_TOLERANCE // _MICRO
+# Candles from this long before a moment answer price(moment): the last close within the tolerance.
+_PRICE_REACH = _GAP + _HOUR
+_MERGE_SLACK = timedelta(days=2) // _MICRO  # time ranges this close are read as one
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICRO
+
+
+def _from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 def check_compute(check: OutcomeCheck, prices: _Prices | None = None) -> CheckResult | Missing:
     """The check's result from the candle store as of its own T (never later data)."""
-    prices = prices or _Prices()
+    if prices is None:
+        prices = _Prices()
+        prices.load([check])
     signal = check.signal
     win, loss = float(settings.WIN_THRESHOLD_PCT), float(settings.LOSS_THRESHOLD_PCT)
     market = prices.market(signal.symbol)
@@ -327,26 +454,15 @@ def check_compute(check: OutcomeCheck, prices: _Prices | None = None) -> CheckRe
     exit_price = prices.price(signal.symbol, check.due_at)
     if isinstance(exit_price, Missing):
         return exit_price
-    window = candle_store.closed_candles(
-        market,
-        as_of=check.due_at,
-        since=signal.as_of - timedelta(hours=1) + timedelta(microseconds=1),
-    )
-    if not len(window):
+    highs, lows = prices.window(market, check)
+    if not len(highs):
         return Missing(
             f"no 1h candle of {signal.symbol} closed between the signal "
             f"({show_time(signal.as_of)}) and {show_time(check.due_at)}"
         )
     return_pct = percent_change(signal.entry_price, exit_price)
     adjusted = adjusted_return(signal.direction, return_pct)
-    moves = excursions(
-        signal.direction,
-        signal.entry_price,
-        window.high.tolist(),
-        window.low.tolist(),
-        win=win,
-        loss=loss,
-    )
+    moves = excursions(signal.direction, signal.entry_price, highs, lows, win=win, loss=loss)
     btc_return = excess = None
     btc_start, btc_end = prices.price(BTC, signal.as_of), prices.price(BTC, check.due_at)
     if not isinstance(btc_start, Missing) and not isinstance(btc_end, Missing):
@@ -370,12 +486,14 @@ def checks_run(check_ids: Sequence[int]) -> dict[str, int]:
 
     A check whose T is still ahead of now (market time) goes back to PENDING, unrun. Candles
     missing for a check are fetched once per batch through the market-data source (which writes
-    them through to the store) before it gives up on them for this attempt.
+    them through to the store) before it gives up on them for this attempt. The batch's candles
+    are read in one range query (`_Prices.load`) and its results written in one transaction.
     """
     now, _ = sweep_time()
     checks = list(
         OutcomeCheck.objects.filter(pk__in=list(check_ids), status__in=OPEN)
         .select_related("signal")
+        .only(*_RUN_FIELDS)
         .order_by("due_at", "id")
     )
     counts = {"done": 0, "retry": 0, "unavailable": 0, "not_due": 0, "skipped": 0}
@@ -388,16 +506,32 @@ def checks_run(check_ids: Sequence[int]) -> dict[str, int]:
         counts["not_due"] = len(early)
         checks = [check for check in checks if check.due_at <= now]
     prices = _Prices()
-    prices.load_markets({BTC} | {check.signal.symbol for check in checks})
+    prices.load(checks)
     results = {check.pk: check_compute(check, prices) for check in checks}
     missing = [check for check in checks if isinstance(results[check.pk], Missing)]
     if missing and _fetch_missing(missing):
         prices = _Prices()
+        prices.load(missing)
         for check in missing:
             results[check.pk] = check_compute(check, prices)
-    for check in checks:
-        counts[_write(check, results[check.pk], now=now)] += 1
+    for outcome, n in _write_batch(checks, results, now=now).items():
+        counts[outcome] += n
     return counts
+
+
+_RUN_FIELDS = (
+    "id",
+    "signal_id",
+    "due_at",
+    "run_at",
+    "status",
+    "attempts",
+    "signal__id",
+    "signal__symbol",
+    "signal__direction",
+    "signal__as_of",
+    "signal__entry_price",
+)
 
 
 def _fetch_missing(checks: list[OutcomeCheck]) -> bool:
@@ -418,6 +552,124 @@ def _fetch_missing(checks: list[OutcomeCheck]) -> bool:
         except Exception:
             logger.exception("outcome checks: fetching candles as of %s failed", show_time(due_at))
     return True
+
+
+def _write_batch(
+    checks: Sequence[OutcomeCheck], results: dict[int, CheckResult | Missing], *, now: datetime
+) -> dict[str, int]:
+    """Write the batch's results in one transaction, each under the conditional update (status
+    open and the attempts it read); counts by what happened. On PostgreSQL one
+    `UPDATE … FROM (VALUES …)` per kind of result; elsewhere `_write` per check."""
+    counts: dict[str, int] = defaultdict(int)
+    alias = router.db_for_write(OutcomeCheck)
+    with transaction.atomic(using=alias):
+        if connections[alias].vendor != "postgresql":
+            for check in checks:
+                counts[_write(check, results[check.pk], now=now)] += 1
+            return counts
+        done, unavailable, retry = [], [], []
+        for check in checks:
+            result = results[check.pk]
+            if isinstance(result, CheckResult):
+                done.append(check)
+            elif check.attempts + 1 >= MAX_ATTEMPTS:
+                unavailable.append(check)
+            else:
+                retry.append(check)
+        wall = timezone.now()
+        counts["done"] = _update_many(
+            alias,
+            done,
+            [(check.pk, check.attempts, *_result_values(results[check.pk])) for check in done],
+            _DONE_COLUMNS,
+            "status = %s, attempts = t.attempts + 1, checked_at = %s, unavailable_reason = '', "
+            + ", ".join(f"{name} = v.{name}" for name, _ in _DONE_COLUMNS),
+            [CheckStatus.DONE, wall],
+        )
+        written = _update_many(
+            alias,
+            unavailable,
+            [(check.pk, check.attempts, results[check.pk].reason) for check in unavailable],
+            [("unavailable_reason", "text")],
+            "status = %s, attempts = t.attempts + 1, checked_at = %s, "
+            "unavailable_reason = v.unavailable_reason",
+            [CheckStatus.UNAVAILABLE, wall],
+            returning=True,
+        )
+        for check in unavailable:
+            if check.pk in written:
+                logger.warning(
+                    "outcome check #%d unavailable: %s", check.pk, results[check.pk].reason
+                )
+        counts["unavailable"] = len(written)
+        counts["retry"] = _update_many(
+            alias,
+            retry,
+            [
+                (
+                    check.pk,
+                    check.attempts,
+                    results[check.pk].reason,
+                    max(now, check.due_at) + RETRY_DELAY,
+                )
+                for check in retry
+            ],
+            [("unavailable_reason", "text"), ("run_at", "timestamp with time zone")],
+            "status = %s, attempts = t.attempts + 1, claimed_at = NULL, run_at = v.run_at, "
+            "unavailable_reason = v.unavailable_reason",
+            [CheckStatus.PENDING],
+        )
+    counts["skipped"] = len(checks) - counts["done"] - counts["unavailable"] - counts["retry"]
+    return counts
+
+
+_DONE_COLUMNS = [
+    ("exit_price", "double precision"),
+    ("return_pct", "double precision"),
+    ("adjusted_return_pct", "double precision"),
+    ("outcome", "text"),
+    ("mfe_pct", "double precision"),
+    ("mae_pct", "double precision"),
+    ("first_barrier", "text"),
+    ("btc_return_pct", "double precision"),
+    ("excess_return_pct", "double precision"),
+]
+
+
+def _result_values(result: CheckResult) -> tuple:
+    return tuple(getattr(result, name) for name, _ in _DONE_COLUMNS)
+
+
+def _update_many(
+    alias: str,
+    checks: Sequence[OutcomeCheck],
+    rows: list[tuple],
+    columns: list[tuple[str, str]],
+    assignments: str,
+    params: list,
+    *,
+    returning: bool = False,
+) -> int | set[int]:
+    """One PostgreSQL `UPDATE … FROM (VALUES (id, attempts read, *columns), …)` of the rows
+    still open with the attempts read; the number written (the ids, with returning)."""
+    if not rows:
+        return set() if returning else 0
+    table = OutcomeCheck._meta.db_table
+    casts = ["bigint", "integer", *(kind for _, kind in columns)]
+    row_sql = "(" + ", ".join(f"%s::{kind}" for kind in casts) + ")"
+    names = ", ".join(["id", "attempts", *(name for name, _ in columns)])
+    values = ", ".join([row_sql] * len(rows))
+    condition = "t.id = v.id AND t.attempts = v.attempts AND t.status IN (%s, %s)"
+    sql = (
+        f"UPDATE {table} AS t SET {assignments} FROM (VALUES {values}) AS v({names}) "  # noqa: S608 - constant identifiers; values are params
+        f"WHERE {condition}" + (" RETURNING t.id" if returning else "")
+    )
+    flat = [value for row in rows for value in row]
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, [*params, *flat, *OPEN])
+        if returning:
+            return {pk for (pk,) in cursor.fetchall()}
+        return cursor.rowcount
 
 
 def _write(check: OutcomeCheck, result: CheckResult | Missing, *, now: datetime) -> str:
