@@ -488,3 +488,49 @@ def test_recommendations_follow_the_filters():
     # Filtered to TIER_2 there is nothing to say about TIER_1 (and nothing at all).
     assert said(f(tier="TIER_2")) == []
     assert said(replace(f(), days=1)) == []
+
+
+# --- the report's shared window -------------------------------------------------------------------
+
+
+def test_the_report_agrees_with_the_separate_services(fixture):
+    """The report reads the window once (on PostgreSQL with GROUPING SETS); every section equals
+    what the services compute on their own, for every kind of filter."""
+    only_pending = SignalFactory(scanner="social", symbol="ETH/USDT", as_of=NOW - DAY)
+    OutcomeCheckFactory(signal=only_pending, horizon="24h")  # a group without checked outcomes
+    watchlist = WatchlistFactory()
+    watchlist.coins.create(symbol="BTC/USDT")
+    for filters in (
+        f(),
+        f(days=None),
+        f(days=1),
+        f(horizon="1h"),
+        f(tier="TIER_1"),
+        f(tier="TIER_2"),
+        f(scanner="rsi"),
+        f(direction="SHORT"),
+        f(symbol="SOL/USDT"),
+        f(watchlist_id=watchlist.pk),
+    ):
+        report = performance_report(filters, limit=2)
+        assert report["summary"] == performance_summary(filters)
+        for key, dimension in (
+            ("by_scanner", "scanner"),
+            ("by_tier", "tier"),
+            ("by_interval", "horizon"),
+            ("by_signal_type", "direction"),
+        ):
+            assert report[key] == performance_by(dimension, filters)["groups"], (filters, key)
+        assert report["top_performers"] == top_performers(filters, limit=2)
+        assert report["recommendations"] == recommendations(filters)
+    groups = performance_report(f())["by_scanner"]
+    assert "social" not in [row["group"] for row in groups]
+
+
+def test_the_report_makes_few_queries(fixture):
+    with CaptureQueriesContext(connection) as report:
+        performance_report(f())
+    # PostgreSQL: the window (GROUPING SETS), the horizons, the best and worst signals (ranked in
+    # one query). SQLite (no GROUPING SETS): count, states, overall, four dimensions, horizons,
+    # the best and worst signals.
+    assert len(report.captured_queries) <= (3 if connection.vendor == "postgresql" else 9)

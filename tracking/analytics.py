@@ -3,7 +3,8 @@
 
 Everything is read from the checked outcomes (OutcomeCheck rows with status DONE) joined to their
 signals, and aggregated in the database (`aggregate`/`annotate` with filtered `Count`, `Avg`,
-`Sum`); Python only turns the aggregates into rates and intervals.
+`Sum`; on PostgreSQL the report's window is one GROUPING SETS query, see `window`); Python only
+turns the aggregates into rates and intervals.
 
 Definitions (all returns in percent, direction-adjusted: positive = in the signal's favour):
 - The window: signals whose `as_of` lies in (now − days, now], now = the current market time
@@ -33,10 +34,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Avg, Count, F, Q, QuerySet, Sum
+from django.db.models import Window as Over
+from django.db.models.functions import Least, RowNumber
 
 from scanners.models import WatchlistCoin
 from scanners.replay_clock import market_now
@@ -237,12 +242,52 @@ def metrics(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# --- services -----------------------------------------------------------------------------------
+# --- the window: every aggregate of one request from the fewest passes ---------------------------
+
+# The dimensions the window aggregates at the filters' horizon (by horizon reads every horizon).
+WINDOW_DIMENSIONS = ("scanner", "tier", "direction", "symbol")
 
 
-def performance_summary(filters: PerformanceFilters) -> dict[str, Any]:
-    """The headline numbers (the original `stats` fields plus n, intervals, expectancy, ...)."""
+def _empty_row() -> dict[str, Any]:
+    """The aggregates of no outcome (what `aggregate(**_aggregates())` gives on nothing)."""
+    return {
+        "n": 0,
+        "wins": 0,
+        "losses": 0,
+        "neutral": 0,
+        "avg_win": None,
+        "avg_loss": None,
+        "expectancy": None,
+        "total_pnl": None,
+        "gross_profit": None,
+        "gross_loss": None,
+        "excess_n": 0,
+        "avg_excess": None,
+    }
+
+
+@dataclass
+class Window:
+    """The raw aggregates of one window: the signal count, the check states, the overall row and,
+    per dimension of `dimensions`, its group rows ({"group": value, **aggregates}, only groups
+    with checked outcomes, ordered by the value as the database's ORDER BY orders it; "" and
+    NULL stay separate groups)."""
+
+    total_signals: int
+    pending: int
+    unavailable: int
+    overall: dict[str, Any]
+    groups: dict[str, list[dict[str, Any]]]
+
+
+def window(filters: PerformanceFilters, dimensions: tuple[str, ...] = WINDOW_DIMENSIONS) -> Window:
+    """The window's aggregates: on PostgreSQL one query (GROUPING SETS over the window's signals
+    left-joined to their check at the horizon); elsewhere (SQLite has no GROUPING SETS) one ORM
+    query for the signal count, one for the states, one for the overall row and one per
+    dimension. Both give the same numbers."""
     filters = filters.resolved()
+    if connection.vendor == "postgresql":
+        return _window_grouping_sets(filters, dimensions)
     total_signals = Signal.objects.filter(filters.signal_q()).count()
     states = OutcomeCheck.objects.filter(
         filters.signal_q("signal__"), horizon=filters.horizon
@@ -250,22 +295,118 @@ def performance_summary(filters: PerformanceFilters) -> dict[str, Any]:
         pending=Count("id", filter=Q(status__in=[CheckStatus.PENDING, CheckStatus.CLAIMED])),
         unavailable=Count("id", filter=Q(status=CheckStatus.UNAVAILABLE)),
     )
-    numbers = metrics(checks(filters).aggregate(**_aggregates()))
+    return Window(
+        total_signals=total_signals,
+        pending=states["pending"],
+        unavailable=states["unavailable"],
+        overall=checks(filters).aggregate(**_aggregates()),
+        groups={dimension: _raw_group_rows(dimension, filters) for dimension in dimensions},
+    )
+
+
+def _window_grouping_sets(filters: PerformanceFilters, dimensions: tuple[str, ...]) -> Window:
+    signal_table = connection.ops.quote_name(Signal._meta.db_table)
+    check_table = connection.ops.quote_name(OutcomeCheck._meta.db_table)
+    conditions = ["s.as_of <= %s"]
+    params: list[Any] = [filters.now]
+    if filters.days is not None:
+        conditions.append("s.as_of > %s")
+        params.append(filters.now - timedelta(days=filters.days))
+    for name in ("scanner", "tier", "direction", "symbol"):
+        value = getattr(filters, name)
+        if value:
+            conditions.append(f"s.{name} = %s")
+            params.append(value)
+    if filters.watchlist_id is not None:
+        coin_table = connection.ops.quote_name(WatchlistCoin._meta.db_table)
+        conditions.append(
+            f"s.symbol IN (SELECT symbol FROM {coin_table} WHERE watchlist_id = %s)"  # noqa: S608
+        )
+        params.append(filters.watchlist_id)
+    done = "c.status = 'done'"
+    returns = "c.adjusted_return_pct"
+    columns = ", ".join(f"s.{dimension}" for dimension in dimensions)
+    sets = ", ".join(["()"] + [f"(s.{dimension})" for dimension in dimensions])
+    grouping = f"GROUPING({columns})" if dimensions else "0"
+    # Only identifiers and constants are formatted in; every value is a parameter.
+    sql = f"""
+        SELECT {grouping} AS grouping_id, {columns + ", " if dimensions else ""}
+            COUNT(s.id) AS total_signals,
+            COUNT(c.id) FILTER (WHERE c.status IN ('pending', 'claimed')) AS pending,
+            COUNT(c.id) FILTER (WHERE c.status = 'unavailable') AS unavailable,
+            COUNT(c.id) FILTER (WHERE {done}) AS n,
+            COUNT(c.id) FILTER (WHERE {done} AND c.outcome = 'WIN') AS wins,
+            COUNT(c.id) FILTER (WHERE {done} AND c.outcome = 'LOSS') AS losses,
+            COUNT(c.id) FILTER (WHERE {done} AND c.outcome = 'NEUTRAL') AS neutral,
+            AVG({returns}) FILTER (WHERE {done} AND c.outcome = 'WIN') AS avg_win,
+            AVG({returns}) FILTER (WHERE {done} AND c.outcome = 'LOSS') AS avg_loss,
+            AVG({returns}) FILTER (WHERE {done}) AS expectancy,
+            SUM({returns}) FILTER (WHERE {done}) AS total_pnl,
+            SUM({returns}) FILTER (WHERE {done} AND {returns} > 0) AS gross_profit,
+            SUM({returns}) FILTER (WHERE {done} AND {returns} < 0) AS gross_loss,
+            COUNT(c.excess_return_pct) FILTER (WHERE {done}) AS excess_n,
+            AVG(c.excess_return_pct) FILTER (WHERE {done}) AS avg_excess
+        FROM {signal_table} s
+        LEFT JOIN {check_table} c ON c.signal_id = s.id AND c.horizon = %s
+        WHERE {" AND ".join(conditions)}
+        GROUP BY GROUPING SETS ({sets})
+        ORDER BY grouping_id{", " + columns if dimensions else ""}
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [filters.horizon, *params])
+        names = [column.name for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    width = len(dimensions)
+    groups: dict[str, list[dict[str, Any]]] = {dimension: [] for dimension in dimensions}
+    overall: dict[str, Any] = {}
+    for row in rows:
+        grouping_id = row.pop("grouping_id")
+        values = {dimension: row.pop(dimension) for dimension in dimensions}
+        if grouping_id == (1 << width) - 1:  # the () set: every column aggregated away
+            overall = row
+            continue
+        # GROUPING(a, b, ...) has bit (width − 1 − i) set when column i is not grouped.
+        dimension = next(
+            name for i, name in enumerate(dimensions) if not grouping_id & (1 << (width - 1 - i))
+        )
+        if row["n"]:  # only groups with checked outcomes, as the ORM's inner join gives
+            groups[dimension].append({"group": values[dimension], **row})
+    return Window(
+        total_signals=overall.pop("total_signals"),
+        pending=overall.pop("pending"),
+        unavailable=overall.pop("unavailable"),
+        overall=overall,
+        groups=groups,
+    )
+
+
+# --- services -----------------------------------------------------------------------------------
+
+
+def _summary(filters: PerformanceFilters, data: Window) -> dict[str, Any]:
+    numbers = metrics(data.overall)
     return {
         "period_days": filters.days,
         "horizon": filters.horizon,
         "as_of": filters.now,
         "filters": filters.echo(),
         "min_sample": min_sample(),
-        "total_signals": total_signals,
+        "total_signals": data.total_signals,
         "outcomes_checked": numbers["n"],
-        "outcomes_pending": states["pending"],
-        "outcomes_unavailable": states["unavailable"],
+        "outcomes_pending": data.pending,
+        "outcomes_unavailable": data.unavailable,
         **numbers,
     }
 
 
-def _group_rows(dimension: str, filters: PerformanceFilters) -> list[dict[str, Any]]:
+def performance_summary(filters: PerformanceFilters) -> dict[str, Any]:
+    """The headline numbers (the original `stats` fields plus n, intervals, expectancy, ...)."""
+    filters = filters.resolved()
+    return _summary(filters, window(filters, ()))
+
+
+def _raw_group_rows(dimension: str, filters: PerformanceFilters) -> list[dict[str, Any]]:
+    """The aggregates per value of the dimension ({"group": value, **aggregates}), by value."""
     field = DIMENSIONS[dimension]
     rows = (
         checks(filters, all_horizons=dimension == "horizon")
@@ -273,7 +414,21 @@ def _group_rows(dimension: str, filters: PerformanceFilters) -> list[dict[str, A
         .annotate(**_aggregates())
         .order_by(field)
     )
-    return [{"group": row[field] or None, **metrics(row)} for row in rows]
+    return [{"group": row.pop(field), **row} for row in rows]
+
+
+def _groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"group": row["group"] or None, **metrics(row)} for row in rows]
+
+
+def _group_rows(dimension: str, filters: PerformanceFilters) -> list[dict[str, Any]]:
+    return _groups(_raw_group_rows(dimension, filters))
+
+
+def _by_horizon(filters: PerformanceFilters) -> list[dict[str, Any]]:
+    found = {row["group"]: row for row in _group_rows("horizon", filters)}
+    empty = metrics(_empty_row())
+    return [found.get(horizon, {"group": horizon, **empty}) for horizon in HORIZONS]
 
 
 def performance_by(dimension: str, filters: PerformanceFilters) -> dict[str, Any]:
@@ -284,11 +439,7 @@ def performance_by(dimension: str, filters: PerformanceFilters) -> dict[str, Any
             f"unknown dimension {dimension!r}; expected one of {', '.join(DIMENSIONS)}"
         )
     filters = filters.resolved()
-    groups = _group_rows(dimension, filters)
-    if dimension == "horizon":
-        found = {row["group"]: row for row in groups}
-        empty = metrics(OutcomeCheck.objects.none().aggregate(**_aggregates()))
-        groups = [found.get(horizon, {"group": horizon, **empty}) for horizon in HORIZONS]
+    groups = _by_horizon(filters) if dimension == "horizon" else _group_rows(dimension, filters)
     return {
         "dimension": dimension,
         "period_days": filters.days,
@@ -309,13 +460,9 @@ SIGNAL_FIELDS = {
 }
 
 
-def top_performers(filters: PerformanceFilters, limit: int = 10) -> dict[str, Any]:
-    """The best and worst signals (by adjusted return at the horizon) and symbols (by expectancy,
-    among symbols with at least TOP_SYMBOL_MIN_SIGNALS checked outcomes). With few symbols the
-    same one can be among the best and the worst."""
-    filters = filters.resolved()
-    selected = checks(filters)
-    rows = selected.values(
+def _top_signals(filters: PerformanceFilters, limit: int) -> tuple[list, list]:
+    """The best and the worst `limit` signals by adjusted return, in one query."""
+    rows = checks(filters).values(
         "signal_id",
         "horizon",
         "exit_price",
@@ -325,21 +472,47 @@ def top_performers(filters: PerformanceFilters, limit: int = 10) -> dict[str, An
         "outcome",
         **SIGNAL_FIELDS,
     )
-    symbols = (
-        selected.values("signal__symbol")
-        .annotate(**_aggregates())
-        .filter(n__gte=TOP_SYMBOL_MIN_SIGNALS)
+
+    # One pass: each row's rank from the top and from the bottom (the ORDER BY of each list, with
+    # the database's own null placement), keeping the rows within `limit` of either end.
+    ranked = rows.annotate(
+        best_rank=Over(RowNumber(), order_by=[F("adjusted_return_pct").desc(), "signal_id"]),
+        worst_rank=Over(RowNumber(), order_by=[F("adjusted_return_pct").asc(), "signal_id"]),
     )
+    ranked = ranked.annotate(top_rank=Least("best_rank", "worst_rank")).filter(top_rank__lte=limit)
+    found = list(ranked)
+    best = sorted((row for row in found if row["best_rank"] <= limit), key=itemgetter("best_rank"))
+    worst = sorted(
+        (row for row in found if row["worst_rank"] <= limit), key=itemgetter("worst_rank")
+    )
+    for row in found:
+        for key in ("best_rank", "worst_rank", "top_rank"):
+            row.pop(key)
+    best = [row | {"tier": row["tier"] or None} for row in best]
+    worst = [row | {"tier": row["tier"] or None} for row in worst]
+    return best, worst
 
-    def signal_rows(order: str) -> list[dict[str, Any]]:
-        return [
-            row | {"tier": row["tier"] or None}
-            for row in rows.order_by(order + "adjusted_return_pct", "signal_id")[:limit]
-        ]
 
-    def symbol_rows(order: str) -> list[dict[str, Any]]:
-        ranked = symbols.order_by(order + "expectancy", "signal__symbol")[:limit]
-        return [{"symbol": row["signal__symbol"], **metrics(row)} for row in ranked]
+def _top(
+    filters: PerformanceFilters, limit: int, symbol_rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    best_signals, worst_signals = _top_signals(filters, limit)
+    # `symbol_rows` come ordered by symbol (the database's collation); a stable sort on the
+    # expectancy keeps that order among ties, as ORDER BY expectancy, symbol would.
+    eligible = [row for row in symbol_rows if row["n"] >= TOP_SYMBOL_MIN_SIGNALS]
+    nulls_first_descending = connection.vendor == "postgresql"  # SQLite: nulls are the smallest
+
+    def symbol_rows_by(descending: bool) -> list[dict[str, Any]]:
+        present = [row for row in eligible if row["expectancy"] is not None]
+        missing = [row for row in eligible if row["expectancy"] is None]
+        if descending:
+            # sorted(reverse=True) keeps ties in their order, as the stable sort does.
+            present = sorted(present, key=lambda row: row["expectancy"], reverse=True)
+            ordered = missing + present if nulls_first_descending else present + missing
+        else:
+            present = sorted(present, key=lambda row: row["expectancy"])
+            ordered = present + missing if nulls_first_descending else missing + present
+        return [{"symbol": row["group"], **metrics(row)} for row in ordered[:limit]]
 
     return {
         "period_days": filters.days,
@@ -347,11 +520,19 @@ def top_performers(filters: PerformanceFilters, limit: int = 10) -> dict[str, An
         "as_of": filters.now,
         "limit": limit,
         "min_signals_per_symbol": TOP_SYMBOL_MIN_SIGNALS,
-        "best_signals": signal_rows("-"),
-        "worst_signals": signal_rows(""),
-        "best_symbols": symbol_rows("-"),
-        "worst_symbols": symbol_rows(""),
+        "best_signals": best_signals,
+        "worst_signals": worst_signals,
+        "best_symbols": symbol_rows_by(descending=True),
+        "worst_symbols": symbol_rows_by(descending=False),
     }
+
+
+def top_performers(filters: PerformanceFilters, limit: int = 10) -> dict[str, Any]:
+    """The best and worst signals (by adjusted return at the horizon) and symbols (by expectancy,
+    among symbols with at least TOP_SYMBOL_MIN_SIGNALS checked outcomes). With few symbols the
+    same one can be among the best and the worst."""
+    filters = filters.resolved()
+    return _top(filters, limit, _raw_group_rows("symbol", filters))
 
 
 # --- recommendations ----------------------------------------------------------------------------
@@ -392,6 +573,10 @@ def recommendations(filters: PerformanceFilters) -> dict[str, Any]:
       when its lower bound is above every other eligible scanner's upper bound.
     """
     filters = filters.resolved()
+    return _recommend(filters, window(filters, ("scanner", "tier")))
+
+
+def _recommend(filters: PerformanceFilters, data: Window) -> dict[str, Any]:
     smallest = min_sample()
     said: list[dict[str, Any]] = []
     withheld: list[dict[str, Any]] = []
@@ -414,7 +599,7 @@ def recommendations(filters: PerformanceFilters) -> dict[str, Any]:
         )
 
     # Overall.
-    overall = metrics(checks(filters).aggregate(**_aggregates()))
+    overall = metrics(data.overall)
     if not too_few("overall", "all signals", overall):
         interval, shown = overall["win_rate_ci"], _shown(overall)
         evidence = _evidence("all signals", overall)
@@ -441,7 +626,9 @@ def recommendations(filters: PerformanceFilters) -> dict[str, Any]:
 
     # TIER_1.
     if filters.tier in (None, "TIER_1"):
-        tier_1 = metrics(checks(replace(filters, tier="TIER_1")).aggregate(**_aggregates()))
+        # With the tier filter at TIER_1 the window is TIER_1; without one, its TIER_1 group.
+        tier_1_rows = [row for row in data.groups["tier"] if row["group"] == "TIER_1"]
+        tier_1 = metrics(tier_1_rows[0] if tier_1_rows else _empty_row())
         if not too_few("tier_1", "TIER_1", tier_1):
             interval, shown = tier_1["win_rate_ci"], _shown(tier_1)
             evidence = _evidence("TIER_1", tier_1)
@@ -471,7 +658,7 @@ def recommendations(filters: PerformanceFilters) -> dict[str, Any]:
                 )
 
     # Best and worst scanner.
-    groups = [row for row in _group_rows("scanner", filters) if row["group"]]
+    groups = [row for row in _groups(data.groups["scanner"]) if row["group"]]
     eligible = [row for row in groups if row["n"] >= smallest]
     if len(eligible) < 2:
         withheld.append(
@@ -530,14 +717,17 @@ def recommendations(filters: PerformanceFilters) -> dict[str, Any]:
 
 
 def performance_report(filters: PerformanceFilters, *, limit: int = 10) -> dict[str, Any]:
-    """Everything at once: the summary, the breakdowns, the top performers, the advice."""
+    """Everything at once: the summary, the breakdowns, the top performers, the advice. The
+    window's aggregates are read once (`window`) and shared; on PostgreSQL the report is three
+    queries: the window, the horizons, the best and worst signals."""
     filters = filters.resolved()
+    data = window(filters)
     return {
-        "summary": performance_summary(filters),
-        "by_scanner": performance_by("scanner", filters)["groups"],
-        "by_tier": performance_by("tier", filters)["groups"],
-        "by_interval": performance_by("horizon", filters)["groups"],
-        "by_signal_type": performance_by("direction", filters)["groups"],
-        "top_performers": top_performers(filters, limit),
-        "recommendations": recommendations(filters),
+        "summary": _summary(filters, data),
+        "by_scanner": _groups(data.groups["scanner"]),
+        "by_tier": _groups(data.groups["tier"]),
+        "by_interval": _by_horizon(filters),
+        "by_signal_type": _groups(data.groups["direction"]),
+        "top_performers": _top(filters, limit, data.groups["symbol"]),
+        "recommendations": _recommend(filters, data),
     }
