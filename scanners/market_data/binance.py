@@ -90,7 +90,7 @@ from scanners.market_data.http import (
     shared_redis_url,
 )
 from scanners.market_data.lunarcrush import LunarCrushClient
-from scanners.market_data.replay import _ticker
+from scanners.market_data.replay import tickers_from_candles
 from scanners.models import (
     Candle,
     ImportKind,
@@ -1152,23 +1152,9 @@ class BinanceSource(MarketDataSource):
         self, symbols: list[str], as_of: datetime
     ) -> dict[str, Maybe[Ticker]]:
         """As the replay does: rolling 24h figures from the 1h candles closed by as_of."""
-        hourly = self.candles(symbols, timeframe="1h", as_of=as_of, limit=24)
-        result: dict[str, Maybe[Ticker]] = {}
-        for symbol, candles in hourly.items():
-            if isinstance(candles, Missing):
-                result[symbol] = candles
-                continue
-            window = candles.closed_after(as_of - DAY)
-            if not len(window):
-                result[symbol] = Missing(
-                    f"no 1h candle of {symbol} closed in the 24 h before {show_time(as_of)} "
-                    f"(the last closed at {show_time(candles.last_close_time)})"
-                )
-            elif window.open[0] <= 0:
-                result[symbol] = Missing(f"the 24h open price of {symbol} is not positive")
-            else:
-                result[symbol] = _ticker(symbol, window)
-        return result
+        return tickers_from_candles(
+            self.candles(symbols, timeframe="1h", as_of=as_of, limit=24), as_of
+        )
 
     async def _bulk(self, weight_key: str, method: str, what: str) -> dict[str, dict] | Missing:
         """A no-symbol endpoint answering a list of per-symbol objects, keyed by symbol.

@@ -60,6 +60,29 @@ NOT_IN_REPLAY = {
 }
 
 
+def tickers_from_candles(
+    hourly: dict[str, Maybe[CandleSeries]], as_of: datetime
+) -> dict[str, Maybe[Ticker]]:
+    """Rolling 24h tickers from each symbol's last 1h candles closed by as_of (Missing when none
+    closed in the 24 h before it). Also what the live source answers for a past as_of."""
+    result: dict[str, Maybe[Ticker]] = {}
+    for symbol, candles in hourly.items():
+        if isinstance(candles, Missing):
+            result[symbol] = candles
+            continue
+        window = candles.closed_after(as_of - DAY)
+        if not len(window):
+            result[symbol] = Missing(
+                f"no 1h candle of {symbol} closed in the 24 h before {show_time(as_of)} "
+                f"(the last closed at {show_time(candles.last_close_time)})"
+            )
+        elif window.open[0] <= 0:
+            result[symbol] = Missing(f"the 24h open price of {symbol} is not positive")
+        else:
+            result[symbol] = _ticker(symbol, window)
+    return result
+
+
 class ReplaySource(MarketDataSource):
     """Market data from the candle store, as of the replay clock.
 
@@ -133,23 +156,9 @@ class ReplaySource(MarketDataSource):
         return result
 
     def tickers(self, symbols: Sequence[str], *, as_of: datetime) -> dict[str, Maybe[Ticker]]:
-        hourly = self.candles(symbols, timeframe="1h", as_of=as_of, limit=24)
-        result: dict[str, Maybe[Ticker]] = {}
-        for symbol, candles in hourly.items():
-            if isinstance(candles, Missing):
-                result[symbol] = candles
-                continue
-            window = candles.closed_after(as_of - DAY)
-            if not len(window):
-                result[symbol] = Missing(
-                    f"no 1h candle of {symbol} closed in the 24 h before {show_time(as_of)} "
-                    f"(the last closed at {show_time(candles.last_close_time)})"
-                )
-            elif window.open[0] <= 0:
-                result[symbol] = Missing(f"the 24h open price of {symbol} is not positive")
-            else:
-                result[symbol] = _ticker(symbol, window)
-        return result
+        return tickers_from_candles(
+            self.candles(symbols, timeframe="1h", as_of=as_of, limit=24), as_of
+        )
 
     def listing_times(
         self, symbols: Sequence[str], *, as_of: datetime
