@@ -36,6 +36,8 @@ from typing import Any
 
 from aiohttp import web
 
+from cryptosatx.threaded_server import serve_in_thread
+
 DEFAULT_TOKEN = "123456:TEST-TOKEN"  # noqa: S105 - the fake's own token, not a secret
 MAX_TEXT_LENGTH = 4096
 # The tags Telegram's HTML parse mode accepts (https://core.telegram.org/bots/api#html-style).
@@ -426,33 +428,12 @@ class FakeTelegram:
     @contextlib.contextmanager
     def running_in_thread(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
         """Run the server on its own event loop in a thread; yields the base URL."""
-        loop = asyncio.new_event_loop()
-        started = threading.Event()
-        result: dict[str, Any] = {}
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                result["url"] = loop.run_until_complete(self.start(host, port))
-            except BaseException as exc:  # handed to the caller below
-                result["error"] = exc
-                started.set()
-                return
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop())
-            loop.close()
-
-        thread = threading.Thread(target=run, name="fake-telegram", daemon=True)
-        thread.start()
-        started.wait()
-        if "error" in result:
-            raise result["error"]
         try:
-            yield result["url"]
+            with serve_in_thread(
+                self.start, self.stop, name="fake-telegram", host=host, port=port
+            ) as url:
+                yield url
         finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
             self._loop = None
 
 

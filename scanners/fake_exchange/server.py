@@ -6,13 +6,11 @@ See the package docstring for what is served and which values are synthetic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from cryptosatx.threaded_server import serve_in_thread
 from scanners.fake_exchange import synthetic as syn
 from scanners.fake_exchange.data import (
     HOUR_MS,
@@ -446,36 +445,9 @@ class FakeExchange:
             await self._runner.cleanup()
             self._runner = None
 
-    @contextlib.contextmanager
-    def running_in_thread(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    def running_in_thread(self, host: str = "127.0.0.1", port: int = 0):
         """Run the server on its own event loop in a thread; yields the base URL."""
-        loop = asyncio.new_event_loop()
-        started = threading.Event()
-        result: dict[str, Any] = {}
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                result["url"] = loop.run_until_complete(self.start(host, port))
-            except BaseException as exc:  # handed to the caller below
-                result["error"] = exc
-                started.set()
-                return
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop())
-            loop.close()
-
-        thread = threading.Thread(target=run, name="fake-exchange", daemon=True)
-        thread.start()
-        started.wait()
-        if "error" in result:
-            raise result["error"]
-        try:
-            yield result["url"]
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
+        return serve_in_thread(self.start, self.stop, name="fake-exchange", host=host, port=port)
 
     run_in_thread = running_in_thread  # the name in docs/LIVE_DATA_CONTRACT.md
 
