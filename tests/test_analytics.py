@@ -527,6 +527,32 @@ def test_the_report_agrees_with_the_separate_services(fixture):
     assert "social" not in [row["group"] for row in groups]
 
 
+def test_the_reports_top_signals_rank_ties_and_missing_returns_as_the_services_do(fixture):
+    """On PostgreSQL the report ranks the top signals in its window query; ties (by signal id),
+    outcomes without an adjusted return (where the database places nulls) and every field agree
+    with `top_performers`, at every limit."""
+    for i, adjusted in enumerate([7.5, 7.5, None, -2.25, None, -2.25, 0.1]):
+        signal = SignalFactory(
+            scanner="unified",
+            symbol="ETH/USDT",
+            tier="TIER_1" if i % 2 else "",
+            as_of=NOW - 5 * DAY + i * timedelta(minutes=7),
+        )
+        CheckedOutcomeFactory(
+            signal=signal,
+            return_pct=1.0,
+            adjusted_return_pct=adjusted,
+            **({"outcome": "NEUTRAL"} if adjusted is None else {}),
+        )
+    for limit in (1, 2, 3, 5, 30):
+        for filters in (f(), f(days=None), f(symbol="ETH/USDT"), f(horizon="1h"), f(days=1)):
+            report = performance_report(filters, limit=limit)["top_performers"]
+            assert report == top_performers(filters, limit=limit), (limit, filters)
+            assert [type(row["as_of"]) for row in report["best_signals"]] == [
+                type(row["as_of"]) for row in top_performers(filters, limit=limit)["best_signals"]
+            ]
+
+
 def test_the_report_makes_few_queries(fixture):
     with CaptureQueriesContext(connection) as report:
         performance_report(f())

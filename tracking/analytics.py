@@ -278,16 +278,24 @@ class Window:
     unavailable: int
     overall: dict[str, Any]
     groups: dict[str, list[dict[str, Any]]]
+    # With `top`: (best, worst) as `_top_signals` gives them; else None.
+    top_signals: tuple[list, list] | None = None
 
 
-def window(filters: PerformanceFilters, dimensions: tuple[str, ...] = WINDOW_DIMENSIONS) -> Window:
-    """The window's aggregates: on PostgreSQL one query (GROUPING SETS over the window's signals
-    left-joined to their check at the horizon); elsewhere (SQLite has no GROUPING SETS) one ORM
-    query for the signal count, one for the states, one for the overall row and one per
-    dimension. Both give the same numbers."""
+def window(
+    filters: PerformanceFilters,
+    dimensions: tuple[str, ...] = WINDOW_DIMENSIONS,
+    *,
+    top: int | None = None,
+) -> Window:
+    """The window's aggregates (with `top`, also the best and the worst `top` signals): on
+    PostgreSQL one query (GROUPING SETS over the window's signals left-joined to their check at
+    the horizon); elsewhere (SQLite has no GROUPING SETS) one ORM query for the signal count, one
+    for the states, one for the overall row, one per dimension and one for the top signals. Both
+    give the same numbers."""
     filters = filters.resolved()
     if connection.vendor == "postgresql":
-        return _window_grouping_sets(filters, dimensions)
+        return _window_grouping_sets(filters, dimensions, top)
     total_signals = Signal.objects.filter(filters.signal_q()).count()
     states = OutcomeCheck.objects.filter(
         filters.signal_q("signal__"), horizon=filters.horizon
@@ -301,10 +309,13 @@ def window(filters: PerformanceFilters, dimensions: tuple[str, ...] = WINDOW_DIM
         unavailable=states["unavailable"],
         overall=checks(filters).aggregate(**_aggregates()),
         groups={dimension: _raw_group_rows(dimension, filters) for dimension in dimensions},
+        top_signals=None if top is None else _top_signals(filters, top),
     )
 
 
-def _window_grouping_sets(filters: PerformanceFilters, dimensions: tuple[str, ...]) -> Window:
+def _window_grouping_sets(
+    filters: PerformanceFilters, dimensions: tuple[str, ...], top: int | None
+) -> Window:
     signal_table = connection.ops.quote_name(Signal._meta.db_table)
     check_table = connection.ops.quote_name(OutcomeCheck._meta.db_table)
     conditions = ["s.as_of <= %s"]
@@ -326,34 +337,78 @@ def _window_grouping_sets(filters: PerformanceFilters, dimensions: tuple[str, ..
     done = "c.status = 'done'"
     returns = "c.adjusted_return_pct"
     columns = ", ".join(f"s.{dimension}" for dimension in dimensions)
+    source = f"""{signal_table} s
+        LEFT JOIN {check_table} c ON c.signal_id = s.id AND c.horizon = %s
+        WHERE {" AND ".join(conditions)}"""
+    source_params = [filters.horizon, *params]
+    c = "c."  # the check's columns
+    top_column, top_params = "", []
+    if top is not None:
+        # The top signals from the same read: each checked outcome's rank from the top and from
+        # the bottom (the ORDER BY of `_top_signals`, with PostgreSQL's null placement), and the
+        # rows within `top` of either end gathered as JSON by the () set (the FILTER keeps the
+        # other sets' aggregate empty). s and c become the columns of that subquery.
+        ranked = [*TOP_CHECK_FIELDS, *SIGNAL_FIELDS]
+        check_columns = ("id", "status", "outcome", "adjusted_return_pct", "excess_return_pct")
+        inner = [
+            *(f"s.{name}" for name in ("id", *WINDOW_DIMENSIONS)),
+            *(f"c.{name} AS c_{name}" for name in check_columns),
+            *(f"c.{name} AS top_{name}" for name in TOP_CHECK_FIELDS),
+            *(f"s.{name} AS top_{name}" for name in SIGNAL_FIELDS),
+        ]
+        # One sort (by return descending, then signal id; PostgreSQL puts nulls first, as the
+        # largest): best = the row number; worst (by return ascending, then signal id) = the rows
+        # after this one's ties + its place among its ties = n − through + (best − rank + 1),
+        # with rank = 1 + the rows before its ties and through = the rows up to its last tie.
+        part = "PARTITION BY c.status = 'done'"
+        source = f"""(
+            SELECT r.*, r.top_n - r.top_through + r.best_rank - r.top_tie_rank + 1 AS worst_rank
+            FROM (
+                SELECT {", ".join(inner)},
+                    ROW_NUMBER() OVER ({part} ORDER BY c.adjusted_return_pct DESC, c.signal_id)
+                        AS best_rank,
+                    RANK() OVER ({part} ORDER BY c.adjusted_return_pct DESC) AS top_tie_rank,
+                    COUNT(*) OVER ({part} ORDER BY c.adjusted_return_pct DESC) AS top_through,
+                    COUNT(*) OVER ({part}) AS top_n
+                FROM {source}
+            ) r
+        ) s"""  # noqa: S608
+        pairs = ", ".join(f"'{name}', s.top_{name}" for name in ranked)
+        top_column = f"""JSON_AGG(JSON_BUILD_OBJECT({pairs},
+                'best_rank', s.best_rank, 'worst_rank', s.worst_rank))
+                FILTER (WHERE s.c_status = 'done' AND LEAST(s.best_rank, s.worst_rank) <= %s)
+                AS top_signals,"""
+        top_params.append(top)
+        c = "s.c_"
+        done = f"{c}status = 'done'"
+        returns = f"{c}adjusted_return_pct"
     sets = ", ".join(["()"] + [f"(s.{dimension})" for dimension in dimensions])
     grouping = f"GROUPING({columns})" if dimensions else "0"
     # Only identifiers and constants are formatted in; every value is a parameter.
     sql = f"""
         SELECT {grouping} AS grouping_id, {columns + ", " if dimensions else ""}
             COUNT(s.id) AS total_signals,
-            COUNT(c.id) FILTER (WHERE c.status IN ('pending', 'claimed')) AS pending,
-            COUNT(c.id) FILTER (WHERE c.status = 'unavailable') AS unavailable,
-            COUNT(c.id) FILTER (WHERE {done}) AS n,
-            COUNT(c.id) FILTER (WHERE {done} AND c.outcome = 'WIN') AS wins,
-            COUNT(c.id) FILTER (WHERE {done} AND c.outcome = 'LOSS') AS losses,
-            COUNT(c.id) FILTER (WHERE {done} AND c.outcome = 'NEUTRAL') AS neutral,
-            AVG({returns}) FILTER (WHERE {done} AND c.outcome = 'WIN') AS avg_win,
-            AVG({returns}) FILTER (WHERE {done} AND c.outcome = 'LOSS') AS avg_loss,
+            COUNT({c}id) FILTER (WHERE {c}status IN ('pending', 'claimed')) AS pending,
+            COUNT({c}id) FILTER (WHERE {c}status = 'unavailable') AS unavailable,
+            COUNT({c}id) FILTER (WHERE {done}) AS n,
+            COUNT({c}id) FILTER (WHERE {done} AND {c}outcome = 'WIN') AS wins,
+            COUNT({c}id) FILTER (WHERE {done} AND {c}outcome = 'LOSS') AS losses,
+            COUNT({c}id) FILTER (WHERE {done} AND {c}outcome = 'NEUTRAL') AS neutral,
+            AVG({returns}) FILTER (WHERE {done} AND {c}outcome = 'WIN') AS avg_win,
+            AVG({returns}) FILTER (WHERE {done} AND {c}outcome = 'LOSS') AS avg_loss,
             AVG({returns}) FILTER (WHERE {done}) AS expectancy,
             SUM({returns}) FILTER (WHERE {done}) AS total_pnl,
             SUM({returns}) FILTER (WHERE {done} AND {returns} > 0) AS gross_profit,
             SUM({returns}) FILTER (WHERE {done} AND {returns} < 0) AS gross_loss,
-            COUNT(c.excess_return_pct) FILTER (WHERE {done}) AS excess_n,
-            AVG(c.excess_return_pct) FILTER (WHERE {done}) AS avg_excess
-        FROM {signal_table} s
-        LEFT JOIN {check_table} c ON c.signal_id = s.id AND c.horizon = %s
-        WHERE {" AND ".join(conditions)}
+            COUNT({c}excess_return_pct) FILTER (WHERE {done}) AS excess_n,
+            {top_column}
+            AVG({c}excess_return_pct) FILTER (WHERE {done}) AS avg_excess
+        FROM {source}
         GROUP BY GROUPING SETS ({sets})
         ORDER BY grouping_id{", " + columns if dimensions else ""}
     """  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, [filters.horizon, *params])
+        cursor.execute(sql, [*top_params, *source_params])
         names = [column.name for column in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     width = len(dimensions)
@@ -371,13 +426,23 @@ def _window_grouping_sets(filters: PerformanceFilters, dimensions: tuple[str, ..
         )
         if row["n"]:  # only groups with checked outcomes, as the ORM's inner join gives
             groups[dimension].append({"group": values[dimension], **row})
+    top_signals = _top_from_json(overall.pop("top_signals") or [], top) if top is not None else None
     return Window(
         total_signals=overall.pop("total_signals"),
         pending=overall.pop("pending"),
         unavailable=overall.pop("unavailable"),
         overall=overall,
         groups=groups,
+        top_signals=top_signals,
     )
+
+
+def _top_from_json(found: list[dict[str, Any]], limit: int) -> tuple[list, list]:
+    """`_top_signals`'s lists from the window's JSON rows: the values as the ORM reads them (JSON
+    keeps a float exactly; as_of comes as ISO 8601 text)."""
+    for row in found:
+        row["as_of"] = datetime.fromisoformat(row["as_of"])
+    return _best_and_worst(found, limit)
 
 
 # --- services -----------------------------------------------------------------------------------
@@ -460,18 +525,20 @@ SIGNAL_FIELDS = {
 }
 
 
+TOP_CHECK_FIELDS = (
+    "signal_id",
+    "horizon",
+    "exit_price",
+    "return_pct",
+    "adjusted_return_pct",
+    "excess_return_pct",
+    "outcome",
+)
+
+
 def _top_signals(filters: PerformanceFilters, limit: int) -> tuple[list, list]:
     """The best and the worst `limit` signals by adjusted return, in one query."""
-    rows = checks(filters).values(
-        "signal_id",
-        "horizon",
-        "exit_price",
-        "return_pct",
-        "adjusted_return_pct",
-        "excess_return_pct",
-        "outcome",
-        **SIGNAL_FIELDS,
-    )
+    rows = checks(filters).values(*TOP_CHECK_FIELDS, **SIGNAL_FIELDS)
 
     # One pass: each row's rank from the top and from the bottom (the ORDER BY of each list, with
     # the database's own null placement), keeping the rows within `limit` of either end.
@@ -480,23 +547,32 @@ def _top_signals(filters: PerformanceFilters, limit: int) -> tuple[list, list]:
         worst_rank=Over(RowNumber(), order_by=[F("adjusted_return_pct").asc(), "signal_id"]),
     )
     ranked = ranked.annotate(top_rank=Least("best_rank", "worst_rank")).filter(top_rank__lte=limit)
-    found = list(ranked)
+    return _best_and_worst(list(ranked), limit)
+
+
+def _best_and_worst(found: list[dict[str, Any]], limit: int) -> tuple[list, list]:
+    """The best and the worst `limit` rows by their ranks (the ranks dropped)."""
     best = sorted((row for row in found if row["best_rank"] <= limit), key=itemgetter("best_rank"))
     worst = sorted(
         (row for row in found if row["worst_rank"] <= limit), key=itemgetter("worst_rank")
     )
     for row in found:
         for key in ("best_rank", "worst_rank", "top_rank"):
-            row.pop(key)
+            row.pop(key, None)
     best = [row | {"tier": row["tier"] or None} for row in best]
     worst = [row | {"tier": row["tier"] or None} for row in worst]
     return best, worst
 
 
 def _top(
-    filters: PerformanceFilters, limit: int, symbol_rows: list[dict[str, Any]]
+    filters: PerformanceFilters,
+    limit: int,
+    symbol_rows: list[dict[str, Any]],
+    top_signals: tuple[list, list] | None = None,
 ) -> dict[str, Any]:
-    best_signals, worst_signals = _top_signals(filters, limit)
+    if top_signals is None:
+        top_signals = _top_signals(filters, limit)
+    best_signals, worst_signals = top_signals
     # `symbol_rows` come ordered by symbol (the database's collation); a stable sort on the
     # expectancy keeps that order among ties, as ORDER BY expectancy, symbol would.
     eligible = [row for row in symbol_rows if row["n"] >= TOP_SYMBOL_MIN_SIGNALS]
@@ -718,16 +794,16 @@ def _recommend(filters: PerformanceFilters, data: Window) -> dict[str, Any]:
 
 def performance_report(filters: PerformanceFilters, *, limit: int = 10) -> dict[str, Any]:
     """Everything at once: the summary, the breakdowns, the top performers, the advice. The
-    window's aggregates are read once (`window`) and shared; on PostgreSQL the report is three
-    queries: the window, the horizons, the best and worst signals."""
+    window's aggregates are read once (`window`, with the best and worst signals) and shared; on
+    PostgreSQL the report is two queries: the window (with the top signals) and the horizons."""
     filters = filters.resolved()
-    data = window(filters)
+    data = window(filters, top=limit)
     return {
         "summary": _summary(filters, data),
         "by_scanner": _groups(data.groups["scanner"]),
         "by_tier": _groups(data.groups["tier"]),
         "by_interval": _by_horizon(filters),
         "by_signal_type": _groups(data.groups["direction"]),
-        "top_performers": _top(filters, limit, data.groups["symbol"]),
+        "top_performers": _top(filters, limit, data.groups["symbol"], data.top_signals),
         "recommendations": _recommend(filters, data),
     }
