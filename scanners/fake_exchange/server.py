@@ -54,6 +54,8 @@ KLINE_SYNTHETIC_FIELDS = (
 _KLINE_ROW = '[%d,"%.8f","%.8f","%.8f","%.8f","%.8f",%d,"%.8f",%d,"%.8f","%.8f","0"]'
 _SPOT_TRADE = '{"a":%d,"p":"%.8f","q":"%.8f","f":%d,"l":%d,"T":%d,"m":%s,"M":true}'
 _FAPI_TRADE = '{"a":%d,"p":"%.8f","q":"%.8f","f":%d,"l":%d,"T":%d,"m":%s}'
+# Candles per series whose formatted aggregate trades are kept (see Series.trade_texts).
+_TRADE_TEXT_CANDLES = 48
 
 
 def _dumps(value: Any) -> bytes:
@@ -138,37 +140,37 @@ class Series:
         self.first_trade_id = np.concatenate([[0], np.cumsum(self.trades)]).astype(np.int64)
         self.key = key
         self._rows: list[bytes | None] = [None] * len(c)
+        self._trade_texts: dict[tuple[int, bool], list[str]] = {}
 
-    def row(self, i: int) -> bytes:
-        row = self._rows[i]
-        if row is None:
-            c = self.candles
-            t = int(c.times[i])
-            volume = float(c.volume[i])
-            typical = (
-                float(c.open[i]) + float(c.high[i]) + float(c.low[i]) + float(c.close[i])
-            ) / 4
-            taker = float(c.taker_buy_volume[i])
-            if taker != taker:  # NaN: the file does not say
-                taker = volume * float(self.share[i])
-            row = (
-                _KLINE_ROW
-                % (
-                    t,
-                    c.open[i],
-                    c.high[i],
-                    c.low[i],
-                    c.close[i],
-                    volume,
-                    t + HOUR_MS - 1,
-                    volume * typical,
-                    self.trades[i],
-                    taker,
-                    taker * typical,
-                )
-            ).encode()
-            self._rows[i] = row
-        return row
+    def _format_rows(self, i0: int, i1: int) -> None:
+        """Format (and keep) klines rows i0..i1-1: whole columns at once, as Python numbers, so
+        a page costs one `%` per row rather than a numpy scalar read per field."""
+        c = self.candles
+        part = slice(i0, i1)
+        open_, high, low, close, volume = (
+            np.asarray(column[part], dtype=np.float64)
+            for column in (c.open, c.high, c.low, c.close, c.volume)
+        )
+        typical = (open_ + high + low + close) / 4
+        taker = np.asarray(c.taker_buy_volume[part], dtype=np.float64)
+        # NaN: the file does not say; the synthetic taker share stands in.
+        taker = np.where(np.isnan(taker), volume * self.share[part].astype(np.float64), taker)
+        times = np.asarray(c.times[part], dtype=np.int64)
+        columns = zip(
+            times.tolist(),
+            open_.tolist(),
+            high.tolist(),
+            low.tolist(),
+            close.tolist(),
+            volume.tolist(),
+            (times + HOUR_MS - 1).tolist(),
+            (volume * typical).tolist(),
+            np.asarray(self.trades[part], dtype=np.int64).tolist(),
+            taker.tolist(),
+            (taker * typical).tolist(),
+            strict=True,
+        )
+        self._rows[i0:i1] = [(_KLINE_ROW % fields).encode() for fields in columns]
 
     def quote_volume(self, i0: int, i1: int) -> np.ndarray:
         """Estimated quote volume of candles i0..i1-1: base volume x (o+h+l+c)/4."""
@@ -182,7 +184,11 @@ class Series:
         return self._median_quote_volume
 
     def klines(self, i0: int, i1: int) -> bytes:
-        return b"[" + b",".join([self.row(i) for i in range(i0, i1)]) + b"]"
+        rows = self._rows
+        missing = [i for i in range(i0, i1) if rows[i] is None]
+        if missing:
+            self._format_rows(missing[0], missing[-1] + 1)
+        return b"[" + b",".join(rows[i0:i1]) + b"]"  # type: ignore[arg-type]
 
     def price_at(self, t: int) -> float | None:
         """Close of the last candle that closed by `t`."""
@@ -229,6 +235,23 @@ class Series:
                 ids.tolist(), prices.tolist(), qty.tolist(), stamps.tolist(), sides, strict=True
             )
         ]
+
+    def trade_texts(self, i: int, ids: np.ndarray, futures: bool) -> list[str]:
+        """format_trades of candle i's consecutive trades `ids`, from a per-candle cache: pages
+        of one busy hour are asked for again and again (each run of a benchmark, each scan), and
+        formatting is most of what answering them costs."""
+        if not len(ids):
+            return []
+        key = (i, futures)
+        texts = self._trade_texts.get(key)
+        if texts is None:
+            every, stamps = self.trade_stamps(i, 0, int(self.trades[i]))
+            texts = self.format_trades(i, every, stamps, futures)
+            if len(self._trade_texts) >= _TRADE_TEXT_CANDLES:
+                self._trade_texts.clear()  # a bound on memory; refilled on demand
+            self._trade_texts[key] = texts
+        first = int(ids[0]) - int(self.first_trade_id[i])
+        return texts[first : first + len(ids)]
 
     def trades_in(self, i: int, j0: int, j1: int, futures: bool) -> list[tuple[int, str]]:
         """Aggregate trades j0..j1-1 of candle i as (time, JSON text)."""
@@ -1018,7 +1041,7 @@ class FakeExchange:
                 if end is not None:
                     k1 = int(np.searchsorted(stamps, end, side="right"))
                 k1 = max(k0, min(k1, k0 + limit - len(out)))
-                out += series.format_trades(i, ids[k0:k1], stamps[k0:k1], futures)
+                out += series.trade_texts(i, ids[k0:k1], futures)
                 if end is not None and k1 < len(stamps) and stamps[k1] > end:
                     break  # times never decrease: nothing later is inside endTime
                 i, j = i + 1, 0
@@ -1035,7 +1058,7 @@ class FakeExchange:
                 k1 = len(stamps) if end is None else int(np.searchsorted(stamps, end, "right"))
                 # Only the newest trades still wanted are formatted (times never decrease).
                 k0 = max(0, k1 - (limit - len(collected)))
-                texts = series.format_trades(i, ids[k0:k1], stamps[k0:k1], futures)
+                texts = series.trade_texts(i, ids[k0:k1], futures)
                 collected = texts + collected
                 i -= 1
             out = collected[-limit:]
