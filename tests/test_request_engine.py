@@ -623,6 +623,16 @@ def test_engines_are_built_from_the_settings_in_process_without_redis(settings):
     assert engines["coingecko"].budget is spot.budget
 
 
+def test_binance_spot_and_futures_share_one_concurrency_cap(settings):
+    settings.RATE_BUDGET_REDIS_URL = ""
+    settings.CELERY_BROKER_URL = "memory://"
+    settings.PARALLEL_MAX_CONCURRENT = 7
+    engines = http.build_engines()
+    assert engines["binance-spot"].limiter is engines["binance-futures"].limiter
+    assert engines["coingecko"].limiter is not engines["binance-spot"].limiter
+    assert engines["binance-futures"].metrics()["max_concurrent"] == 7
+
+
 def test_engines_share_redis_from_the_budget_url_or_a_redis_broker(settings):
     settings.RATE_BUDGET_REDIS_URL = ""
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/3"

@@ -735,6 +735,7 @@ class RequestEngine:
         backoff_cap: float = 10.0,
         call_timeout: float | None = None,
         limiter_window: int = 50,
+        limiter: AdaptiveLimiter | None = None,
         now: Clock | None = None,
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
@@ -758,7 +759,8 @@ class RequestEngine:
         self.now = now or time.time
         self.sleep = sleep or asyncio.sleep
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self.limiter = AdaptiveLimiter(max_concurrent, window=limiter_window, name=name)
+        # A limiter passed in is shared with other engines: one cap for several APIs of a source.
+        self.limiter = limiter or AdaptiveLimiter(max_concurrent, window=limiter_window, name=name)
         self._metrics = _Metrics()
 
     def __repr__(self) -> str:
@@ -936,7 +938,8 @@ def build_bans(url: str | None = None) -> BanRegistry:
 
 def build_engines() -> dict[str, RequestEngine]:
     """A new engine per upstream API, configured from the settings, sharing one budget store
-    and one ban registry."""
+    and one ban registry. Binance's spot and futures engines also share one concurrency limit:
+    PARALLEL_MAX_CONCURRENT is the cap of the source, not of each of its hosts."""
     from django.conf import settings
 
     url = shared_redis_url()
@@ -949,16 +952,19 @@ def build_engines() -> dict[str, RequestEngine]:
         "lunarcrush": settings.LUNARCRUSH_CALLS_PER_MINUTE,
     }
     timeout = float(getattr(settings, "REQUEST_TIMEOUT_SECONDS", 10.0))
+    cap = int(settings.PARALLEL_MAX_CONCURRENT)
+    binance = AdaptiveLimiter(cap, name="binance")
     return {
         name: RequestEngine(
             name=name,
             limit_per_minute=int(limit),
             budget=budget,
-            max_concurrent=int(settings.PARALLEL_MAX_CONCURRENT),
+            max_concurrent=cap,
             retries=int(settings.REQUEST_RETRIES),
             bans=bans,
             # A safety net above the client's own timeout, so no call can hang a scan.
             call_timeout=timeout * 2 + 5,
+            limiter=binance if name.startswith("binance-") else None,
         )
         for name, limit in limits.items()
     }
