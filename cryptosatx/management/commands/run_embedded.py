@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cryptosatx import embedded
 from cryptosatx.celery import app
+from cryptosatx.gc_tuning import tune_for_throughput
 
 
 class Command(BaseCommand):
@@ -22,6 +23,7 @@ class Command(BaseCommand):
                 "CELERY_BROKER_URL points at a real broker: run the distributed topology with "
                 "`make up` (web, workers, beat and Flower as separate processes)."
             )
+        tune_for_throughput()  # this process is the worker too
         clock = _prepare_replay_clock()
         base = f"http://{host}:{port}"
 
