@@ -77,7 +77,11 @@ class PriceSeries(models.TextChoices):
 class Candle(models.Model):
     """One OHLCV candle. Prices are floats: market data, never money we account with."""
 
-    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="candles")
+    # No index of its own: the unique constraint's index leads with the market and serves
+    # every lookup by market; a second index would only slow bulk writes.
+    market = models.ForeignKey(
+        Market, on_delete=models.CASCADE, related_name="candles", db_index=False
+    )
     timeframe = models.CharField(max_length=4)
     series = models.CharField(max_length=8, choices=PriceSeries.choices, default=PriceSeries.TRADES)
     open_time = models.DateTimeField()
@@ -111,7 +115,11 @@ class Candle(models.Model):
 class FundingRate(models.Model):
     """A perpetual's funding settlement. `rate` is a fraction per period: 0.0001 = 0.01 %."""
 
-    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="funding_rates")
+    # No index of its own: the unique constraint's index leads with the market and serves
+    # every lookup by market; a second index would only slow bulk writes.
+    market = models.ForeignKey(
+        Market, on_delete=models.CASCADE, related_name="funding_rates", db_index=False
+    )
     funding_time = models.DateTimeField()
     rate = models.FloatField()
 
@@ -127,7 +135,11 @@ class FundingRate(models.Model):
 class OpenInterest(models.Model):
     """Open interest of a perpetual at a time (contracts in base asset, value in quote)."""
 
-    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="open_interest")
+    # No index of its own: the unique constraint's index leads with the market and serves
+    # every lookup by market; a second index would only slow bulk writes.
+    market = models.ForeignKey(
+        Market, on_delete=models.CASCADE, related_name="open_interest", db_index=False
+    )
     timestamp = models.DateTimeField()
     open_interest = models.FloatField()
     open_interest_value = models.FloatField(null=True, blank=True)
