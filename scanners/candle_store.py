@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import numpy as np
 from django.db import connections
-from django.db.models import BigIntegerField, Func, OuterRef, QuerySet, Subquery
+from django.db.models import BigIntegerField, Exists, Func, OuterRef, QuerySet, Subquery
 
 from scanners.market_data.base import (
     CandleSeries,
@@ -229,10 +229,29 @@ def closed_candles_bulk(
         for market_id, start, end in zip(chunk, starts, ends, strict=True):
             tables[market_id] = table[start:end, 1:]
 
+    # Only a short market with candles before the window has more to read (one query says
+    # which: an empty store, or a market younger than the window, costs no query per market).
+    short = sorted({m.pk for m in markets if len(tables[m.pk]) < limit})
+    older_exists: set[int] = set()
+    for chunk in in_chunks(short):
+        older_exists.update(
+            Market.objects.filter(pk__in=chunk)
+            .filter(
+                Exists(
+                    Candle.objects.filter(
+                        market=OuterRef("pk"),
+                        timeframe=timeframe,
+                        series=series,
+                        open_time__lte=window_after,
+                    )
+                )
+            )
+            .values_list("pk", flat=True)
+        )
     result: dict[int, CandleSeries] = {}
     for market in markets:
         table = tables[market.pk][-limit:]
-        if len(table) < limit:
+        if len(table) < limit and market.pk in older_exists:
             older = (
                 Candle.objects.filter(
                     market=market, timeframe=timeframe, series=series, open_time__lte=window_after

@@ -144,6 +144,18 @@ def test_bulk_read_of_complete_histories_is_one_query(
     assert all(list(series.close) == [float(i) for i in range(24, 48)] for series in bulk.values())
 
 
+def test_bulk_read_costs_no_query_per_market_without_older_candles(
+    django_assert_num_queries, gapped_market
+):
+    empty = [MarketFactory() for _ in range(20)]
+    as_of = START + timedelta(hours=19, minutes=30)
+    # The window's range, which short markets have older candles, the gapped one's older rows.
+    with django_assert_num_queries(3):
+        bulk = candle_store.closed_candles_bulk([*empty, gapped_market], as_of=as_of, limit=12)
+    assert all(len(bulk[market.pk]) == 0 for market in empty)
+    assert len(bulk[gapped_market.pk]) == 12
+
+
 def test_price_at_is_the_close_of_the_last_closed_hourly_candle():
     market = MarketFactory()
     hourly_candles(market, [1.0, 2.0, 3.0])
