@@ -26,3 +26,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker, reason in missing.items():
             if marker in item.keywords:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Every test starts with empty process-wide market-data caches (they outlive sources)."""
+    from scanners.market_data.cache import clear_process_caches
+
+    clear_process_caches()
+    yield
+    clear_process_caches()

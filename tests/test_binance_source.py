@@ -29,7 +29,8 @@ from scanners.market_data.base import (
     TakerFlow,
     Ticker,
 )
-from scanners.market_data.binance import BinanceSource
+from scanners.market_data.binance import BinanceSource, close_idle_runtimes
+from scanners.market_data.cache import clear_process_caches
 from scanners.market_data.http import LocalBanRegistry, LocalBudget, RequestEngine
 from scanners.models import Candle, ListingSource, Market, MarketType, OpenInterest
 from tests.factories import MarketFactory
@@ -443,6 +444,38 @@ def test_large_trades_count_only_trades_above_the_threshold(source):
     assert none.total_usd == pytest.approx(every.total_usd)
 
 
+@pytest.mark.django_db
+def test_reading_the_same_trade_window_again_sends_no_request(clean_fake, source):
+    first = source.large_trades(["SOL/USDT"], as_of=NOW, min_usd=5_000)["SOL/USDT"]
+    pages = clean_fake.requests["/api/v3/aggTrades"]
+    again = source.large_trades(["SOL/USDT"], as_of=NOW, min_usd=5_000)["SOL/USDT"]
+    assert again == first
+    assert clean_fake.requests["/api/v3/aggTrades"] == pages > 0
+
+
+@pytest.mark.django_db
+def test_a_later_trade_window_reads_only_the_trades_after_the_last_one_read(clean_fake, source):
+    source.large_trades(["SOL/USDT"], as_of=NOW, min_usd=5_000)
+    later = NOW + timedelta(minutes=10, seconds=30)
+    clean_fake.configure({"now": later.isoformat()})
+    clean_fake.reset()
+    incremental = source.large_trades(["SOL/USDT"], as_of=later, min_usd=5_000)["SOL/USDT"]
+    incremental_pages = clean_fake.requests["/api/v3/aggTrades"]
+
+    clear_process_caches()
+    clean_fake.reset()
+    fresh = source.large_trades(["SOL/USDT"], as_of=later, min_usd=5_000)["SOL/USDT"]
+
+    assert (incremental.window_start, incremental.window_end) == (
+        NOW + timedelta(minutes=10) - timedelta(hours=1),
+        NOW + timedelta(minutes=10),  # whole minutes: the tally's buckets
+    )
+    assert incremental.count == fresh.count
+    for part in ("buy_usd", "sell_usd", "total_usd"):
+        assert getattr(incremental, part) == pytest.approx(getattr(fresh, part)), part
+    assert 0 < incremental_pages < clean_fake.requests["/api/v3/aggTrades"]
+
+
 # --- failures ----------------------------------------------------------------------------------
 
 
@@ -559,13 +592,18 @@ def test_a_closed_source_leaves_no_redis_connection_of_the_shared_budget_open(cl
         return sum(1 for client in watcher.client_list() if client.get("db") == "8") - 1
 
     before = budget_connections()
+    open_after: list[int] = []
     try:
-        for _ in range(3):  # each source gets and releases its own runtime and event loop
+        for _ in range(3):  # one after another: the idle runtime (and its clients) is reused
             source = BinanceSource(
                 clock=lambda: NOW, spot_url=clean_fake.base_url, futures_url=clean_fake.base_url
             )
             with source:
                 source.tickers(["BTC/USDT"], as_of=NOW)
+            clear_process_caches()  # so each source asks again
+            open_after.append(budget_connections())
+        assert open_after[0] == open_after[1] == open_after[2]  # no growth
+        close_idle_runtimes()
         assert budget_connections() == before
     finally:
         http.reset_engines()

@@ -28,6 +28,7 @@ Missing.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
 import logging
 import math
@@ -75,7 +76,7 @@ from scanners.market_data.base import (
     show_time,
     unique,
 )
-from scanners.market_data.cache import RedisTimedCache, TimedCache
+from scanners.market_data.cache import RedisTimedCache, TimedCache, process_cache
 from scanners.market_data.coingecko import CoinGeckoClient, bases_of, header
 from scanners.market_data.http import (
     BadResponse,
@@ -92,6 +93,7 @@ from scanners.market_data.http import (
 )
 from scanners.market_data.lunarcrush import LunarCrushClient
 from scanners.market_data.replay import tickers_from_candles
+from scanners.market_data.trade_tally import MINUTE_MS, TradeTally
 from scanners.models import (
     Candle,
     ImportKind,
@@ -128,6 +130,9 @@ AGG_TRADES_PAGE = 1000
 # A whale window whose trades fill more pages than this is reported missing, not half-counted.
 AGG_TRADES_MAX_PAGES = 30
 EXCHANGE_INFO_SECONDS = 600.0
+# How long a coin's trade tally is kept (see trade_tally): past an hour it holds nothing a
+# one-hour whale window can use.
+TRADE_TALLY_SECONDS = 3600.0
 
 # Request weights from Binance's docs (FINDINGS.md section 3).
 WEIGHT = {
@@ -362,8 +367,32 @@ class _Runtime:
             self.loop.close()
 
 
+_read_locks: dict[tuple[int, str], threading.Lock] = {}
+_read_locks_guard = threading.Lock()
+
+
+def _read_once(cache: TimedCache, key: str, as_of: datetime, read: Callable[[], T]) -> T:
+    """`cache[key]` fit for as_of, else `read()` stored there under data time as_of. One thread
+    of the process reads while the others wait for its answer: a scan's first batches all ask
+    for the same bulk answer at once."""
+    with _read_locks_guard:
+        lock = _read_locks.setdefault((id(cache), key), threading.Lock())
+    with lock:
+        value = cache.get(key, as_of=as_of)
+        if value is None:
+            value = read()
+            cache.put(key, value, data_time=as_of)
+        return value
+
+
 _runtimes: dict[tuple, _Runtime] = {}
 _runtimes_lock = threading.Lock()
+# Runtimes no source uses any more, kept warm (loop, HTTP connections, ccxt client, Redis
+# clients) for the next source with the same settings: a scan's batches each build and close a
+# source, and rebuilding all of that per batch cost more than the batch's own requests. The
+# oldest idle ones beyond this many are closed.
+IDLE_RUNTIMES = 2
+_idle: list[_Runtime] = []
 
 
 def _acquire_runtime(**config: Any) -> _Runtime:
@@ -373,19 +402,42 @@ def _acquire_runtime(**config: Any) -> _Runtime:
         if runtime is None or not runtime.thread.is_alive():
             runtime = _Runtime(**config)
             _runtimes[key] = runtime
+        if runtime in _idle:
+            _idle.remove(runtime)
         runtime.users += 1
         return runtime
 
 
 def _release_runtime(runtime: _Runtime) -> None:
+    """One source fewer uses `runtime`; unused, it stays warm among the IDLE_RUNTIMES newest."""
+    retired: list[_Runtime] = []
     with _runtimes_lock:
         runtime.users -= 1
         if runtime.users > 0:
             return
-        for key, value in list(_runtimes.items()):
-            if value is runtime:
-                del _runtimes[key]
-    runtime.close()
+        _idle.append(runtime)
+        while len(_idle) > IDLE_RUNTIMES:
+            retired.append(_idle.pop(0))
+        for old in retired:
+            for key, value in list(_runtimes.items()):
+                if value is old:
+                    del _runtimes[key]
+    for old in retired:
+        old.close()
+
+
+@atexit.register
+def close_idle_runtimes() -> None:
+    """Close the runtimes no source uses (at exit; tests)."""
+    with _runtimes_lock:
+        retired = [runtime for runtime in _idle if runtime.users == 0]
+        _idle.clear()
+        for old in retired:
+            for key, value in list(_runtimes.items()):
+                if value is old:
+                    del _runtimes[key]
+    for old in retired:
+        old.close()
 
 
 # --- exchange metadata -----------------------------------------------------------------------
@@ -584,18 +636,27 @@ class BinanceSource(MarketDataSource):
             session=self._runtime.session,
             timeout=self.timeout,
         )
-        self._prices = TimedCache(60)  # bulk 24h tickers and premium index
+        # Keyed by the exchange's hosts, so two exchanges (a fake, the real one) never mix.
+        urls = f"{self._runtime.spot_url} {self._runtime.futures_url}"
+        host = f"binance:{zlib.crc32(urls.encode()):08x}"
+        # Bulk 24h tickers and the premium index, and the exchange's metadata: one read serves
+        # every source of the process (each batch of a scan builds one).
+        self._prices = process_cache(f"{host}:prices", 60)
+        self._metadata = process_cache(f"{host}:metadata", EXCHANGE_INFO_SECONDS)
+        # Per-coin derived data and trade tallies are shared by every process through Redis
+        # when there is one. Tallies live longer: a tally is exact whatever its age (it says
+        # which trades it has read), and an older one still saves the pages it holds.
         redis_url = shared_redis_url()
-        # Keyed by the futures host too, so two exchanges (a fake, the real one) never mix.
-        host = zlib.crc32(self._runtime.futures_url.encode())
-        self._derived: TimedCache | RedisTimedCache = (
-            RedisTimedCache(redis_url, 300, prefix=f"cryptosatx:binance:{host:08x}")
-            if redis_url
-            else TimedCache(300)
-        )
-        self._info: tuple[float, _ExchangeInfo] | None = None
-        self._funding_intervals: tuple[float, dict[str, timedelta] | Missing] | None = None
-        self._info_lock = threading.Lock()
+        self._derived: TimedCache | RedisTimedCache
+        self._tallies: TimedCache | RedisTimedCache
+        if redis_url:
+            self._derived = RedisTimedCache(redis_url, 300, prefix=f"cryptosatx:{host}")
+            self._tallies = RedisTimedCache(
+                redis_url, TRADE_TALLY_SECONDS, prefix=f"cryptosatx:{host}:tally"
+            )
+        else:
+            self._derived = process_cache(f"{host}:derived", 300)
+            self._tallies = process_cache(f"{host}:tallies", TRADE_TALLY_SECONDS)
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -692,10 +753,12 @@ class BinanceSource(MarketDataSource):
     # --- exchange metadata --------------------------------------------------------------------
 
     def _exchange_info(self) -> _ExchangeInfo:
-        with self._info_lock:
-            if self._info is not None and time.monotonic() - self._info[0] < EXCHANGE_INFO_SECONDS:
-                return self._info[1]
+        # Metadata, not market data: cached by the wall clock whatever the source's clock says.
+        return _read_once(
+            self._metadata, "exchange_info", datetime.now(UTC), self._read_exchange_info
+        )
 
+    def _read_exchange_info(self) -> _ExchangeInfo:
         async def fetch() -> _ExchangeInfo:
             spot, futures = await asyncio.gather(
                 self._call(
@@ -718,10 +781,7 @@ class BinanceSource(MarketDataSource):
                 _parse_exchange_info(futures, futures=True),
             )
 
-        info = self._run(fetch())
-        with self._info_lock:
-            self._info = (time.monotonic(), info)
-        return info
+        return self._run(fetch())
 
     def _market_rows(self, listings: Sequence[_Listing]) -> dict[str, Market]:
         """The store's Market rows of these exchange markets, created where missing."""
@@ -1138,10 +1198,12 @@ class BinanceSource(MarketDataSource):
         if not self._live(as_of):
             return self._tickers_from_candles(symbols, as_of)
         info = self._exchange_info()
-        bulk = self._prices.get("tickers", as_of=as_of)
-        if bulk is None:
-            bulk = self._run(self._bulk("spot_ticker_all", "publicGetTicker24hr", "24h tickers"))
-            self._prices.put("tickers", bulk, data_time=as_of)
+        bulk = _read_once(
+            self._prices,
+            "tickers",
+            as_of,
+            lambda: self._run(self._bulk("spot_ticker_all", "publicGetTicker24hr", "24h tickers")),
+        )
         result: dict[str, Maybe[Ticker]] = {}
         for symbol in symbols:
             listing = info.get(symbol)
@@ -1216,20 +1278,23 @@ class BinanceSource(MarketDataSource):
         return {symbol: result[symbol] for symbol in unique(symbols)}
 
     def _premium(self, as_of: datetime) -> dict[str, dict] | Missing:
-        premium = self._prices.get("premium", as_of=as_of)
-        if premium is None:
-            premium = self._run(
+        return _read_once(
+            self._prices,
+            "premium",
+            as_of,
+            lambda: self._run(
                 self._bulk("futures_premium_all", "fapiPublicGetPremiumIndex", "premium index")
-            )
-            self._prices.put("premium", premium, data_time=as_of)
-        return premium
+            ),
+        )
 
     def _intervals(self) -> dict[str, timedelta] | Missing:
-        """Funding intervals that differ from 8 h (fundingInfo), refreshed hourly."""
-        cached = self._funding_intervals
-        if cached is not None and time.monotonic() - cached[0] < 3600:
-            return cached[1]
+        """Funding intervals that differ from 8 h (fundingInfo), refreshed every
+        EXCHANGE_INFO_SECONDS with the rest of the metadata."""
+        return _read_once(
+            self._metadata, "funding_intervals", datetime.now(UTC), self._read_intervals
+        )
 
+    def _read_intervals(self) -> dict[str, timedelta] | Missing:
         async def fetch() -> dict[str, timedelta] | Missing:
             try:
                 data = await self._call(
@@ -1250,9 +1315,8 @@ class BinanceSource(MarketDataSource):
                     intervals[item["symbol"]] = timedelta(hours=hours)
             return intervals
 
-        intervals = self._run(fetch())
-        self._funding_intervals = (time.monotonic(), intervals)
-        return intervals
+        # A failed read is remembered as long as an answer: funding then assumes 8 h, saying so.
+        return self._run(fetch())
 
     def _funding_history(
         self, perps: dict[str, _Listing], as_of: datetime
@@ -1507,7 +1571,13 @@ class BinanceSource(MarketDataSource):
         min_usd: float,
         window: timedelta = HOUR,
     ) -> dict[str, Maybe[LargeTrades]]:
+        """Large trades of the `window` of whole minutes that ends at the last minute boundary at
+        or before as_of: the minutes are the buckets of each coin's trade tally (trade_tally),
+        which lets a scan read only the trades since the previous scan read that coin."""
         require_aware(as_of)
+        window_ms = window // timedelta(milliseconds=1)
+        if window_ms <= 0 or window_ms % MINUTE_MS:
+            raise ValueError(f"the trade window must be whole minutes, got {window}")
         symbols = unique(symbols)
         info = self._exchange_info()
         listings = {s: info.get(s) for s in symbols}
@@ -1515,8 +1585,8 @@ class BinanceSource(MarketDataSource):
             s: self._no_market(s) for s, listing in listings.items() if listing is None
         }
         known = {s: listing for s, listing in listings.items() if listing is not None}
-        start_ms = datetime_to_ms(as_of - window)
-        end_ms = datetime_to_ms(as_of)
+        end_ms = datetime_to_ms(as_of) // MINUTE_MS * MINUTE_MS
+        start_ms = end_ms - window_ms
 
         async def fetch(symbol: str) -> Maybe[LargeTrades]:
             listing = known[symbol]
@@ -1528,62 +1598,67 @@ class BinanceSource(MarketDataSource):
     async def _large_trades(
         self, listing: _Listing, symbol: str, start_ms: int, end_ms: int, min_usd: float
     ) -> Maybe[LargeTrades]:
-        """Aggregate trades with start < T <= end, an hour-long chunk at a time, each chunk paged
-        by trade id; the side is the taker's (`m` true: the buyer was the maker, a taker sell)."""
-        futures = listing.market_type == MarketType.FUTURES
-        method = "fapiPublicGetAggTrades" if futures else "publicGetAggTrades"
-        api = FUTURES_API if futures else SPOT_API
-        weight = 20 if futures else WEIGHT["spot_agg_trades"]
-        what = f"aggTrades of {listing.symbol}"
-        buy = sell = total = 0.0
-        count = pages = 0
-        chunk_start = start_ms + 1
-        while chunk_start <= end_ms:
-            chunk_end = min(chunk_start + HOUR_MS - 1, end_ms)
-            params: dict[str, Any] = {
-                "symbol": listing.exchange_id,
-                "startTime": chunk_start,
-                "endTime": chunk_end,
-                "limit": AGG_TRADES_PAGE,
-            }
-            while True:
-                pages += 1
-                if pages > AGG_TRADES_MAX_PAGES:
-                    most = AGG_TRADES_MAX_PAGES * AGG_TRADES_PAGE
-                    return Missing(
-                        f"{listing.symbol} traded more than {most:,} aggregate trades in the "
-                        "window; too many to read"
-                    )
-                data = await self._call(api, method, params, weight=weight, what=what)
-                table = _trades_table(data, what)
-                if not len(table):
-                    break
-                inside = (table[:, 2] >= chunk_start) & (table[:, 2] <= chunk_end)
-                values = table[inside, 0] * table[inside, 1]
-                sells = table[inside, 4] > 0  # buyer was the maker: a taker sell
-                large = values >= min_usd
-                total += float(values.sum())
-                count += int(large.sum())
-                buy += float(values[large & ~sells].sum())
-                sell += float(values[large & sells].sum())
-                if len(table) < AGG_TRADES_PAGE or table[-1, 2] >= chunk_end:
-                    break
-                params = {
-                    "symbol": listing.exchange_id,
-                    "fromId": int(table[-1, 3]) + 1,
-                    "limit": AGG_TRADES_PAGE,
-                }
-            chunk_start = chunk_end + 1
+        """The window's large trades from the coin's tally, after reading the trades the tally
+        lacks: those after its last trade id (or, for a new tally, from the window's start),
+        paged by trade id until a trade after the window's end or the last trade there is."""
+        key = f"tally:{listing.market_type}:{listing.exchange_id}:{min_usd:g}"
+        end = ms_to_datetime(end_ms)
+        tally = TradeTally.from_json(await _cache_get(self._tallies, key, end))
+        if tally is None or tally.min_usd != min_usd or tally.from_ms > start_ms:
+            tally = TradeTally(min_usd=min_usd, from_ms=start_ms, to_ms=start_ms)
+        if not tally.covers(start_ms, end_ms):
+            problem = await self._read_trades(listing, tally, end_ms)
+            if problem is not None:
+                return problem
+            tally.forget_before(start_ms)
+            await _cache_put(self._tallies, key, tally.to_json(), end)
+        total, buy, sell, count = tally.window(start_ms, end_ms)
         return LargeTrades(
             symbol=symbol,
             window_start=ms_to_datetime(start_ms),
-            window_end=ms_to_datetime(end_ms),
+            window_end=end,
             min_usd=min_usd,
             buy_usd=buy,
             sell_usd=sell,
             total_usd=total,
             count=count,
         )
+
+    async def _read_trades(
+        self, listing: _Listing, tally: TradeTally, end_ms: int
+    ) -> Missing | None:
+        """Read every trade after the tally's frontier up to `end_ms` into it; Missing (and the
+        tally untouched) when that takes more than AGG_TRADES_MAX_PAGES pages."""
+        futures = listing.market_type == MarketType.FUTURES
+        method = "fapiPublicGetAggTrades" if futures else "publicGetAggTrades"
+        api = FUTURES_API if futures else SPOT_API
+        weight = 20 if futures else WEIGHT["spot_agg_trades"]
+        what = f"aggTrades of {listing.symbol}"
+        params: dict[str, Any] = {"symbol": listing.exchange_id, "limit": AGG_TRADES_PAGE}
+        if tally.last_id is not None:
+            params["fromId"] = tally.last_id + 1
+        else:
+            params["startTime"] = tally.to_ms + 1
+        tables: list[np.ndarray] = []
+        for _page in range(AGG_TRADES_MAX_PAGES):
+            data = await self._call(api, method, dict(params), weight=weight, what=what)
+            table = _trades_table(data, what)
+            tables.append(table)
+            if len(table) < AGG_TRADES_PAGE or table[-1, 2] > end_ms:
+                break
+            params = {
+                "symbol": listing.exchange_id,
+                "fromId": int(table[-1, 3]) + 1,
+                "limit": AGG_TRADES_PAGE,
+            }
+        else:
+            most = AGG_TRADES_MAX_PAGES * AGG_TRADES_PAGE
+            return Missing(
+                f"{listing.symbol} traded more than {most:,} aggregate trades since "
+                f"{show_time(ms_to_datetime(tally.to_ms))}; too many to read"
+            )
+        tally.add(np.concatenate(tables), up_to_ms=end_ms)
+        return None
 
     # --- vendors -----------------------------------------------------------------------------
 

@@ -97,6 +97,29 @@ class TimedCache:
             return len(self._entries)
 
 
+_process_caches: dict[str, TimedCache] = {}
+_process_caches_lock = threading.Lock()
+
+
+def process_cache(name: str, ttl_seconds: float) -> TimedCache:
+    """The process-wide TimedCache called `name`, made on first use. For answers every source of
+    the process may reuse: a scan's batches each build their own source, and without it each
+    batch would read the bulk endpoints (exchange metadata, all tickers, vendor lists) again."""
+    with _process_caches_lock:
+        cache = _process_caches.get(name)
+        if cache is None:
+            cache = _process_caches[name] = TimedCache(ttl_seconds)
+        return cache
+
+
+def clear_process_caches() -> None:
+    """Empty every process-wide cache (tests; a changed exchange)."""
+    with _process_caches_lock:
+        caches = list(_process_caches.values())
+    for cache in caches:
+        cache.clear()
+
+
 class RedisTimedCache:
     """A cache shared through Redis whose hits are never newer than as_of nor older than the TTL.
 

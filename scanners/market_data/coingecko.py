@@ -29,7 +29,7 @@ from scanners.market_data.base import (
     show_time,
     unique,
 )
-from scanners.market_data.cache import TimedCache
+from scanners.market_data.cache import process_cache
 from scanners.market_data.http import (
     BadResponse,
     PermanentError,
@@ -155,8 +155,10 @@ class CoinGeckoClient:
         self._session = session
         self.timeout = timeout
         self.max_pages = max_pages
-        self._listing = TimedCache(VENDOR_CACHE_SECONDS)
-        self._trending = TimedCache(VENDOR_CACHE_SECONDS)
+        # Shared by every client of the process: each batch of a scan builds its own, and the
+        # vendor's budget is a few calls a minute.
+        self._listing = process_cache(f"coingecko:{self.base_url}:markets", VENDOR_CACHE_SECONDS)
+        self._trending = process_cache(f"coingecko:{self.base_url}:trending", VENDOR_CACHE_SECONDS)
         self._lock = asyncio.Lock()
         self.last_map: SymbolMap | None = None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from scanners.market_data.base import Maybe, Missing, Social, show_time
-from scanners.market_data.cache import TimedCache
+from scanners.market_data.cache import process_cache
 from scanners.market_data.coingecko import get_json
 from scanners.market_data.http import BadResponse, RequestEngine, RequestError
 from scanners.market_data.symbols import SymbolMap, VendorCoin, match_symbols
@@ -72,7 +73,10 @@ class LunarCrushClient:
         self._session = session
         self.timeout = timeout
         self.max_pages = max_pages
-        self._cache = TimedCache(CACHE_SECONDS)
+        # Shared by every client of the process (see CoinGeckoClient); keyed by the key too.
+        self._cache = process_cache(
+            f"lunarcrush:{self.base_url}:{zlib.crc32(api_key.encode()):08x}", CACHE_SECONDS
+        )
         self._lock = asyncio.Lock()
         self.last_map: SymbolMap | None = None
 
