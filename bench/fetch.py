@@ -8,15 +8,23 @@ futures 2,400 per minute) and synthetic data (seed 1). The data folder is a **sy
 universe**: the bundled sample's 46 spot coins, repeated under new names (BTC, BTCX1, BTCX2...)
 until there are N coins, so every coin has real candles but the "market" is made up.
 
-One run = everything one full scan asks for N coins, in this order, timed as a whole:
-markets (exchangeInfo + a listing lookup per coin), 24h tickers (one bulk call), funding (one
-premiumIndex call), 500 closed 1h candles per coin (written through to the store), open interest
-with its 24h change, 24h open-interest history per coin, long/short ratio, 24h taker flow,
-whale trades (aggTrades of the last hour, WHALE_TRADE_USD), CoinGecko fundamentals and trending,
-LunarCrush social (with a key). Every run starts cold: an empty SQLite store, a new source (empty
-caches), new engines and a reset fake (its weight counters forgotten, as after a quiet minute).
+One run = everything one full scan asks for N coins, timed as a whole: markets (exchangeInfo + a
+listing lookup per coin) first, as a scan asks for listing times before anything else; then, side
+by side as a scan's batch reads them (scanners/inputs.py), one thread per chain sharing the
+source's event loop and its one concurrency cap: 500 closed 1h candles per coin (written through
+to the store); open interest with its 24h change, then the 24h open-interest history per coin;
+long/short ratio; 24h taker flow; whale trades (aggTrades of the last hour, WHALE_TRADE_USD); and
+the bulk reads (24h tickers in one call, funding in one premiumIndex call, CoinGecko fundamentals
+and trending, LunarCrush social with a key). Every run starts cold: an empty SQLite store, empty
+caches (also the process-wide ones and the trade tallies), new engines and a reset fake (its
+weight counters forgotten, as after a quiet minute). The bench process tunes its garbage
+collector as every worker process of the product does (cryptosatx/gc_tuning.py).
 
-Reported per run: wall time, requests (the fake's count), weight used per API, and the floor:
+`--phases-one-by-one` runs the phases one after another instead and reports each one's wall and
+CPU seconds: where the time goes, not a scan's timing.
+
+Reported per run: wall time, requests (the fake's count), weight used per API, the CPU seconds
+of this process and of the fake's (the machine's two cores are shared by both), and the floor:
 the larger of the weight floor (weight beyond one minute's budget, at the budget's rate: the
 first minute's budget is there at once) and the latency floor (latency x requests / concurrency
 cap). The naive baseline makes the same calls one at a time (concurrency 1), in the same process.
@@ -34,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.request import Request, urlopen
@@ -43,6 +52,8 @@ SAMPLE = ROOT / "data" / "sample" / "spot-1h"
 LATENCY_MS = 50.0
 SEED = 1
 CANDLES = 500
+# --phases-one-by-one: where the time and CPU go, phase by phase (not a scan's timing).
+ONE_BY_ONE = bool(os.environ.get("BENCH_ONE_BY_ONE"))
 
 
 def build_universe(coins: int, folder: Path) -> Path:
@@ -114,9 +125,13 @@ def fake_call(base: str, method: str, what: str) -> dict:
 # --- one scan --------------------------------------------------------------------------------
 
 
-def scan(source, symbols: list[str], as_of, threads: int) -> tuple[dict, dict]:
-    """Every fetch one full scan makes; (Missing inputs by kind, seconds by phase)."""
+def scan(
+    source, symbols: list[str], as_of, threads: int, one_by_one: bool = False
+) -> tuple[dict, dict]:
+    """Every fetch one full scan makes; (Missing inputs by kind, seconds by phase). With
+    `one_by_one` the phases run one after another, each with its CPU seconds."""
     from django.conf import settings
+    from django.db import connection
 
     from scanners.market_data.base import Missing
 
@@ -124,9 +139,11 @@ def scan(source, symbols: list[str], as_of, threads: int) -> tuple[dict, dict]:
     phases: dict[str, float] = {}
 
     def timed(kind: str, fetch):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         values = fetch()
         phases[kind] = round(time.perf_counter() - started, 3)
+        if one_by_one:  # the process's CPU is this phase's alone only when nothing overlaps
+            phases[f"{kind} cpu"] = round(time.process_time() - cpu, 3)
         if isinstance(values, dict):
             values = values.values()
         if isinstance(values, list | type({}.values())):
@@ -142,30 +159,58 @@ def scan(source, symbols: list[str], as_of, threads: int) -> tuple[dict, dict]:
                 pool.map(lambda s: source.open_interest_history(s, as_of=as_of, hours=24), symbols)
             )
 
+    def chain(*steps: tuple[str, Callable[[], object]]) -> None:
+        try:
+            for kind, fetch in steps:
+                timed(kind, fetch)
+        finally:
+            connection.close()  # this thread's (candle write-through)
+
+    # Exchange metadata first, as a scan asks for listing times before anything else; then the
+    # reads that do not depend on each other side by side, as a scan's batch reads them
+    # (scanners.inputs): one thread per chain, all sharing the source's loop and its cap.
     timed("markets", lambda: source.markets(as_of=as_of) and [])
-    timed("tickers", lambda: source.tickers(symbols, as_of=as_of))
-    timed("funding", lambda: source.funding_rates(symbols, as_of=as_of))
-    timed("candles", lambda: source.candles(symbols, as_of=as_of, limit=CANDLES))
-    timed("open_interest", lambda: source.open_interest(symbols, as_of=as_of))
-    timed("oi_history", history)
-    timed("long_short", lambda: source.long_short_ratio(symbols, as_of=as_of))
-    timed("taker_flow", lambda: source.taker_flow(symbols, as_of=as_of))
-    timed(
-        "large_trades",
-        lambda: source.large_trades(symbols, as_of=as_of, min_usd=settings.WHALE_TRADE_USD),
-    )
-    timed("fundamentals", lambda: source.fundamentals(symbols, as_of=as_of))
-    timed("trending", lambda: source.trending(as_of=as_of))
-    timed("social", lambda: source.social(symbols, as_of=as_of))
+    trades = settings.WHALE_TRADE_USD
+    chains = [
+        [("candles", lambda: source.candles(symbols, as_of=as_of, limit=CANDLES))],
+        [
+            ("open_interest", lambda: source.open_interest(symbols, as_of=as_of)),
+            ("oi_history", history),  # after open interest: it reads the same history
+        ],
+        [("long_short", lambda: source.long_short_ratio(symbols, as_of=as_of))],
+        [("taker_flow", lambda: source.taker_flow(symbols, as_of=as_of))],
+        [("large_trades", lambda: source.large_trades(symbols, as_of=as_of, min_usd=trades))],
+        [
+            ("tickers", lambda: source.tickers(symbols, as_of=as_of)),
+            ("funding", lambda: source.funding_rates(symbols, as_of=as_of)),
+            ("fundamentals", lambda: source.fundamentals(symbols, as_of=as_of)),
+            ("trending", lambda: source.trending(as_of=as_of)),
+            ("social", lambda: source.social(symbols, as_of=as_of)),
+        ],
+    ]
+    if one_by_one:
+        for steps in chains:
+            chain(*steps)
+        return missing, phases
+    with ThreadPoolExecutor(len(chains), thread_name_prefix="bench-read") as pool:
+        for future in [pool.submit(chain, *steps) for steps in chains]:
+            future.result()
     return missing, phases
 
 
 def one_run(base: str, coins: int, concurrency: int) -> dict:
     from scanners.market_data.base import ms_to_datetime
     from scanners.market_data.binance import BinanceSource
-    from scanners.market_data.http import LocalBanRegistry, LocalBudget, RequestEngine
+    from scanners.market_data.cache import clear_process_caches
+    from scanners.market_data.http import (
+        AdaptiveLimiter,
+        LocalBanRegistry,
+        LocalBudget,
+        RequestEngine,
+    )
     from scanners.models import Candle, Market
 
+    clear_process_caches()  # every run cold: the process-wide caches outlive sources
     Candle.objects.all().delete()
     Market.objects.all().delete()
     fake_call(base, "POST", "reset")
@@ -177,6 +222,7 @@ def one_run(base: str, coins: int, concurrency: int) -> dict:
         "lunarcrush": 1000,
     }
     budget, bans = LocalBudget(), LocalBanRegistry()
+    binance = AdaptiveLimiter(concurrency, name="binance")  # one cap for the source, as built
     engines = {
         name: RequestEngine(
             name=name,
@@ -186,6 +232,7 @@ def one_run(base: str, coins: int, concurrency: int) -> dict:
             retries=3,
             bans=bans,
             call_timeout=25,
+            limiter=binance if name.startswith("binance-") else None,
         )
         for name, limit in limits.items()
     }
@@ -205,18 +252,16 @@ def one_run(base: str, coins: int, concurrency: int) -> dict:
             listed = json.loads(answer.read())["symbols"]
         symbols = sorted(f"{m['baseAsset']}/{m['quoteAsset']}" for m in listed)[:coins]
         fake_call(base, "POST", "reset")
+        fake_cpu = _fake_cpu_seconds()
+        own_cpu = time.process_time()
         started = time.perf_counter()
-        if os.environ.get("BENCH_PROFILE"):
-            import cProfile
-            import pstats
-
-            profile = cProfile.Profile()
-            missing, phases = profile.runcall(scan, source, symbols, now, concurrency)
-            pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
-        else:
-            missing, phases = scan(source, symbols, now, threads=concurrency)
-        reasons = _sample_reasons(source, symbols, now)
+        missing, phases = scan(source, symbols, now, threads=concurrency, one_by_one=ONE_BY_ONE)
         seconds = time.perf_counter() - started
+        cpu = {
+            "client": round(time.process_time() - own_cpu, 2),
+            "fake": round(_fake_cpu_seconds() - fake_cpu, 2),
+        }
+        reasons = _sample_reasons(source, symbols, now)
     finally:
         source.close()
     stats = fake_call(base, "GET", "stats")
@@ -236,7 +281,18 @@ def one_run(base: str, coins: int, concurrency: int) -> dict:
         "phases": phases,
         "reasons": reasons,
         "stored_candles": Candle.objects.count(),
+        "cpu_seconds": cpu,
     }
+
+
+def _fake_cpu_seconds() -> float:
+    """CPU seconds (user + system) the fake exchange's process has used so far (Linux /proc)."""
+    pid = os.environ.get("BENCH_FAKE_PID")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _sample_reasons(source, symbols: list[str], as_of) -> list[str]:
@@ -272,6 +328,9 @@ def worker(base: str, coins: int, runs: int, baseline: bool) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from cryptosatx.gc_tuning import tune_for_throughput
+
+    tune_for_throughput()  # as every worker process of the product does at start
     concurrency = int(settings.PARALLEL_MAX_CONCURRENT)
     results = []
     for index in range(runs):
@@ -281,7 +340,8 @@ def worker(base: str, coins: int, runs: int, baseline: bool) -> None:
         print(
             f"run {index + 1}: {result['seconds']:.1f} s, {result['requests']} requests, "
             f"weight {result['weight']}, floor {result['floor']['floor']:.1f} s, "
-            f"429s {result['sent_429']}, missing {result['missing']}",
+            f"cpu {result['cpu_seconds']}, 429s {result['sent_429']}, "
+            f"missing {result['missing']}",
             file=sys.stderr,
             flush=True,
         )
@@ -302,6 +362,11 @@ def main() -> None:
     parser.add_argument("--coins", type=int, default=500)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-baseline", action="store_true", help="skip the sequential run")
+    parser.add_argument(
+        "--phases-one-by-one",
+        action="store_true",
+        help="run the phases one after another and report each one's CPU seconds (diagnosis)",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -327,8 +392,16 @@ def main() -> None:
             command += ["--coins", str(args.coins), "--runs", str(args.runs)]
             if args.no_baseline:
                 command.append("--no-baseline")
+            extra = {"BENCH_FAKE_PID": str(fake.pid)}
+            if args.phases_one_by_one:
+                extra["BENCH_ONE_BY_ONE"] = "1"
             completed = subprocess.run(
-                command, env=env, cwd=ROOT, capture_output=True, text=True, check=False
+                command,
+                env={**env, **extra},
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
             )
         finally:
             fake.terminate()

@@ -27,10 +27,16 @@ For every N and W (worker processes), one configuration:
   requests in flight) and its connection pool, and a second process is what adds CPU (the GIL);
 * --runs scans, each `manage.py scan all --coins N --json` as a subprocess (what a user types),
   timed from launching the command to the run's `finished_at` in the database (the JSON output
-  written after that is not counted). Run 1 is **cold** (empty candle store); later runs are
-  **warm** (the candle store holds the previous run's candles; the fake's weight counters, the
-  shared request budget, bans and the Redis request caches are cleared before every run, as after
-  a quiet minute; the caches' 5-minute TTL has expired by an hourly scan anyway).
+  written after that is not counted). Run 1 is **cold** (empty candle store, no trade tally);
+  later runs are **warm**: the candle store holds the previous run's candles and the coins' trade
+  tallies (scanners/market_data/trade_tally.py) the trades read so far, so a warm run reads only
+  the trades since the previous one, as a scan minutes after another does (each warm run starts
+  in a later wall-clock minute than the previous run, so it has new trades to read). The fake's
+  weight counters, the shared request budget, bans and the Redis request caches are cleared before
+  every run, as after a quiet minute. `--forget-tallies` clears the tallies too: the cost of
+  scans an hour or more apart, each reading its whole hour of trades again. The worker processes
+  keep their in-process caches (60 s prices, 10 min exchange metadata) between runs, as a
+  running worker does.
 
 The floor is bench/fetch.py's for the same N: its fetch of everything one scan needs, measured once
 per N against the same fake (`bench/fetch.py --worker`, one run, concurrency cap
@@ -159,10 +165,15 @@ def redis_client():
     return redis.Redis.from_url(REDIS_URL)
 
 
-def clear_request_state() -> None:
-    """Budget counters, bans and request caches of the shared Redis (not Celery's keys)."""
+def clear_request_state(*, keep_tallies: bool) -> None:
+    """Budget counters, bans and request caches of the shared Redis (not Celery's keys); the
+    coins' trade tallies too unless `keep_tallies` (see scanners/market_data/trade_tally.py)."""
     client = redis_client()
-    keys = list(client.scan_iter("cryptosatx:*", count=1000))
+    keys = [
+        key
+        for key in client.scan_iter("cryptosatx:*", count=1000)
+        if not (keep_tallies and b":tally:" in key)
+    ]
     if keys:
         client.delete(*keys)
 
@@ -305,8 +316,17 @@ def start_workers(count: int, threads: int, env: dict[str, str], logs: Path) -> 
     return workers
 
 
-def one_scan(base: str, coins: int, env: dict[str, str], database: str, logs: Path, n: int):
-    clear_request_state()
+def one_scan(
+    base: str,
+    coins: int,
+    env: dict[str, str],
+    database: str,
+    logs: Path,
+    n: int,
+    *,
+    keep_tallies: bool,
+):
+    clear_request_state(keep_tallies=keep_tallies and n > 1)
     set_fake_now(base)
     command = [sys.executable, "manage.py", "scan", "all", "--coins", str(coins), "--json"]
     command += ["--timeout", "1800"]
@@ -358,6 +378,7 @@ def one_scan(base: str, coins: int, env: dict[str, str], database: str, logs: Pa
         "run_seconds": (finished - created).total_seconds() if finished else None,
         "command_seconds": command_seconds,
         "requests": stats["requests_total"],
+        "requests_by_path": stats["requests"],
         "weight": {api: sum(m.values()) for api, m in stats["weight_per_minute"].items()},
         "max_weight_per_minute": stats["max_weight_per_minute"],
         "sent_429": stats["sent_429"],
@@ -387,7 +408,11 @@ def configuration(base: str, coins: int, workers: int, args, tmp: Path) -> dict:
         processes = start_workers(workers, args.threads, env, logs)
         runs = []
         for index in range(args.runs):
-            result = one_scan(base, coins, env, database, logs, index + 1)
+            if index:
+                wait_for_next_minute()
+            result = one_scan(
+                base, coins, env, database, logs, index + 1, keep_tallies=not args.forget_tallies
+            )
             result["scan_floor"] = fetch.floor_seconds(result, fetch_concurrency() * workers)
             runs.append(result)
             print(
@@ -398,6 +423,7 @@ def configuration(base: str, coins: int, workers: int, args, tmp: Path) -> dict:
                 file=sys.stderr,
                 flush=True,
             )
+            print(f"    requests per path: {result['requests_by_path']}", file=sys.stderr)
             if result["failures"]:
                 print(f"    failures: {result['failures']}", file=sys.stderr, flush=True)
             if result["stderr_tail"]:
@@ -414,6 +440,12 @@ def configuration(base: str, coins: int, workers: int, args, tmp: Path) -> dict:
             shutil.copytree(logs, keep)
         drop_database(database)
         redis_client().flushdb()
+
+
+def wait_for_next_minute() -> None:
+    """Sleep into the next wall-clock minute: a warm run then scans at least a minute after the
+    previous one, so its whale window has new trades to read (a window ends on a whole minute)."""
+    time.sleep(61 - time.time() % 60)
 
 
 def fetch_concurrency() -> int:
@@ -504,6 +536,11 @@ def main() -> None:
         type=int,
         default=1000,
         help="CoinGecko and LunarCrush budgets (bench/fetch.py uses 1000)",
+    )
+    parser.add_argument(
+        "--forget-tallies",
+        action="store_true",
+        help="clear the coins' trade tallies before every run too (scans an hour or more apart)",
     )
     parser.add_argument("--json", help="also write every measurement to this file")
     parser.add_argument(
