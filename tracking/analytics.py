@@ -32,13 +32,15 @@ Percent values are rounded to DIGITS decimals.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Avg, Count, F, Q, QuerySet, Sum
 from django.db.models import Window as Over
 from django.db.models.functions import Least, RowNumber
@@ -97,6 +99,33 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     low = 0.0 if successes == 0 else max(0.0, centre - half)
     high = 1.0 if successes == n else min(1.0, centre + half)
     return (low, high)
+
+
+# --- the database session -----------------------------------------------------------------------
+
+
+@contextmanager
+def without_jit() -> Iterator[None]:
+    """Run the enclosed analytics queries with PostgreSQL's JIT compilation off (`SET LOCAL`, so
+    only inside this transaction; elsewhere a no-op). Also a decorator.
+
+    Why: PostgreSQL JIT-compiles a query whose estimated cost passes `jit_above_cost`, whatever
+    the compiling costs. The window's GROUPING SETS query has about 70 expressions to compile
+    (every filtered aggregate per grouping set): over a 180-day window of 1M outcomes that was
+    ~240 ms of compiling for a query that then ran in well under two seconds, and every request
+    compiles again (nothing is prepared). These are aggregations over rows already in memory;
+    the interpreter is fast enough. Only these queries, not the connection, so the rest of the
+    product keeps the server's setting.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    # savepoint=False: inside an outer transaction this adds no savepoint round trips; SET LOCAL
+    # then lasts until that transaction ends, which only affects how its queries are executed.
+    with transaction.atomic(savepoint=False):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
+        yield
 
 
 # --- filters ------------------------------------------------------------------------------------
@@ -342,50 +371,62 @@ def _window_grouping_sets(
         WHERE {" AND ".join(conditions)}"""
     source_params = [filters.horizon, *params]
     c = "c."  # the check's columns
-    top_column, top_params = "", []
+    sets = ", ".join(["()"] + [f"(s.{dimension})" for dimension in dimensions])
+    grouping = f"GROUPING({columns})" if dimensions else "0"
+    cte, top_columns, top_params = "", "", []
     if top is not None:
-        # The top signals from the same read: each checked outcome's rank from the top and from
-        # the bottom (the ORDER BY of `_top_signals`, with PostgreSQL's null placement), and the
-        # rows within `top` of either end gathered as JSON by the () set (the FILTER keeps the
-        # other sets' aggregate empty). s and c become the columns of that subquery.
-        ranked = [*TOP_CHECK_FIELDS, *SIGNAL_FIELDS]
+        # The top signals from the same read of the window: its rows are kept once (the CTE, only
+        # the columns the aggregates and the ordering need) and read three times: by the grouping
+        # sets, and by two top-N sorts (ORDER BY ... LIMIT: a bounded heap, not a full sort) for
+        # the best (return descending, PostgreSQL's nulls first, then signal id) and the worst
+        # (ascending, nulls last, then signal id) `top`, the ORDER BY of `_top_signals`. Only
+        # those rows are joined back (by primary key) for the fields shown. Ranking every row
+        # with window functions instead (ROW_NUMBER, RANK and two COUNTs over the window) cost
+        # more than the aggregation itself.
+        # The CTE's ORDER BY keeps the order in which the checked outcomes reached the aggregates
+        # before (then sorted for those window functions): a float sum depends on the order of its
+        # terms, and in this order the sums are the same to the last bit (the bench's returns
+        # have 6 decimals, so a group's total can be an exact tie at DIGITS decimals that another
+        # order rounds the other way). Only DONE rows are summed; the others (no return: nulls
+        # first) are only counted. The return leads the key on purpose: led by a nearly constant
+        # key (as `status = 'done'` was), PostgreSQL's sort compares almost every pair on the
+        # later keys and took 6x as long.
+        # s and c become the columns of the CTE.
         check_columns = ("id", "status", "outcome", "adjusted_return_pct", "excess_return_pct")
         inner = [
             *(f"s.{name}" for name in ("id", *WINDOW_DIMENSIONS)),
             *(f"c.{name} AS c_{name}" for name in check_columns),
-            *(f"c.{name} AS top_{name}" for name in TOP_CHECK_FIELDS),
-            *(f"s.{name} AS top_{name}" for name in SIGNAL_FIELDS),
         ]
-        # One sort (by return descending, then signal id; PostgreSQL puts nulls first, as the
-        # largest): best = the row number; worst (by return ascending, then signal id) = the rows
-        # after this one's ties + its place among its ties = n − through + (best − rank + 1),
-        # with rank = 1 + the rows before its ties and through = the rows up to its last tie.
-        part = "PARTITION BY c.status = 'done'"
-        source = f"""(
-            SELECT r.*, r.top_n - r.top_through + r.best_rank - r.top_tie_rank + 1 AS worst_rank
-            FROM (
-                SELECT {", ".join(inner)},
-                    ROW_NUMBER() OVER ({part} ORDER BY c.adjusted_return_pct DESC, c.signal_id)
-                        AS best_rank,
-                    RANK() OVER ({part} ORDER BY c.adjusted_return_pct DESC) AS top_tie_rank,
-                    COUNT(*) OVER ({part} ORDER BY c.adjusted_return_pct DESC) AS top_through,
-                    COUNT(*) OVER ({part}) AS top_n
-                FROM {source}
-            ) r
-        ) s"""  # noqa: S608
-        pairs = ", ".join(f"'{name}', s.top_{name}" for name in ranked)
-        top_column = f"""JSON_AGG(JSON_BUILD_OBJECT({pairs},
-                'best_rank', s.best_rank, 'worst_rank', s.worst_rank))
-                FILTER (WHERE s.c_status = 'done' AND LEAST(s.best_rank, s.worst_rank) <= %s)
-                AS top_signals,"""
-        top_params.append(top)
+        cte = f"""WITH w AS MATERIALIZED (SELECT {", ".join(inner)} FROM {source}
+            ORDER BY c.adjusted_return_pct DESC, s.id)"""  # noqa: S608
+        pairs = ", ".join(
+            [f"'{name}', tc.{name}" for name in TOP_CHECK_FIELDS]
+            + [f"'{name}', ts.{name}" for name in SIGNAL_FIELDS]
+        )
+
+        def top_list(order: str) -> str:
+            ordering = f"t.c_adjusted_return_pct {order}, t.id"
+            return f"""(
+                SELECT JSON_AGG(JSON_BUILD_OBJECT({pairs}) ORDER BY {ordering})
+                FROM (
+                    SELECT id, c_id, c_adjusted_return_pct FROM w t
+                    WHERE c_status = 'done' ORDER BY {ordering} LIMIT %s
+                ) t
+                JOIN {check_table} tc ON tc.id = t.c_id
+                JOIN {signal_table} ts ON ts.id = t.id
+            )"""  # noqa: S608
+
+        # Only the () row carries the lists (the subqueries run once either way).
+        overall_row = f"{grouping} = {(1 << len(dimensions)) - 1}"
+        top_columns = f"""CASE WHEN {overall_row} THEN {top_list("DESC")} END AS best_signals,
+            CASE WHEN {overall_row} THEN {top_list("ASC")} END AS worst_signals,"""
+        top_params = [top, top]
+        source = "w s"
         c = "s.c_"
         done = f"{c}status = 'done'"
         returns = f"{c}adjusted_return_pct"
-    sets = ", ".join(["()"] + [f"(s.{dimension})" for dimension in dimensions])
-    grouping = f"GROUPING({columns})" if dimensions else "0"
     # Only identifiers and constants are formatted in; every value is a parameter.
-    sql = f"""
+    sql = f"""{cte}
         SELECT {grouping} AS grouping_id, {columns + ", " if dimensions else ""}
             COUNT(s.id) AS total_signals,
             COUNT({c}id) FILTER (WHERE {c}status IN ('pending', 'claimed')) AS pending,
@@ -401,24 +442,27 @@ def _window_grouping_sets(
             SUM({returns}) FILTER (WHERE {done} AND {returns} > 0) AS gross_profit,
             SUM({returns}) FILTER (WHERE {done} AND {returns} < 0) AS gross_loss,
             COUNT({c}excess_return_pct) FILTER (WHERE {done}) AS excess_n,
-            {top_column}
+            {top_columns}
             AVG({c}excess_return_pct) FILTER (WHERE {done}) AS avg_excess
         FROM {source}
         GROUP BY GROUPING SETS ({sets})
         ORDER BY grouping_id{", " + columns if dimensions else ""}
     """  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*top_params, *source_params])
+        # The CTE (source) comes first in the text, then the lists' LIMITs.
+        cursor.execute(sql, [*source_params, *top_params])
         names = [column.name for column in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     width = len(dimensions)
     groups: dict[str, list[dict[str, Any]]] = {dimension: [] for dimension in dimensions}
     overall: dict[str, Any] = {}
+    lists: dict[str, Any] = {}
     for row in rows:
         grouping_id = row.pop("grouping_id")
         values = {dimension: row.pop(dimension) for dimension in dimensions}
+        found = {key: row.pop(key) for key in ("best_signals", "worst_signals") if key in row}
         if grouping_id == (1 << width) - 1:  # the () set: every column aggregated away
-            overall = row
+            overall, lists = row, found
             continue
         # GROUPING(a, b, ...) has bit (width − 1 − i) set when column i is not grouped.
         dimension = next(
@@ -426,7 +470,11 @@ def _window_grouping_sets(
         )
         if row["n"]:  # only groups with checked outcomes, as the ORM's inner join gives
             groups[dimension].append({"group": values[dimension], **row})
-    top_signals = _top_from_json(overall.pop("top_signals") or [], top) if top is not None else None
+    top_signals = (
+        _top_from_json(lists["best_signals"] or [], lists["worst_signals"] or [])
+        if top is not None
+        else None
+    )
     return Window(
         total_signals=overall.pop("total_signals"),
         pending=overall.pop("pending"),
@@ -437,12 +485,15 @@ def _window_grouping_sets(
     )
 
 
-def _top_from_json(found: list[dict[str, Any]], limit: int) -> tuple[list, list]:
-    """`_top_signals`'s lists from the window's JSON rows: the values as the ORM reads them (JSON
-    keeps a float exactly; as_of comes as ISO 8601 text)."""
-    for row in found:
+def _top_from_json(best: list[dict[str, Any]], worst: list[dict[str, Any]]) -> tuple[list, list]:
+    """`_top_signals`'s lists from the window's JSON lists (each in its order): the values as the
+    ORM reads them (JSON keeps a float exactly; as_of comes as ISO 8601 text)."""
+    for row in (*best, *worst):
         row["as_of"] = datetime.fromisoformat(row["as_of"])
-    return _best_and_worst(found, limit)
+    return (
+        [row | {"tier": row["tier"] or None} for row in best],
+        [row | {"tier": row["tier"] or None} for row in worst],
+    )
 
 
 # --- services -----------------------------------------------------------------------------------
@@ -464,6 +515,7 @@ def _summary(filters: PerformanceFilters, data: Window) -> dict[str, Any]:
     }
 
 
+@without_jit()
 def performance_summary(filters: PerformanceFilters) -> dict[str, Any]:
     """The headline numbers (the original `stats` fields plus n, intervals, expectancy, ...)."""
     filters = filters.resolved()
@@ -496,6 +548,7 @@ def _by_horizon(filters: PerformanceFilters) -> list[dict[str, Any]]:
     return [found.get(horizon, {"group": horizon, **empty}) for horizon in HORIZONS]
 
 
+@without_jit()
 def performance_by(dimension: str, filters: PerformanceFilters) -> dict[str, Any]:
     """The numbers per scanner, tier (null = recorded without one), horizon (all five, in order,
     the `horizon` filter ignored), direction or symbol."""
@@ -603,6 +656,7 @@ def _top(
     }
 
 
+@without_jit()
 def top_performers(filters: PerformanceFilters, limit: int = 10) -> dict[str, Any]:
     """The best and worst signals (by adjusted return at the horizon) and symbols (by expectancy,
     among symbols with at least TOP_SYMBOL_MIN_SIGNALS checked outcomes). With few symbols the
@@ -635,6 +689,7 @@ def _shown(numbers: dict[str, Any]) -> str:
     )
 
 
+@without_jit()
 def recommendations(filters: PerformanceFilters) -> dict[str, Any]:
     """Advice per SCANNERS.md, each only from a group of n ≥ ANALYTICS_MIN_SAMPLE and only where
     the win rate's 95 % Wilson interval supports it; what was not said, and why, is in `withheld`.
@@ -792,6 +847,7 @@ def _recommend(filters: PerformanceFilters, data: Window) -> dict[str, Any]:
 # --- the report -----------------------------------------------------------------------------------
 
 
+@without_jit()
 def performance_report(filters: PerformanceFilters, *, limit: int = 10) -> dict[str, Any]:
     """Everything at once: the summary, the breakdowns, the top performers, the advice. The
     window's aggregates are read once (`window`, with the best and worst signals) and shared; on

@@ -157,6 +157,18 @@ class OutcomeCheck(models.Model):
             models.UniqueConstraint(fields=["signal", "horizon"], name="unique_outcome_check")
         ]
         indexes = [
+            # The analytics (tracking/analytics.py) read a window's checks one signal at a time
+            # (7.7k signals in a 7-day window of 1M outcomes). On PostgreSQL this index also
+            # carries the columns they aggregate, so those reads are index-only scans that never
+            # visit the table. Not folded into the unique constraint: Django does not create a
+            # unique constraint with `include` at all on a database without covering indexes
+            # (SQLite, the embedded default), which would lose the uniqueness there. On SQLite
+            # this is a plain index on (signal, horizon).
+            models.Index(
+                fields=["signal", "horizon"],
+                include=["id", "status", "outcome", "adjusted_return_pct", "excess_return_pct"],
+                name="outcome_check_signal_cover",
+            ),
             models.Index(fields=["status", "due_at"], name="outcome_check_due"),
             models.Index(fields=["status", "run_at"], name="outcome_check_run"),
         ]
