@@ -476,6 +476,24 @@ def test_a_later_trade_window_reads_only_the_trades_after_the_last_one_read(clea
     assert 0 < incremental_pages < clean_fake.requests["/api/v3/aggTrades"]
 
 
+@pytest.mark.django_db
+def test_a_window_too_busy_for_one_read_is_finished_by_the_next_reads(
+    clean_fake, source, monkeypatch
+):
+    full = source.large_trades(["SOL/USDT"], as_of=NOW, min_usd=5_000)["SOL/USDT"]
+    clear_process_caches()
+    monkeypatch.setattr("scanners.market_data.binance.AGG_TRADES_MAX_PAGES", 1)
+    answers = [
+        source.large_trades(["SOL/USDT"], as_of=NOW, min_usd=5_000)["SOL/USDT"]
+        for _ in range(40)
+    ]
+    assert isinstance(answers[0], Missing)
+    assert "goes on from where this one stopped" in answers[0].reason
+    finished = next(answer for answer in answers if isinstance(answer, LargeTrades))
+    assert finished.count == full.count
+    assert finished.total_usd == pytest.approx(full.total_usd)
+
+
 # --- failures ----------------------------------------------------------------------------------
 
 

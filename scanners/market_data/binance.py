@@ -1608,10 +1608,14 @@ class BinanceSource(MarketDataSource):
             tally = TradeTally(min_usd=min_usd, from_ms=start_ms, to_ms=start_ms)
         if not tally.covers(start_ms, end_ms):
             problem = await self._read_trades(listing, tally, end_ms)
+            tally.forget_before(start_ms)
+            # Kept also when the window was too busy to finish: the next scan goes on from there
+            # instead of reading the same pages again, and catches up.
+            await _cache_put(
+                self._tallies, key, tally.to_json(), min(end, ms_to_datetime(tally.to_ms))
+            )
             if problem is not None:
                 return problem
-            tally.forget_before(start_ms)
-            await _cache_put(self._tallies, key, tally.to_json(), end)
         total, buy, sell, count = tally.window(start_ms, end_ms)
         return LargeTrades(
             symbol=symbol,
@@ -1653,9 +1657,14 @@ class BinanceSource(MarketDataSource):
             }
         else:
             most = AGG_TRADES_MAX_PAGES * AGG_TRADES_PAGE
+            since = show_time(ms_to_datetime(tally.to_ms))
+            # Keep what was read: every trade before the last one's millisecond (trades of that
+            # millisecond may go on in the next page).
+            read = np.concatenate(tables)
+            tally.add(read, up_to_ms=int(read[-1, 2]) - 1)
             return Missing(
-                f"{listing.symbol} traded more than {most:,} aggregate trades since "
-                f"{show_time(ms_to_datetime(tally.to_ms))}; too many to read"
+                f"{listing.symbol} traded more than {most:,} aggregate trades since {since}; "
+                "too many to read in one scan (the next scan goes on from where this one stopped)"
             )
         tally.add(np.concatenate(tables), up_to_ms=end_ms)
         return None
