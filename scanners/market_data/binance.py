@@ -418,10 +418,7 @@ def _release_runtime(runtime: _Runtime) -> None:
         _idle.append(runtime)
         while len(_idle) > IDLE_RUNTIMES:
             retired.append(_idle.pop(0))
-        for old in retired:
-            for key, value in list(_runtimes.items()):
-                if value is old:
-                    del _runtimes[key]
+        _forget_locked(retired)
     for old in retired:
         old.close()
 
@@ -432,12 +429,16 @@ def close_idle_runtimes() -> None:
     with _runtimes_lock:
         retired = [runtime for runtime in _idle if runtime.users == 0]
         _idle.clear()
-        for old in retired:
-            for key, value in list(_runtimes.items()):
-                if value is old:
-                    del _runtimes[key]
+        _forget_locked(retired)
     for old in retired:
         old.close()
+
+
+def _forget_locked(retired: list[_Runtime]) -> None:
+    """Drop `retired` from the registry (under _runtimes_lock): no source can acquire them."""
+    for key, value in list(_runtimes.items()):
+        if value in retired:
+            del _runtimes[key]
 
 
 # --- exchange metadata -----------------------------------------------------------------------
