@@ -484,8 +484,7 @@ def test_a_window_too_busy_for_one_read_is_finished_by_the_next_reads(
     clear_process_caches()
     monkeypatch.setattr("scanners.market_data.binance.AGG_TRADES_MAX_PAGES", 1)
     answers = [
-        source.large_trades(["SOL/USDT"], as_of=NOW, min_usd=5_000)["SOL/USDT"]
-        for _ in range(40)
+        source.large_trades(["SOL/USDT"], as_of=NOW, min_usd=5_000)["SOL/USDT"] for _ in range(40)
     ]
     assert isinstance(answers[0], Missing)
     assert "goes on from where this one stopped" in answers[0].reason
