@@ -193,6 +193,35 @@ def test_sync_used_raises_the_counter_to_the_servers_count_but_never_lowers_it(b
     assert len(clock.sleeps) == 1
 
 
+@pytest.mark.redis
+def test_a_server_count_no_higher_than_the_shared_counter_costs_no_redis_round_trip(
+    redis_prefix, clock
+):
+    budget = budgets(clock, redis_prefix)
+    sent: list[int] = []
+
+    async def scenario() -> int:
+        await budget.acquire("binance-spot", 10, 100)
+        client = budget._clients.get()
+        original = client.eval
+
+        async def counted(script, keys, *args):
+            sent.append(int(args[1]))
+            return await original(script, keys, *args)
+
+        client.eval = counted
+        await budget.sync_used("binance-spot", 10)  # what this process took: known already
+        await budget.sync_used("binance-spot", 4)
+        await budget.sync_used("binance-spot", 30)  # other clients on the IP: sent
+        await budget.sync_used("binance-spot", 30)
+        used = await budget.used("binance-spot")
+        await _close(budget)
+        return used
+
+    assert asyncio.run(scenario()) == 30
+    assert sent == [30]
+
+
 async def _used(budget: LocalBudget | RedisBudget) -> int:
     if isinstance(budget, RedisBudget):
         return await budget.used("binance-spot")
@@ -458,6 +487,35 @@ def test_the_limiter_never_goes_below_one():
     for _ in range(100):
         limiter.record(error=True)
     assert limiter.limit == 1
+
+
+def test_a_follow_up_page_is_sent_before_requests_that_start_a_read(clock):
+    engine = make_engine(clock, max_concurrent=1)
+    order: list[str] = []
+    release_first = asyncio.Event()
+
+    def recording(name: str):
+        async def call() -> Reply:
+            order.append(name)
+            if name == "first":
+                await release_first.wait()  # holds the only slot while the others queue
+            return Reply(name)
+
+        return call
+
+    async def scenario() -> None:
+        first = asyncio.create_task(engine.run(recording("first"), weight=1, what="x"))
+        queued = [
+            asyncio.create_task(engine.run(recording(name), weight=1, what="x", follow_up=ahead))
+            for name, ahead in (("new read 1", False), ("new read 2", False), ("next page", True))
+        ]
+        while engine.limiter.waiting() < len(queued):
+            await asyncio.sleep(0)
+        release_first.set()
+        await asyncio.gather(first, *queued)
+
+    asyncio.run(scenario())
+    assert order == ["first", "next page", "new read 1", "new read 2"]
 
 
 def test_an_engine_cuts_its_concurrency_under_errors_and_recovers(clock):

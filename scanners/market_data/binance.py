@@ -707,9 +707,17 @@ class BinanceSource(MarketDataSource):
         return require_aware(as_of) >= self.now() - LIVE_TOLERANCE
 
     async def _call(
-        self, api: str, method: str, params: dict[str, Any], *, weight: int, what: str
+        self,
+        api: str,
+        method: str,
+        params: dict[str, Any],
+        *,
+        weight: int,
+        what: str,
+        follow_up: bool = False,
     ) -> Any:
-        """One ccxt implicit-API call through the API's engine."""
+        """One ccxt implicit-API call through the API's engine; `follow_up` for the next page of
+        a read under way (it waits for a slot ahead of reads not yet started)."""
         runtime = self._runtime
         engine = self._engine(api)
 
@@ -726,7 +734,7 @@ class BinanceSource(MarketDataSource):
                 raise BadResponse(f"{what}: body is not JSON")
             return Reply(data, used_weight=used)
 
-        return await engine.run(call, weight=weight, what=what)
+        return await engine.run(call, weight=weight, what=what, follow_up=follow_up)
 
     async def _each(
         self, keys: Iterable[str], fetch: Callable[[str], Awaitable[Maybe[T]]], what: str
@@ -1039,7 +1047,9 @@ class BinanceSource(MarketDataSource):
             if cursor_start is not None:
                 params["startTime"] = cursor_start
             weight = futures_klines_weight(page_size) if futures else WEIGHT["spot_klines"]
-            raw = await self._call(api, method, params, weight=weight, what=what)
+            raw = await self._call(
+                api, method, params, weight=weight, what=what, follow_up=bool(pages)
+            )
             table = _klines_table(raw, what)
             table = table[table[:, 0] <= end]  # never the candle still open at as_of
             if cursor_start is not None:
@@ -1645,8 +1655,10 @@ class BinanceSource(MarketDataSource):
         else:
             params["startTime"] = tally.to_ms + 1
         tables: list[np.ndarray] = []
-        for _page in range(AGG_TRADES_MAX_PAGES):
-            data = await self._call(api, method, dict(params), weight=weight, what=what)
+        for page in range(AGG_TRADES_MAX_PAGES):
+            data = await self._call(
+                api, method, dict(params), weight=weight, what=what, follow_up=page > 0
+            )
             table = _trades_table(data, what)
             tables.append(table)
             if len(table) < AGG_TRADES_PAGE or table[-1, 2] > end_ms:

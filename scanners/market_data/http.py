@@ -337,9 +337,26 @@ class RedisBudget(_FixedWindows):
             else None
         )
         self._warned_at = -math.inf
+        # name -> (window index, the highest value of its shared counter this process has seen).
+        # The counter never falls within a window, so a server count at or below it changes
+        # nothing: `sync_used` then skips its round trip (most answers: the server counts what
+        # this process already took).
+        self._seen: dict[str, tuple[int, int]] = {}
+        self._seen_lock = threading.Lock()
 
     def key(self, name: str, window_index: int) -> str:
         return f"{self.prefix}:{name}:{window_index}"
+
+    def _saw(self, name: str, window_index: int, counter: int) -> None:
+        with self._seen_lock:
+            index, seen = self._seen.get(name, (window_index, 0))
+            if index != window_index or counter > seen:
+                self._seen[name] = (window_index, counter)
+
+    def _already_seen(self, name: str, window_index: int, counter: int) -> bool:
+        with self._seen_lock:
+            index, seen = self._seen.get(name, (None, 0))
+        return index == window_index and counter <= seen
 
     def _redis_failed(self, error: Exception) -> None:
         if self._fallback is None:
@@ -363,6 +380,7 @@ class RedisBudget(_FixedWindows):
             result = await client.eval(
                 _ACQUIRE_LUA, 1, self.key(name, window.index), weight, limit, self.expire_ms
             )
+            self._saw(name, window.index, int(result[1]))
             return bool(int(result[0]))
 
         try:
@@ -378,11 +396,14 @@ class RedisBudget(_FixedWindows):
         import redis
 
         window = self.window()
+        if self._already_seen(name, window.index, int(used_weight)):
+            return
         try:
             client = self._clients.get()
-            await client.eval(
+            counter = await client.eval(
                 _SYNC_LUA, 1, self.key(name, window.index), int(used_weight), self.expire_ms
             )
+            self._saw(name, window.index, int(counter))
         except (redis.RedisError, OSError) as error:
             self._redis_failed(error)
             assert self._fallback is not None
@@ -592,6 +613,10 @@ class AdaptiveLimiter:
     Over the last `window` results (counted since the limit last changed): an error share above
     `cut_above` halves the limit (at least 1), one below `raise_below` raises it by `step` up to
     `maximum`. Usable from several threads and event loops at once.
+
+    Waiters are served in order, except that those acquiring with `ahead=True` (the next page of
+    a read already under way) are served before every plain waiter: a read of many pages, one
+    after another, would otherwise queue behind the whole backlog once per page.
     """
 
     def __init__(
@@ -616,16 +641,19 @@ class AdaptiveLimiter:
         self.in_flight = 0
         self._results: deque[bool] = deque(maxlen=window)
         self._waiters: deque[_Waiter] = deque()
+        self._ahead: deque[_Waiter] = deque()  # served before `_waiters`
         self._lock = threading.Lock()
 
-    async def acquire(self) -> None:
+    async def acquire(self, *, ahead: bool = False) -> None:
+        """Wait for a slot; `ahead` puts the caller before every waiter that did not ask so."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            if self.in_flight < self.limit and not self._waiters:
+            if self.in_flight < self.limit and not self._waiters and not self._ahead:
                 self.in_flight += 1
                 return
             waiter = _Waiter(loop, loop.create_future())
-            self._waiters.append(waiter)
+            queue = self._ahead if ahead else self._waiters
+            queue.append(waiter)
         try:
             await waiter.future
         except BaseException:
@@ -635,7 +663,7 @@ class AdaptiveLimiter:
                     self._wake_locked()
                 else:
                     with contextlib.suppress(ValueError):
-                        self._waiters.remove(waiter)
+                        queue.remove(waiter)
             raise
 
     def release(self) -> None:
@@ -643,9 +671,14 @@ class AdaptiveLimiter:
             self.in_flight -= 1
             self._wake_locked()
 
+    def waiting(self) -> int:
+        """How many callers wait for a slot."""
+        with self._lock:
+            return len(self._ahead) + len(self._waiters)
+
     def _wake_locked(self) -> None:
-        while self._waiters and self.in_flight < self.limit:
-            waiter = self._waiters.popleft()
+        while (self._ahead or self._waiters) and self.in_flight < self.limit:
+            waiter = (self._ahead or self._waiters).popleft()
             if waiter.future.done():
                 continue
             waiter.granted = True
@@ -656,8 +689,8 @@ class AdaptiveLimiter:
                 self.in_flight -= 1
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        await self.acquire()
+    async def slot(self, *, ahead: bool = False) -> AsyncIterator[None]:
+        await self.acquire(ahead=ahead)
         try:
             yield
         finally:
@@ -821,8 +854,10 @@ class RequestEngine:
             logger.debug("%s: banned for %.1f s more; %s waits", self.name, remaining, what)
             await self.sleep(remaining + self.rng.uniform(0, 0.1))
 
-    async def _attempt(self, call: Callable[[], Awaitable[Reply[T]]], weight: int) -> Reply[T]:
-        async with self.limiter.slot():
+    async def _attempt(
+        self, call: Callable[[], Awaitable[Reply[T]]], weight: int, ahead: bool
+    ) -> Reply[T]:
+        async with self.limiter.slot(ahead=ahead):
             await self.budget.acquire(self.name, weight, self.usable_limit)
             self._metrics.add(requests=1, weight_used=weight)
             try:
@@ -836,15 +871,25 @@ class RequestEngine:
             raise TypeError(f"a request engine call must return a Reply, got {type(reply)}")
         return reply
 
-    async def run(self, call: Callable[[], Awaitable[Reply[T]]], *, weight: int, what: str) -> T:
+    async def run(
+        self,
+        call: Callable[[], Awaitable[Reply[T]]],
+        *,
+        weight: int,
+        what: str,
+        follow_up: bool = False,
+    ) -> T:
         """Send one request (`call`) within the budget, bans and concurrency limit; retried as
-        its failure allows. Returns the reply's data or raises the engine's errors."""
+        its failure allows. Returns the reply's data or raises the engine's errors.
+
+        `follow_up`: the request continues a read already under way (its next page); it waits
+        for a slot ahead of requests that start a read (see `AdaptiveLimiter`)."""
         transient = 0
         rate_limited = 0
         while True:
             await self._wait_while_banned(what)
             try:
-                reply = await self._attempt(call, weight)
+                reply = await self._attempt(call, weight, follow_up)
             except TransientError as error:
                 self._metrics.add(errors=1, transient_errors=1)
                 self.limiter.record(error=True)
