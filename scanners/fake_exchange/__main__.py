@@ -41,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the fake now, ISO (UTC if no zone) or epoch ms; default: last spot candle's close",
     )
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every answer")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="each answer leaves this long after its request was read (computing included)",
+    )
     parser.add_argument(
         "--error-rate", type=float, default=0.0, help="share of answers that are 500/502/503"
     )

@@ -496,10 +496,23 @@ class FakeExchange:
         return response
 
     async def _answer(self, request: web.Request, path: str) -> web.StreamResponse:
+        """The answer, sent once the latency has passed since the request was read.
+
+        The fake's own computing counts inside the latency, as a real exchange's does: were it
+        added on top, the fake (one process, on the client's cores) would answer slower the
+        more requests are in flight, which the exchange does not."""
         sw = self.switches
-        delay = sw.path_latency_ms.get(path, sw.latency_ms)
+        delay = sw.path_latency_ms.get(path, sw.latency_ms) / 1000
+        read_at = asyncio.get_running_loop().time()
+        response = await self._compute(request, path)
         if delay > 0:
-            await asyncio.sleep(delay / 1000)
+            left = delay - (asyncio.get_running_loop().time() - read_at)
+            if left > 0:
+                await asyncio.sleep(left)
+        return response
+
+    async def _compute(self, request: web.Request, path: str) -> web.StreamResponse:
+        sw = self.switches
         route = self._routes.get(path)
         if route is None or request.method not in ("GET", "HEAD"):
             return self._not_found(path, request.method)
