@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django import db
 
@@ -146,18 +146,26 @@ class _Batch:
         return Missing(f"the {self.source.name or 'market-data'} source gave no {what}")
 
 
+Reads = dict[str, tuple[str, Callable[[list[str]], dict[str, Maybe[Any]]], list[str]]]
+T = TypeVar("T")
+
+
 def _read_all(
     batch: _Batch,
-    reads: dict[str, tuple[str, Callable[[list[str]], dict[str, Maybe[Any]]], list[str]]],
+    reads: Reads,
     *,
     parallel: bool,
-) -> dict[str, dict[str, Maybe[Any]]]:
-    """Every read of `reads` through `batch.ask`: one after another, or side by side in threads
-    when the source can serve concurrent calls. A SourceError from any read propagates."""
-    if not parallel or len(reads) < 2:
-        return {
+    meanwhile: Callable[[], T] | None = None,
+) -> tuple[dict[str, dict[str, Maybe[Any]]], T | None]:
+    """Every read of `reads` through `batch.ask`, and `meanwhile()` in the calling thread: one
+    after another, or side by side in threads when the source can serve concurrent calls.
+    Returns (the answers by read, what `meanwhile` returned). A SourceError from any read
+    propagates."""
+    if not parallel or len(reads) + (meanwhile is not None) < 2:
+        answers = {
             name: batch.ask(what, call, symbols) for name, (what, call, symbols) in reads.items()
         }
+        return answers, meanwhile() if meanwhile is not None else None
 
     def ask(what: str, call: Callable, symbols: list[str]) -> dict[str, Maybe[Any]]:
         try:
@@ -168,7 +176,8 @@ def _read_all(
 
     with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="scan-read") as pool:
         futures = {name: pool.submit(ask, *read) for name, read in reads.items()}
-        return {name: future.result() for name, future in futures.items()}
+        also = meanwhile() if meanwhile is not None else None
+        return {name: future.result() for name, future in futures.items()}, also
 
 
 def gather_inputs(
@@ -186,57 +195,63 @@ def gather_inputs(
     symbols = unique(symbols)
     batch = _Batch(source, symbols)
 
-    # MSS scores new listings only: the vendor data only it reads is asked for those alone.
-    listed: dict[str, Maybe[Any]] = {}
-    new: list[str] = []
-    if "mss" in wanted:
+    limit = candles_needed(wanted, config)
+    by_name: dict[str, tuple[str, Callable[[list[str]], dict[str, Maybe[Any]]]]] = {
+        "candles": (
+            "1h candles",
+            lambda s: source.candles(s, timeframe="1h", as_of=as_of, limit=limit),
+        ),
+        "funding": ("funding", lambda s: source.funding_rates(s, as_of=as_of)),
+        "open_interest": ("open interest", lambda s: source.open_interest(s, as_of=as_of)),
+        "social": ("social metrics", lambda s: source.social(s, as_of=as_of)),
+        "fundamentals": ("fundamentals", lambda s: source.fundamentals(s, as_of=as_of)),
+        "long_short": ("long/short ratio", lambda s: source.long_short_ratio(s, as_of=as_of)),
+        "large": (
+            "large trades",
+            lambda s: source.large_trades(
+                s, as_of=as_of, min_usd=config.whale_trade_usd, window=HOUR
+            ),
+        ),
+    }
+
+    def reads_of(names: Iterable[str], of: list[str]) -> Reads:
+        return {name: (*by_name[name], of) for name in names}
+
+    # What every coin needs is read at once, side by side with the listing times. MSS scores new
+    # listings only: what only it needs is asked, once the listing times are known, for those.
+    smart = "smart_money" in wanted
+    every = ["candles"] if limit else []
+    new_only = ["fundamentals", "long_short"]
+    for name, for_every in (
+        ("funding", smart),
+        ("open_interest", smart),
+        ("social", smart or "social" in wanted),
+    ):
+        (every if for_every else new_only).append(name)
+    if "whale" in wanted:
+        every.append("large")
+
+    def new_listings() -> tuple[dict[str, Maybe[Any]], list[str], dict[str, Any]]:
+        """(listing times, the new listings, the reads asked for those alone)."""
+        if "mss" not in wanted:
+            return {}, [], {}
         listed = batch.ask("listing times", lambda s: source.listing_times(s, as_of=as_of))
         new = [
             symbol
             for symbol in symbols
             if is_new_listing(batch.get(listed, symbol, "listing time"), as_of, config)
         ]
-    every_or_new = symbols if {"smart_money"} & set(wanted) else new
-    social_for = symbols if {"smart_money", "social"} & set(wanted) else new
+        if not new:
+            return listed, new, {}
+        answers, _ = _read_all(batch, reads_of(new_only, new), parallel=source.parallel_reads)
+        return listed, new, answers
 
-    limit = candles_needed(wanted, config)
-    # name -> (what, call, symbols): the reads below do not depend on each other.
-    reads: dict[str, tuple[str, Callable[[list[str]], dict[str, Maybe[Any]]], list[str]]] = {}
-    if limit:
-        reads["candles"] = (
-            "1h candles",
-            lambda s: source.candles(s, timeframe="1h", as_of=as_of, limit=limit),
-            symbols,
-        )
-    if every_or_new:
-        reads["funding"] = ("funding", lambda s: source.funding_rates(s, as_of=as_of), every_or_new)
-        reads["open_interest"] = (
-            "open interest",
-            lambda s: source.open_interest(s, as_of=as_of),
-            every_or_new,
-        )
-    if social_for:
-        reads["social"] = ("social metrics", lambda s: source.social(s, as_of=as_of), social_for)
-    if new:
-        reads["fundamentals"] = (
-            "fundamentals",
-            lambda s: source.fundamentals(s, as_of=as_of),
-            new,
-        )
-        reads["long_short"] = (
-            "long/short ratio",
-            lambda s: source.long_short_ratio(s, as_of=as_of),
-            new,
-        )
-    if "whale" in wanted:
-        reads["large"] = (
-            "large trades",
-            lambda s: source.large_trades(
-                s, as_of=as_of, min_usd=config.whale_trade_usd, window=HOUR
-            ),
-            symbols,
-        )
-    answers = _read_all(batch, reads, parallel=source.parallel_reads)
+    answers, found = _read_all(
+        batch, reads_of(every, symbols), parallel=source.parallel_reads, meanwhile=new_listings
+    )
+    assert found is not None
+    listed, new, for_new = found
+    answers.update(for_new)
     candles = answers.get("candles", {})
     funding = answers.get("funding", {})
     open_interest = answers.get("open_interest", {})

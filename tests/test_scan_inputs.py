@@ -357,3 +357,23 @@ def test_a_source_that_serves_concurrent_calls_gets_the_batch_reads_side_by_side
     )
     assert [outcome.error for outcome in outcomes] == [None, None]
     assert {r.scanner for r in outcomes[0].results} == {"smart_money", "whale", "volume"}
+
+
+class ListingTimesBesideTheRestSource(SideBySideSource):
+    """The five reads every coin needs and the listing times meet at one barrier: a batch that
+    waits for the listing times before reading the rest breaks it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(6, timeout=10)
+
+    def listing_times(self, symbols, *, as_of):
+        self.barrier.wait()
+        return super().listing_times(symbols, as_of=as_of)
+
+
+def test_what_every_coin_needs_is_read_beside_the_listing_times_not_after_them():
+    outcomes = scan_coins(
+        ListingTimesBesideTheRestSource(), ["A/USDT", "C/USDT"], as_of=AS_OF, scanners="all"
+    )
+    assert [outcome.error for outcome in outcomes] == [None, None]
