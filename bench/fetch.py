@@ -166,24 +166,27 @@ def scan(
         finally:
             connection.close()  # this thread's (candle write-through)
 
-    # Exchange metadata first, as a scan asks for listing times before anything else; then the
-    # reads that do not depend on each other side by side, as a scan's batch reads them
-    # (scanners.inputs): one thread per chain, all sharing the source's loop and its cap.
-    timed("markets", lambda: source.markets(as_of=as_of) and [])
+    # The reads side by side, as a scan's batch reads them (scanners.inputs): one thread per
+    # chain, all sharing the source's loop and its cap. A scan asks for long/short ratios and
+    # fundamentals of new listings only, once it knows the listing times; this bench asks them
+    # for every coin, so they need not wait.
     trades = settings.WHALE_TRADE_USD
     chains = [
+        [
+            ("markets", lambda: source.listing_times(symbols, as_of=as_of)),
+            ("fundamentals", lambda: source.fundamentals(symbols, as_of=as_of)),
+        ],
+        [("long_short", lambda: source.long_short_ratio(symbols, as_of=as_of))],
         [("candles", lambda: source.candles(symbols, as_of=as_of, limit=CANDLES))],
         [
             ("open_interest", lambda: source.open_interest(symbols, as_of=as_of)),
             ("oi_history", history),  # after open interest: it reads the same history
         ],
-        [("long_short", lambda: source.long_short_ratio(symbols, as_of=as_of))],
         [("taker_flow", lambda: source.taker_flow(symbols, as_of=as_of))],
         [("large_trades", lambda: source.large_trades(symbols, as_of=as_of, min_usd=trades))],
         [
             ("tickers", lambda: source.tickers(symbols, as_of=as_of)),
             ("funding", lambda: source.funding_rates(symbols, as_of=as_of)),
-            ("fundamentals", lambda: source.fundamentals(symbols, as_of=as_of)),
             ("trending", lambda: source.trending(as_of=as_of)),
             ("social", lambda: source.social(symbols, as_of=as_of)),
         ],
@@ -198,23 +201,17 @@ def scan(
     return missing, phases
 
 
-def one_run(base: str, coins: int, concurrency: int) -> dict:
-    from scanners.market_data.base import ms_to_datetime
+def make_source(base: str, now, concurrency: int):
+    """A BinanceSource on the fake as a scan builds it (one concurrency cap for Binance spot and
+    futures), with an in-process weight budget; (source, its engines)."""
     from scanners.market_data.binance import BinanceSource
-    from scanners.market_data.cache import clear_process_caches
     from scanners.market_data.http import (
         AdaptiveLimiter,
         LocalBanRegistry,
         LocalBudget,
         RequestEngine,
     )
-    from scanners.models import Candle, Market
 
-    clear_process_caches()  # every run cold: the process-wide caches outlive sources
-    Candle.objects.all().delete()
-    Market.objects.all().delete()
-    fake_call(base, "POST", "reset")
-    now = ms_to_datetime(fake_call(base, "GET", "stats")["now_ms"])
     limits = {
         "binance-spot": 6000,
         "binance-futures": 2400,
@@ -247,10 +244,24 @@ def one_run(base: str, coins: int, concurrency: int) -> dict:
         lunarcrush_key="bench",
         timeout=10,
     )
+    return source, engines
+
+
+def one_run(base: str, coins: int, concurrency: int) -> dict:
+    from scanners.market_data.base import ms_to_datetime
+    from scanners.market_data.cache import clear_process_caches
+    from scanners.models import Candle, Market
+
+    clear_process_caches()  # every run cold: the process-wide caches outlive sources
+    Candle.objects.all().delete()
+    Market.objects.all().delete()
+    fake_call(base, "POST", "reset")
+    now = ms_to_datetime(fake_call(base, "GET", "stats")["now_ms"])
+    with urlopen(f"{base}/api/v3/exchangeInfo", timeout=30) as answer:
+        listed = json.loads(answer.read())["symbols"]
+    symbols = sorted(f"{m['baseAsset']}/{m['quoteAsset']}" for m in listed)[:coins]
+    source, engines = make_source(base, now, concurrency)
     try:
-        with urlopen(f"{base}/api/v3/exchangeInfo", timeout=30) as answer:
-            listed = json.loads(answer.read())["symbols"]
-        symbols = sorted(f"{m['baseAsset']}/{m['quoteAsset']}" for m in listed)[:coins]
         fake_call(base, "POST", "reset")
         fake_cpu = _fake_cpu_seconds()
         own_cpu = time.process_time()
@@ -264,9 +275,15 @@ def one_run(base: str, coins: int, concurrency: int) -> dict:
         reasons = _sample_reasons(source, symbols, now)
     finally:
         source.close()
+    metrics = [engine.metrics() for engine in engines.values()]
+    return _result(base, seconds, symbols, missing, phases, reasons, cpu, metrics)
+
+
+def _result(base, seconds, symbols, missing, phases, reasons, cpu, metrics) -> dict:
+    from scanners.models import Candle
+
     stats = fake_call(base, "GET", "stats")
     weights = {api: sum(minutes.values()) for api, minutes in stats["weight_per_minute"].items()}
-    metrics = {name: engine.metrics() for name, engine in engines.items()}
     return {
         "seconds": seconds,
         "coins": len(symbols),
@@ -276,7 +293,7 @@ def one_run(base: str, coins: int, concurrency: int) -> dict:
         "max_weight_per_minute": stats["max_weight_per_minute"],
         "sent_429": stats["sent_429"],
         "sent_418": stats["sent_418"],
-        "retries": sum(m["retries"] for m in metrics.values()),
+        "retries": sum(m["retries"] for m in metrics),
         "missing": missing,
         "phases": phases,
         "reasons": reasons,
@@ -341,7 +358,7 @@ def worker(base: str, coins: int, runs: int, baseline: bool) -> None:
             f"run {index + 1}: {result['seconds']:.1f} s, {result['requests']} requests, "
             f"weight {result['weight']}, floor {result['floor']['floor']:.1f} s, "
             f"cpu {result['cpu_seconds']}, 429s {result['sent_429']}, "
-            f"missing {result['missing']}",
+            f"missing {result['missing']}, phases {result['phases']}, retries {result['retries']}",
             file=sys.stderr,
             flush=True,
         )
