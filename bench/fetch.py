@@ -8,14 +8,15 @@ futures 2,400 per minute) and synthetic data (seed 1). The data folder is a **sy
 universe**: the bundled sample's 46 spot coins, repeated under new names (BTC, BTCX1, BTCX2...)
 until there are N coins, so every coin has real candles but the "market" is made up.
 
-One run = everything one full scan asks for N coins, timed as a whole: markets (exchangeInfo + a
-listing lookup per coin) first, as a scan asks for listing times before anything else; then, side
-by side as a scan's batch reads them (scanners/inputs.py), one thread per chain sharing the
-source's event loop and its one concurrency cap: 500 closed 1h candles per coin (written through
-to the store); open interest with its 24h change, then the 24h open-interest history per coin;
-long/short ratio; 24h taker flow; whale trades (aggTrades of the last hour, WHALE_TRADE_USD); and
-the bulk reads (24h tickers in one call, funding in one premiumIndex call, CoinGecko fundamentals
-and trending, LunarCrush social with a key). Every run starts cold: an empty SQLite store, empty
+One run = everything one full scan asks for N coins, timed as a whole, side by side as a scan's
+batch reads them (scanners/inputs.py), one thread per chain sharing the source's event loop and
+its one concurrency cap: listing times (exchangeInfo + a first-candle lookup per spot coin),
+then CoinGecko fundamentals; 500 closed 1h candles per coin (written through to the store); open
+interest with its 24h change, then the 24h open-interest history per coin; long/short ratio;
+24h taker flow; whale trades (aggTrades of the last hour, WHALE_TRADE_USD); and the bulk reads
+(24h tickers in one call, funding in one premiumIndex call, CoinGecko trending, LunarCrush
+social with a key). A scan asks long/short and fundamentals for new listings only; this bench
+asks them for every coin. Every run starts cold: an empty SQLite store, empty
 caches (also the process-wide ones and the trade tallies), new engines and a reset fake (its
 weight counters forgotten, as after a quiet minute). The bench process tunes its garbage
 collector as every worker process of the product does (cryptosatx/gc_tuning.py).
