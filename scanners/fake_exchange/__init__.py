@@ -49,9 +49,10 @@ answers 429 past `coingecko_calls_per_minute`. LunarCrush needs `Authorization: 
 (else 401 `{"error": ...}`; the real error text is not documented, so the body is approximate).
 
 **Faults.** `latency_ms` (also per path: each answer leaves that long after its request was
-read, the fake's own computing included, as a real exchange's is), `error_rate` (500/502/503 with an HTML or empty body),
-`timeout_rate` (sleeps `timeout_seconds`, default 60, then 504), `malformed_rate` (200 with
-truncated JSON or an HTML page), drawn from `random.Random(fault_seed)`.
+read, the fake's own computing included, as a real exchange's is), `error_rate` (500/502/503
+with an HTML or empty body), `timeout_rate` (sleeps `timeout_seconds`, default 60, then 504),
+`malformed_rate` (200 with truncated JSON or an HTML page), drawn from
+`random.Random(fault_seed)`.
 """
 
 from scanners.fake_exchange.server import FakeExchange, Switches
