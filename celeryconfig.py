@@ -136,6 +136,14 @@ def build_beat_schedule() -> dict[str, dict]:
             "task": "alerts.monthly_report",
             "schedule": crontab(hour=hour, minute=0, day_of_month="1"),
         }
+    refresh = int(settings.TRADE_TALLY_REFRESH_SECONDS)
+    if settings.MARKET_SOURCE == "binance" and refresh:
+        # A live scan then reads the trades of the minutes since, not of its whole hour.
+        schedule["refresh-trade-tallies"] = {
+            "task": "scanners.refresh_trade_tallies",
+            "schedule": timedelta(seconds=refresh),
+            "options": {"expires": refresh},
+        }
     if str(settings.TELEGRAM_BOT_TOKEN or "").strip():
         schedule["poll-bot-updates"] = {
             "task": "alerts.poll_bot_updates",

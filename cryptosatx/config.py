@@ -339,6 +339,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Redis holding the shared request budget. Default: the Redis broker; in-process with "
         "the memory broker.",
     ),
+    Setting(
+        "TRADE_TALLY_REFRESH_SECONDS",
+        600,
+        _whole_number(0, 1800),
+        LIVE,
+        "Seconds between reads of the scanned coins' new aggregate trades, so a scan reads only "
+        "the minutes since (0: off; a scan then reads its whole hour).",
+    ),
     # --- alerts ---------------------------------------------------------------------------------
     Setting(
         "TELEGRAM_BOT_TOKEN",

@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from scanners.algorithms.common import HOUR, ScannerConfig
 from scanners.market_data import MarketDataSource, Missing, SourceError, get_market_source
 from scanners.market_data.base import show_time
 from scanners.models import (
@@ -164,6 +165,46 @@ def universe_select(source: MarketDataSource, *, as_of: datetime, size: int) -> 
         key=lambda pair: (-pair[0], pair[1]),
     )
     return [symbol for _volume, symbol in ranked[:size]]
+
+
+# --- keeping whale trade tallies current ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TallyRefresh:
+    """What one refresh of the trade tallies read: the coins asked, and each coin whose new
+    trades could not all be read, with the reason (it is read again by the next refresh or
+    scan, from where its tally stopped)."""
+
+    coins: int
+    unread: dict[str, str]
+
+
+def refresh_trade_tallies(
+    *, source: MarketDataSource | None = None, as_of: datetime | None = None
+) -> TallyRefresh:
+    """Read the aggregate trades the universe's coins made since their tallies' last trade, so
+    a scan's whale read covers only the minutes since this refresh. Every SCAN_UNIVERSE_SIZE
+    coin by 24h volume at `as_of` (default: market_now()) is asked; a SourceError (a ban, an
+    unreachable exchange) propagates. Meant for a live source (TRADE_TALLY_REFRESH_SECONDS)."""
+    as_of = as_of or market_now()
+    own_source = source is None
+    source = source or get_market_source()
+    try:
+        coins = universe_select(source, as_of=as_of, size=settings.SCAN_UNIVERSE_SIZE)
+        config = ScannerConfig.from_settings()
+        found = source.large_trades(coins, as_of=as_of, min_usd=config.whale_trade_usd, window=HOUR)
+    finally:
+        if own_source:
+            source.close()
+    unread = {symbol: value.reason for symbol, value in found.items() if isinstance(value, Missing)}
+    logger.info(
+        "trade tallies of %d coins read up to %s%s",
+        len(coins),
+        show_time(as_of),
+        f"; {len(unread)} not fully read, e.g. {next(iter(unread.values()))}" if unread else "",
+    )
+    return TallyRefresh(coins=len(coins), unread=unread)
 
 
 # --- starting a run ----------------------------------------------------------------------------

@@ -36,6 +36,16 @@ def advance_replay_clock() -> None:
         current_app.send_task("alerts.replay_summaries")  # summaries due by market time
 
 
+@shared_task(
+    name="scanners.refresh_trade_tallies", ignore_result=True, soft_time_limit=240, time_limit=300
+)
+def refresh_trade_tallies() -> dict:
+    """Beat's read of the universe's new aggregate trades (every TRADE_TALLY_REFRESH_SECONDS,
+    live sources only): a scan then reads only the minutes since. {"coins": n, "unread": n}."""
+    refresh = scanning.refresh_trade_tallies()
+    return {"coins": refresh.coins, "unread": len(refresh.unread)}
+
+
 @shared_task(name="scanners.start_scan", soft_time_limit=240, time_limit=300)
 def start_scan(
     scanner: str,

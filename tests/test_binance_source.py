@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import redis
 
+from scanners import scanning
+from scanners.algorithms.common import ScannerConfig
 from scanners.fake_exchange import FakeExchange
 from scanners.market_data.base import (
     CandleSeries,
@@ -625,3 +627,34 @@ def test_a_closed_source_leaves_no_redis_connection_of_the_shared_budget_open(cl
     finally:
         http.reset_engines()
         watcher.close()
+
+
+@pytest.mark.django_db
+def test_a_tally_refresh_leaves_a_later_scan_only_the_trades_since(clean_fake, source, settings):
+    settings.SCAN_UNIVERSE_SIZE = 3
+    refresh = scanning.refresh_trade_tallies(source=source, as_of=NOW)
+    # A coin too busy for one refresh is read on by the next one (or the scan), not dropped.
+    refreshed = [
+        coin
+        for coin in scanning.universe_select(source, as_of=NOW, size=3)
+        if coin not in refresh.unread
+    ]
+    later = NOW + timedelta(minutes=5)
+    clean_fake.configure({"now": later.isoformat()})
+    clean_fake.reset()
+    whale_usd = ScannerConfig.from_settings().whale_trade_usd  # the scan's threshold
+    after_refresh = source.large_trades(refreshed, as_of=later, min_usd=whale_usd)
+    pages_after_refresh = clean_fake.requests["/api/v3/aggTrades"]
+
+    clear_process_caches()  # no tallies: the scan reads its whole hour
+    clean_fake.reset()
+    whole_hour = source.large_trades(refreshed, as_of=later, min_usd=whale_usd)
+
+    assert refresh.coins == 3
+    assert all("goes on from where" in reason for reason in refresh.unread.values())
+    assert len(refreshed) >= 1
+    assert {s: v.count for s, v in after_refresh.items()} == {
+        s: v.count for s, v in whole_hour.items()
+    }
+    assert pages_after_refresh == len(refreshed)  # one page each: the five minutes since
+    assert clean_fake.requests["/api/v3/aggTrades"] > pages_after_refresh
