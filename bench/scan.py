@@ -34,8 +34,11 @@ For every N and W (worker processes), one configuration:
   in a later wall-clock minute than the previous run, so it has new trades to read). The fake's
   weight counters, the shared request budget, bans and the Redis request caches are cleared before
   every run, as after a quiet minute. `--forget-tallies` clears the tallies too: the cost of
-  scans an hour or more apart, each reading its whole hour of trades again. The worker processes
-  keep their in-process caches (60 s prices, 10 min exchange metadata) between runs, as a
+  scans an hour or more apart, each reading its whole hour of trades again.
+  `--tally-refresh-minutes M`: before each warm run the tallies are refreshed as beat's
+  `scanners.refresh_trade_tallies` does (every TRADE_TALLY_REFRESH_SECONDS in the product), and
+  the scan starts M minutes later: an hourly scan M minutes after the last refresh. The worker
+  processes keep their in-process caches (60 s prices, 10 min exchange metadata) between runs, as a
   running worker does.
 
 The floor is bench/fetch.py's for the same N: its fetch of everything one scan needs, measured once
@@ -410,6 +413,8 @@ def configuration(base: str, coins: int, workers: int, args, tmp: Path) -> dict:
         for index in range(args.runs):
             if index:
                 wait_for_next_minute()
+                if args.tally_refresh_minutes is not None:
+                    refresh_tallies(base, env, args.tally_refresh_minutes)
             result = one_scan(
                 base, coins, env, database, logs, index + 1, keep_tallies=not args.forget_tallies
             )
@@ -440,6 +445,34 @@ def configuration(base: str, coins: int, workers: int, args, tmp: Path) -> dict:
             shutil.copytree(logs, keep)
         drop_database(database)
         redis_client().flushdb()
+
+
+def refresh_tallies(base: str, env: dict[str, str], then_wait_minutes: float) -> None:
+    """What beat's `scanners.refresh_trade_tallies` does, in its own process against the same
+    database, Redis and fake; then `then_wait_minutes` of wall time, so the next scan has that
+    many minutes of new trades to read."""
+    clear_request_state(keep_tallies=True)
+    set_fake_now(base)
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from scanners import scanning; print(scanning.refresh_trade_tallies())",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    took = time.perf_counter() - started
+    print(
+        f"    tallies refreshed in {took:.1f} s; the scan runs {then_wait_minutes:g} min later",
+        file=sys.stderr,
+        flush=True,
+    )
+    time.sleep(max(0.0, then_wait_minutes * 60 - took))
 
 
 def wait_for_next_minute() -> None:
@@ -541,6 +574,13 @@ def main() -> None:
         "--forget-tallies",
         action="store_true",
         help="clear the coins' trade tallies before every run too (scans an hour or more apart)",
+    )
+    parser.add_argument(
+        "--tally-refresh-minutes",
+        type=float,
+        default=None,
+        help="before each warm run, refresh the tallies as beat's task does (product code, its "
+        "own process), then wait this long: scans that many minutes after the last refresh",
     )
     parser.add_argument("--json", help="also write every measurement to this file")
     parser.add_argument(
