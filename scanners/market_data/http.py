@@ -652,8 +652,8 @@ class AdaptiveLimiter:
                 self.in_flight += 1
                 return
             waiter = _Waiter(loop, loop.create_future())
-            queue = self._ahead if ahead else self._waiters
-            queue.append(waiter)
+            line = self._ahead if ahead else self._waiters
+            line.append(waiter)
         try:
             await waiter.future
         except BaseException:
@@ -663,7 +663,7 @@ class AdaptiveLimiter:
                     self._wake_locked()
                 else:
                     with contextlib.suppress(ValueError):
-                        queue.remove(waiter)
+                        line.remove(waiter)
             raise
 
     def release(self) -> None:
