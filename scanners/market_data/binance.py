@@ -1864,12 +1864,17 @@ def _insert_candles_sqlite(
         quote(meta.get_field(name).column)
         for name in ("market", "timeframe", "series", "open_time", *names)
     ]
+
     # Row i of the JSON array: [market id, open ms, open, high, low, close, volume, taker buy].
-    picks = ", ".join(f"row.value ->> {index}" for index in range(2, len(names) + 2))
+    # json_extract, not `->>`: that operator needs SQLite 3.38, older than some distributions'.
+    def field(index: int) -> str:
+        return f"json_extract(row.value, '$[{index}]')"
+
+    picks = ", ".join(field(index) for index in range(2, len(names) + 2))
     sql = (
         f"INSERT OR IGNORE INTO {quote(meta.db_table)} ({', '.join(columns)}) "  # noqa: S608 - quoted identifiers; values are params
-        "SELECT CAST(row.value ->> 0 AS INTEGER), ?, ?, "
-        f"datetime(row.value ->> 1 / 1000, 'unixepoch'), {picks} FROM json_each(?) AS row"
+        f"SELECT CAST({field(0)} AS INTEGER), ?, ?, datetime({field(1)} / 1000, 'unixepoch'), "
+        f"{picks} FROM json_each(?) AS row"
     )
     table = np.concatenate(
         [
