@@ -1,10 +1,12 @@
 """Analytics: which scanners, tiers and horizons really work, with the uncertainty shown
 (SCANNERS.md, "Analytics").
 
-Everything is read from the checked outcomes (OutcomeCheck rows with status DONE) joined to their
-signals, and aggregated in the database (`aggregate`/`annotate` with filtered `Count`, `Avg`,
-`Sum`; on PostgreSQL the report's window is one GROUPING SETS query, see `window`); Python only
-turns the aggregates into rates and intervals.
+Everything is aggregated in the database from the checked outcomes (OutcomeCheck rows with
+status DONE) and their signals: the additive numbers (counts, sums of returns) from the daily
+rollups of tracking/rollups.py, corrected at the window's ends by the rows themselves, the best and
+worst signals from the rows (see `window`); Python only turns the sums into means, rates and
+intervals. Sums of returns are exact (integers of 10^-9 %), so they do not depend on the order
+the rows are added in; a mean or sum is the float nearest to its exact value.
 
 Definitions (all returns in percent, direction-adjusted: positive = in the signal's favour):
 - The window: signals whose `as_of` lies in (now − days, now], now = the current market time
@@ -35,19 +37,25 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from operator import itemgetter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Avg, Count, F, Q, QuerySet, Sum
-from django.db.models import Window as Over
-from django.db.models.functions import Least, RowNumber
+from django.db.models import F, Q, QuerySet, Value
 
 from scanners.models import WatchlistCoin
 from scanners.replay_clock import market_now
-from tracking.models import CheckStatus, Horizon, Outcome, OutcomeCheck, Signal
+from tracking import rollups
+from tracking.models import (
+    CheckStatus,
+    Horizon,
+    OutcomeCheck,
+    OutcomeRollup,
+    RollupLevel,
+    Signal,
+)
+from tracking.rollups import NANOS
 
 HEADLINE_HORIZON = Horizon.H24.value
 HORIZONS = tuple(Horizon.values)
@@ -105,17 +113,17 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 
 @contextmanager
-def without_jit() -> Iterator[None]:
-    """Run the enclosed analytics queries with PostgreSQL's JIT compilation off (`SET LOCAL`, so
-    only inside this transaction; elsewhere a no-op). Also a decorator.
+def analytics_settings() -> Iterator[None]:
+    """Run the enclosed analytics queries with PostgreSQL's JIT compilation and parallel query
+    off (`SET LOCAL`, so only inside this transaction; elsewhere a no-op). Also a decorator.
 
     Why: PostgreSQL JIT-compiles a query whose estimated cost passes `jit_above_cost`, whatever
-    the compiling costs. The window's GROUPING SETS query has about 70 expressions to compile
-    (every filtered aggregate per grouping set): over a 180-day window of 1M outcomes that was
-    ~240 ms of compiling for a query that then ran in well under two seconds, and every request
-    compiles again (nothing is prepared). These are aggregations over rows already in memory;
-    the interpreter is fast enough. Only these queries, not the connection, so the rest of the
-    product keeps the server's setting.
+    the compiling costs: the window query has dozens of aggregate expressions, and every request
+    compiles again (nothing is prepared); it once cost ~240 ms of a 180-day window. Parallel
+    workers: the window reads a few thousand rollup and edge rows per part, where starting and
+    gathering workers cost more than they save (measured: a parallel scan of 18k rollup rows
+    took 77 ms, the serial one a tenth of that). Only these queries, not the connection, so the
+    rest of the product keeps the server's settings.
     """
     if connection.vendor != "postgresql":
         yield
@@ -124,7 +132,7 @@ def without_jit() -> Iterator[None]:
     # then lasts until that transaction ends, which only affects how its queries are executed.
     with transaction.atomic(savepoint=False):
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL jit = off")
+            cursor.execute("SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0")
         yield
 
 
@@ -187,25 +195,6 @@ def checks(filters: PerformanceFilters, *, all_horizons: bool = False) -> QueryS
 
 
 # --- aggregates → metrics ----------------------------------------------------------------------
-
-
-def _aggregates() -> dict[str, Any]:
-    win, loss = Q(outcome=Outcome.WIN), Q(outcome=Outcome.LOSS)
-    returns = "adjusted_return_pct"
-    return {
-        "n": Count("id"),
-        "wins": Count("id", filter=win),
-        "losses": Count("id", filter=loss),
-        "neutral": Count("id", filter=Q(outcome=Outcome.NEUTRAL)),
-        "avg_win": Avg(returns, filter=win),
-        "avg_loss": Avg(returns, filter=loss),
-        "expectancy": Avg(returns),
-        "total_pnl": Sum(returns),
-        "gross_profit": Sum(returns, filter=Q(adjusted_return_pct__gt=0)),
-        "gross_loss": Sum(returns, filter=Q(adjusted_return_pct__lt=0)),
-        "excess_n": Count("excess_return_pct"),
-        "avg_excess": Avg("excess_return_pct"),
-    }
 
 
 def _round(value: float | None) -> float | None:
@@ -271,27 +260,41 @@ def metrics(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# --- the window: every aggregate of one request from the fewest passes ---------------------------
+# --- the window: every aggregate of one request from the rollups and the window's edges ----------
 
 # The dimensions the window aggregates at the filters' horizon (by horizon reads every horizon).
 WINDOW_DIMENSIONS = ("scanner", "tier", "direction", "symbol")
+SIGNAL_DIMENSIONS = ("scanner", "tier", "direction")
+DAY = timedelta(days=1)
 
 
 def _empty_row() -> dict[str, Any]:
-    """The aggregates of no outcome (what `aggregate(**_aggregates())` gives on nothing)."""
+    """The aggregates of no outcome."""
+    return _from_sums({})
+
+
+def _from_sums(sums: dict[str, Any]) -> dict[str, Any]:
+    """A group's aggregates (what `metrics` reads) from its rollup sums (`rollups.SUMS`; a
+    missing or NULL sum is 0). Returns are summed exactly in 10^-9 % units (NANOS); each mean
+    and sum is the float nearest to its exact value (Python's int / int is correctly rounded)."""
+    t = {name: int(sums.get(name) or 0) for name in rollups.SUMS}
+
+    def mean(total: str, count: str) -> float | None:
+        return t[total] / (t[count] * NANOS) if t[count] else None
+
     return {
-        "n": 0,
-        "wins": 0,
-        "losses": 0,
-        "neutral": 0,
-        "avg_win": None,
-        "avg_loss": None,
-        "expectancy": None,
-        "total_pnl": None,
-        "gross_profit": None,
-        "gross_loss": None,
-        "excess_n": 0,
-        "avg_excess": None,
+        "n": t["n"],
+        "wins": t["wins"],
+        "losses": t["losses"],
+        "neutral": t["neutral"],
+        "avg_win": mean("sum_win", "win_returns"),
+        "avg_loss": mean("sum_loss", "loss_returns"),
+        "expectancy": mean("sum_return", "returns"),
+        "total_pnl": t["sum_return"] / NANOS if t["returns"] else None,
+        "gross_profit": t["sum_positive"] / NANOS if t["sum_positive"] else None,
+        "gross_loss": t["sum_negative"] / NANOS if t["sum_negative"] else None,
+        "excess_n": t["excess_n"],
+        "avg_excess": mean("sum_excess", "excess_n"),
     }
 
 
@@ -299,8 +302,8 @@ def _empty_row() -> dict[str, Any]:
 class Window:
     """The raw aggregates of one window: the signal count, the check states, the overall row and,
     per dimension of `dimensions`, its group rows ({"group": value, **aggregates}, only groups
-    with checked outcomes, ordered by the value as the database's ORDER BY orders it; "" and
-    NULL stay separate groups)."""
+    with checked outcomes, ordered by the value as the database's ORDER BY orders it; "" stays
+    its own group); with `horizons`, the rows of the horizons that have checked outcomes."""
 
     total_signals: int
     pending: int
@@ -309,6 +312,11 @@ class Window:
     groups: dict[str, list[dict[str, Any]]]
     # With `top`: (best, worst) as `_top_signals` gives them; else None.
     top_signals: tuple[list, list] | None = None
+    horizons: list[dict[str, Any]] | None = None
+
+
+def _midnight(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def window(
@@ -316,184 +324,245 @@ def window(
     dimensions: tuple[str, ...] = WINDOW_DIMENSIONS,
     *,
     top: int | None = None,
+    horizons: bool = False,
+    from_rows: bool = False,
 ) -> Window:
-    """The window's aggregates (with `top`, also the best and the worst `top` signals): on
-    PostgreSQL one query (GROUPING SETS over the window's signals left-joined to their check at
-    the horizon); elsewhere (SQLite has no GROUPING SETS) one ORM query for the signal count, one
-    for the states, one for the overall row, one per dimension and one for the top signals. Both
-    give the same numbers."""
+    """The window's aggregates (with `top`, also the best and the worst `top` signals; with
+    `horizons`, the overall numbers at every horizon) in one query, plus one for the top signals
+    (two on SQLite, which cannot order the parts of a UNION).
+
+    The window (now − days, now] is read from the daily rollups (tracking/rollups.py) of the UTC
+    days it touches, corrected at both ends by the signal and check rows, aggregated with the
+    same definitions (`_window_sql`): at most half a day of rows, whatever the window's length.
+    Everything additive is summed as exact integers, so the numbers do not depend on how the
+    window is split. The best and worst signals are not additive: `_top_signals` reads rows,
+    bounded by LIMIT (an index on the returns at each horizon). `from_rows` reads every row of
+    the window instead of the rollups: the reference the rollups are tested against."""
     filters = filters.resolved()
-    if connection.vendor == "postgresql":
-        return _window_grouping_sets(filters, dimensions, top)
-    total_signals = Signal.objects.filter(filters.signal_q()).count()
-    states = OutcomeCheck.objects.filter(
-        filters.signal_q("signal__"), horizon=filters.horizon
-    ).aggregate(
-        pending=Count("id", filter=Q(status__in=[CheckStatus.PENDING, CheckStatus.CLAIMED])),
-        unavailable=Count("id", filter=Q(status=CheckStatus.UNAVAILABLE)),
-    )
+    sql, params = _window_sql(filters, dimensions, horizons, from_rows=from_rows)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    overall: dict[str, Any] = {}
+    total_signals = 0
+    groups: dict[str, list[dict[str, Any]]] = {dimension: [] for dimension in dimensions}
+    by_horizon: list[dict[str, Any]] = []
+    for row in rows:
+        kind, value = row.pop("kind"), row.pop("grp")
+        if kind == "totals" and value == "":
+            total_signals = int(row["signals"] or 0)
+        elif kind == "totals":
+            if value == filters.horizon:
+                overall = row
+            if row["n"]:  # only horizons with checked outcomes
+                by_horizon.append({"group": value, **_from_sums(row)})
+        elif row["n"]:  # only groups with checked outcomes
+            groups[kind].append({"group": value, **_from_sums(row)})
     return Window(
         total_signals=total_signals,
-        pending=states["pending"],
-        unavailable=states["unavailable"],
-        overall=checks(filters).aggregate(**_aggregates()),
-        groups={dimension: _raw_group_rows(dimension, filters) for dimension in dimensions},
-        top_signals=None if top is None else _top_signals(filters, top),
-    )
-
-
-def _window_grouping_sets(
-    filters: PerformanceFilters, dimensions: tuple[str, ...], top: int | None
-) -> Window:
-    signal_table = connection.ops.quote_name(Signal._meta.db_table)
-    check_table = connection.ops.quote_name(OutcomeCheck._meta.db_table)
-    conditions = ["s.as_of <= %s"]
-    params: list[Any] = [filters.now]
-    if filters.days is not None:
-        conditions.append("s.as_of > %s")
-        params.append(filters.now - timedelta(days=filters.days))
-    for name in ("scanner", "tier", "direction", "symbol"):
-        value = getattr(filters, name)
-        if value:
-            conditions.append(f"s.{name} = %s")
-            params.append(value)
-    if filters.watchlist_id is not None:
-        coin_table = connection.ops.quote_name(WatchlistCoin._meta.db_table)
-        conditions.append(
-            f"s.symbol IN (SELECT symbol FROM {coin_table} WHERE watchlist_id = %s)"  # noqa: S608
-        )
-        params.append(filters.watchlist_id)
-    done = "c.status = 'done'"
-    returns = "c.adjusted_return_pct"
-    columns = ", ".join(f"s.{dimension}" for dimension in dimensions)
-    source = f"""{signal_table} s
-        LEFT JOIN {check_table} c ON c.signal_id = s.id AND c.horizon = %s
-        WHERE {" AND ".join(conditions)}"""
-    source_params = [filters.horizon, *params]
-    c = "c."  # the check's columns
-    sets = ", ".join(["()"] + [f"(s.{dimension})" for dimension in dimensions])
-    grouping = f"GROUPING({columns})" if dimensions else "0"
-    cte, top_columns, top_params = "", "", []
-    if top is not None:
-        # The top signals from the same read of the window: its rows are kept once (the CTE, only
-        # the columns the aggregates and the ordering need) and read three times: by the grouping
-        # sets, and by two top-N sorts (ORDER BY ... LIMIT: a bounded heap, not a full sort) for
-        # the best (return descending, PostgreSQL's nulls first, then signal id) and the worst
-        # (ascending, nulls last, then signal id) `top`, the ORDER BY of `_top_signals`. Only
-        # those rows are joined back (by primary key) for the fields shown. Ranking every row
-        # with window functions instead (ROW_NUMBER, RANK and two COUNTs over the window) cost
-        # more than the aggregation itself.
-        # The CTE's ORDER BY keeps the order in which the checked outcomes reached the aggregates
-        # before (then sorted for those window functions): a float sum depends on the order of its
-        # terms, and in this order the sums are the same to the last bit (the bench's returns
-        # have 6 decimals, so a group's total can be an exact tie at DIGITS decimals that another
-        # order rounds the other way). Only DONE rows are summed; the others (no return: nulls
-        # first) are only counted. The return leads the key on purpose: led by a nearly constant
-        # key (as `status = 'done'` was), PostgreSQL's sort compares almost every pair on the
-        # later keys and took 6x as long.
-        # s and c become the columns of the CTE.
-        check_columns = ("id", "status", "outcome", "adjusted_return_pct", "excess_return_pct")
-        inner = [
-            *(f"s.{name}" for name in ("id", *WINDOW_DIMENSIONS)),
-            *(f"c.{name} AS c_{name}" for name in check_columns),
-        ]
-        cte = f"""WITH w AS MATERIALIZED (SELECT {", ".join(inner)} FROM {source}
-            ORDER BY c.adjusted_return_pct DESC, s.id)"""  # noqa: S608
-        pairs = ", ".join(
-            [f"'{name}', tc.{name}" for name in TOP_CHECK_FIELDS]
-            + [f"'{name}', ts.{name}" for name in SIGNAL_FIELDS]
-        )
-
-        def top_list(order: str) -> str:
-            ordering = f"t.c_adjusted_return_pct {order}, t.id"
-            return f"""(
-                SELECT JSON_AGG(JSON_BUILD_OBJECT({pairs}) ORDER BY {ordering})
-                FROM (
-                    SELECT id, c_id, c_adjusted_return_pct FROM w t
-                    WHERE c_status = 'done' ORDER BY {ordering} LIMIT %s
-                ) t
-                JOIN {check_table} tc ON tc.id = t.c_id
-                JOIN {signal_table} ts ON ts.id = t.id
-            )"""  # noqa: S608
-
-        # Only the () row carries the lists (the subqueries run once either way).
-        overall_row = f"{grouping} = {(1 << len(dimensions)) - 1}"
-        top_columns = f"""CASE WHEN {overall_row} THEN {top_list("DESC")} END AS best_signals,
-            CASE WHEN {overall_row} THEN {top_list("ASC")} END AS worst_signals,"""
-        top_params = [top, top]
-        source = "w s"
-        c = "s.c_"
-        done = f"{c}status = 'done'"
-        returns = f"{c}adjusted_return_pct"
-    # Only identifiers and constants are formatted in; every value is a parameter.
-    sql = f"""{cte}
-        SELECT {grouping} AS grouping_id, {columns + ", " if dimensions else ""}
-            COUNT(s.id) AS total_signals,
-            COUNT({c}id) FILTER (WHERE {c}status IN ('pending', 'claimed')) AS pending,
-            COUNT({c}id) FILTER (WHERE {c}status = 'unavailable') AS unavailable,
-            COUNT({c}id) FILTER (WHERE {done}) AS n,
-            COUNT({c}id) FILTER (WHERE {done} AND {c}outcome = 'WIN') AS wins,
-            COUNT({c}id) FILTER (WHERE {done} AND {c}outcome = 'LOSS') AS losses,
-            COUNT({c}id) FILTER (WHERE {done} AND {c}outcome = 'NEUTRAL') AS neutral,
-            AVG({returns}) FILTER (WHERE {done} AND {c}outcome = 'WIN') AS avg_win,
-            AVG({returns}) FILTER (WHERE {done} AND {c}outcome = 'LOSS') AS avg_loss,
-            AVG({returns}) FILTER (WHERE {done}) AS expectancy,
-            SUM({returns}) FILTER (WHERE {done}) AS total_pnl,
-            SUM({returns}) FILTER (WHERE {done} AND {returns} > 0) AS gross_profit,
-            SUM({returns}) FILTER (WHERE {done} AND {returns} < 0) AS gross_loss,
-            COUNT({c}excess_return_pct) FILTER (WHERE {done}) AS excess_n,
-            {top_columns}
-            AVG({c}excess_return_pct) FILTER (WHERE {done}) AS avg_excess
-        FROM {source}
-        GROUP BY GROUPING SETS ({sets})
-        ORDER BY grouping_id{", " + columns if dimensions else ""}
-    """  # noqa: S608
-    with connection.cursor() as cursor:
-        # The CTE (source) comes first in the text, then the lists' LIMITs.
-        cursor.execute(sql, [*source_params, *top_params])
-        names = [column.name for column in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    width = len(dimensions)
-    groups: dict[str, list[dict[str, Any]]] = {dimension: [] for dimension in dimensions}
-    overall: dict[str, Any] = {}
-    lists: dict[str, Any] = {}
-    for row in rows:
-        grouping_id = row.pop("grouping_id")
-        values = {dimension: row.pop(dimension) for dimension in dimensions}
-        found = {key: row.pop(key) for key in ("best_signals", "worst_signals") if key in row}
-        if grouping_id == (1 << width) - 1:  # the () set: every column aggregated away
-            overall, lists = row, found
-            continue
-        # GROUPING(a, b, ...) has bit (width − 1 − i) set when column i is not grouped.
-        dimension = next(
-            name for i, name in enumerate(dimensions) if not grouping_id & (1 << (width - 1 - i))
-        )
-        if row["n"]:  # only groups with checked outcomes, as the ORM's inner join gives
-            groups[dimension].append({"group": values[dimension], **row})
-    top_signals = (
-        _top_from_json(lists["best_signals"] or [], lists["worst_signals"] or [])
-        if top is not None
-        else None
-    )
-    return Window(
-        total_signals=overall.pop("total_signals"),
-        pending=overall.pop("pending"),
-        unavailable=overall.pop("unavailable"),
-        overall=overall,
+        pending=int(overall.get("pending") or 0),
+        unavailable=int(overall.get("unavailable") or 0),
+        overall=_from_sums(overall),
         groups=groups,
-        top_signals=top_signals,
+        top_signals=None if top is None else _top_signals(filters, top),
+        horizons=by_horizon if horizons else None,
     )
 
 
-def _top_from_json(best: list[dict[str, Any]], worst: list[dict[str, Any]]) -> tuple[list, list]:
-    """`_top_signals`'s lists from the window's JSON lists (each in its order): the values as the
-    ORM reads them (JSON keeps a float exactly; as_of comes as ISO 8601 text)."""
-    for row in (*best, *worst):
-        row["as_of"] = datetime.fromisoformat(row["as_of"])
-    return (
-        [row | {"tier": row["tier"] or None} for row in best],
-        [row | {"tier": row["tier"] or None} for row in worst],
+def _window_sql(
+    filters: PerformanceFilters, dimensions: tuple[str, ...], horizons: bool, *, from_rows: bool
+) -> tuple[str, list[Any]]:
+    """The window query (see `window`): a UNION ALL of the overall row, the signal count, the
+    horizons and each group set (kind, grp, sums...), ordered by kind and group value.
+
+    The window (start, now] as whole UTC days of rollups corrected by rows: the day of `start`
+    is either read from its rollup less its rows at or before start, or from its rows after
+    start, whichever reads fewer hours; the day of `now` from its rollup less its rows after now
+    (live, there are none). So a request reads at most half a day of rows, whatever the window.
+    Each part reads the smallest rollup level with the columns its filters and groups need
+    (overall and horizons: `TOTAL` without filters; scanner, tier, direction: `DIMENSIONS`;
+    symbols: `SYMBOL`); a part no level serves (a symbol or watchlist filter together with a
+    scanner, tier or direction filter or group), and every part with `from_rows`, reads the
+    window's rows instead. Only identifiers and constants are formatted in; every value is a
+    parameter."""
+    vendor = connection.vendor
+    quote = connection.ops.quote_name
+    signal_table, check_table = quote(Signal._meta.db_table), quote(OutcomeCheck._meta.db_table)
+    rollup_table = quote(OutcomeRollup._meta.db_table)
+    now = filters.now
+    start = None if filters.days is None else now - timedelta(days=filters.days)
+    # As the ORM passes them (SQLite compares the stored text: naive UTC, no offset).
+    at, on = connection.ops.adapt_datetimefield_value, connection.ops.adapt_datefield_value
+
+    # Row ranges: (condition on s.as_of, its parameters, +1 to add them or -1 to take them out).
+    Ranges = list[tuple[str, list[Any], int]]
+    if start is None:
+        window_ranges: Ranges = [("s.as_of <= %s", [at(now)], 1)]
+    else:
+        window_ranges = [("s.as_of > %s AND s.as_of <= %s", [at(start), at(now)], 1)]
+    end_day = _midnight(now) + DAY  # the rollups' days end before it
+    edge_ranges: Ranges = [("s.as_of > %s AND s.as_of < %s", [at(now), at(end_day)], -1)]
+    first_day = None
+    if start is not None:
+        first_day = _midnight(start)
+        if start - first_day < DAY / 2:
+            edge_ranges.append(("s.as_of >= %s AND s.as_of <= %s", [at(first_day), at(start)], -1))
+        else:
+            first_day += DAY
+            edge_ranges.append(("s.as_of > %s AND s.as_of < %s", [at(start), at(first_day)], 1))
+    day_range = "r.day < %s" if first_day is None else "r.day >= %s AND r.day < %s"
+    day_params = [on(day.date()) for day in (first_day, end_day) if day is not None]
+
+    def conditions(alias: str) -> tuple[str, list[Any]]:
+        parts, values = [], []
+        for name in ("scanner", "tier", "direction", "symbol"):
+            value = getattr(filters, name)
+            if value:
+                parts.append(f"{alias}.{name} = %s")
+                values.append(value)
+        if filters.watchlist_id is not None:
+            coins = quote(WatchlistCoin._meta.db_table)
+            parts.append(f"{alias}.symbol IN (SELECT symbol FROM {coins} WHERE watchlist_id = %s)")  # noqa: S608
+            values.append(filters.watchlist_id)
+        return "".join(f" AND {part}" for part in parts), values
+
+    signal_filter, signal_filter_params = conditions("s")
+    rollup_filter, rollup_filter_params = conditions("r")
+    by_symbol = bool(filters.symbol) or filters.watchlist_id is not None
+    by_dimension = any(getattr(filters, name) for name in SIGNAL_DIMENSIONS)
+
+    def level(needs_dimensions: bool, needs_symbol: bool) -> int | None:
+        """The smallest rollup level with these columns (None: the rows)."""
+        if from_rows or (needs_dimensions and needs_symbol):
+            return None
+        if needs_symbol:
+            return RollupLevel.SYMBOL
+        return RollupLevel.DIMENSIONS if needs_dimensions else RollupLevel.TOTAL
+
+    sums = ", ".join(rollups.SUMS)
+    totals = ", ".join(f"SUM({name}) AS {name}" for name in rollups.SUMS)
+    check_aggregates = rollups.check_sums("c", vendor)
+    signal_aggregates = {name: "COUNT(*)" if name == "signals" else "0" for name in rollups.SUMS}
+    params: list[Any] = []
+
+    def rows(ranges: Ranges, key: str, every_horizon: bool) -> str:
+        """The rows' sums over the ranges (each added or taken out) by the signal columns `key`
+        ("" for none) and `horizon`: the signal count (horizon "") and the checks at the filters'
+        horizon, or with `every_horizon` at each one."""
+        columns, group_by = (f", {key}", f", {key}") if key else ("", "")
+        selects = []
+        for condition, condition_params, sign in ranges:
+
+            def signed(aggregates: dict[str, str], sign: int = sign) -> str:
+                return ", ".join(
+                    f"{'-' if sign < 0 else ''}({aggregates[name]}) AS {name}"
+                    for name in rollups.SUMS
+                )
+
+            where = f"{condition}{signal_filter}"
+            selects.append(
+                f"SELECT '' AS horizon{columns}, {signed(signal_aggregates)} "  # noqa: S608
+                f"FROM {signal_table} s WHERE {where}" + (f" GROUP BY {key}" if key else "")
+            )
+            params.extend([*condition_params, *signal_filter_params])
+            only = "" if every_horizon else " AND c.horizon = %s"
+            selects.append(
+                f"SELECT c.horizon AS horizon{columns}, {signed(check_aggregates)} "  # noqa: S608
+                f"FROM {signal_table} s JOIN {check_table} c ON c.signal_id = s.id "
+                f"WHERE {where}{only} GROUP BY c.horizon{group_by}"
+            )
+            params.extend([*condition_params, *signal_filter_params])
+            if not every_horizon:
+                params.append(filters.horizon)
+        return " UNION ALL ".join(selects)
+
+    key = "s.scanner, s.tier, s.direction, s.symbol"
+    ctes = []
+    # The parts: the totals by horizon ("" = the signal count; the filters' horizon, or every
+    # one), the scanner, tier and direction groups (from one read, CTE `dims`), the symbols.
+    totals_level = level(by_dimension, by_symbol)
+    dims_level = level(True, by_symbol)
+    symbol_level = level(by_dimension, True)
+    with_dimensions = any(dimension in SIGNAL_DIMENSIONS for dimension in dimensions)
+    levels = {totals_level}
+    if with_dimensions:
+        levels.add(dims_level)
+    if "symbol" in dimensions:
+        levels.add(symbol_level)
+    # The rows at the filters' horizon: the edges (where a level is read) and the window (where
+    # none is), each by every signal column.
+    for name, ranges, wanted in (
+        ("edge", edge_ranges, any(part_level is not None for part_level in levels)),
+        ("window_rows", window_ranges, None in levels),
+    ):
+        if wanted:
+            ctes.append(f"{name} AS MATERIALIZED ({rows(ranges, key, every_horizon=False)})")
+
+    def rolled(
+        part_level: int, columns: str, group: str, where: str | None, where_params: list
+    ) -> str:
+        """The rollups' sums of the level over the days, by `group`, followed by UNION ALL (the
+        rows' part comes next)."""
+        params.extend([int(part_level), *where_params, *day_params, *rollup_filter_params])
+        horizon = f" AND r.{where}" if where else ""
+        return (
+            f"SELECT {columns}, {totals} FROM {rollup_table} r "  # noqa: S608
+            f"WHERE r.level = %s{horizon} AND {day_range}{rollup_filter} GROUP BY {group} "
+            "UNION ALL "
+        )
+
+    def rows_of(part_level: int | None) -> str:
+        return "edge" if part_level is not None else "window_rows"
+
+    dims_key = ", ".join(SIGNAL_DIMENSIONS)
+    if with_dimensions:
+        inner = ""
+        if dims_level is not None:
+            inner = rolled(dims_level, dims_key, dims_key, "horizon = %s", [filters.horizon])
+        ctes.append(
+            f"""dims AS MATERIALIZED (SELECT {dims_key}, {totals} FROM (
+                {inner}SELECT {dims_key}, {sums} FROM {rows_of(dims_level)} WHERE horizon = %s
+            ) d GROUP BY {dims_key})"""  # noqa: S608
+        )
+        params.append(filters.horizon)
+
+    selects = []
+    inner = ""
+    if totals_level is not None:
+        where = None if horizons else "horizon IN ('', %s)"
+        where_params = [] if horizons else [filters.horizon]
+        inner = rolled(totals_level, "horizon AS grp", "horizon", where, where_params)
+    if horizons:
+        # Every horizon: its own read of the rows, by horizon only.
+        ranges = edge_ranges if totals_level is not None else window_ranges
+        every = rows(ranges, "", every_horizon=True)
+        rows_part = f"SELECT horizon AS grp, {sums} FROM ({every}) h"  # noqa: S608
+    else:
+        rows_part = f"SELECT horizon AS grp, {sums} FROM {rows_of(totals_level)}"  # noqa: S608
+    selects.append(
+        f"SELECT 'totals' AS kind, grp, {totals} FROM ({inner}{rows_part}) p GROUP BY grp"  # noqa: S608
     )
+    for dimension in dimensions:
+        if dimension in SIGNAL_DIMENSIONS:
+            selects.append(
+                f"SELECT '{dimension}' AS kind, {dimension} AS grp, {totals} FROM dims "  # noqa: S608
+                f"GROUP BY {dimension}"
+            )
+    if "symbol" in dimensions:
+        inner = ""
+        if symbol_level is not None:
+            inner = rolled(
+                symbol_level, "symbol AS grp", "symbol", "horizon = %s", [filters.horizon]
+            )
+        selects.append(
+            f"SELECT 'symbol' AS kind, grp, {totals} FROM ({inner}"  # noqa: S608
+            f"SELECT symbol AS grp, {sums} FROM {rows_of(symbol_level)} WHERE horizon = %s) p "
+            "GROUP BY grp"
+        )
+        params.append(filters.horizon)
+    head = "WITH " + ", ".join(ctes) + "\n" if ctes else ""
+    return head + "\nUNION ALL\n".join(selects) + "\nORDER BY 1, 2", params
 
 
 # --- services -----------------------------------------------------------------------------------
@@ -515,40 +584,24 @@ def _summary(filters: PerformanceFilters, data: Window) -> dict[str, Any]:
     }
 
 
-@without_jit()
+@analytics_settings()
 def performance_summary(filters: PerformanceFilters) -> dict[str, Any]:
     """The headline numbers (the original `stats` fields plus n, intervals, expectancy, ...)."""
     filters = filters.resolved()
     return _summary(filters, window(filters, ()))
 
 
-def _raw_group_rows(dimension: str, filters: PerformanceFilters) -> list[dict[str, Any]]:
-    """The aggregates per value of the dimension ({"group": value, **aggregates}), by value."""
-    field = DIMENSIONS[dimension]
-    rows = (
-        checks(filters, all_horizons=dimension == "horizon")
-        .values(field)
-        .annotate(**_aggregates())
-        .order_by(field)
-    )
-    return [{"group": row.pop(field), **row} for row in rows]
-
-
 def _groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"group": row["group"] or None, **metrics(row)} for row in rows]
 
 
-def _group_rows(dimension: str, filters: PerformanceFilters) -> list[dict[str, Any]]:
-    return _groups(_raw_group_rows(dimension, filters))
-
-
-def _by_horizon(filters: PerformanceFilters) -> list[dict[str, Any]]:
-    found = {row["group"]: row for row in _group_rows("horizon", filters)}
+def _by_horizon(data: Window) -> list[dict[str, Any]]:
+    found = {row["group"]: row for row in _groups(data.horizons or [])}
     empty = metrics(_empty_row())
     return [found.get(horizon, {"group": horizon, **empty}) for horizon in HORIZONS]
 
 
-@without_jit()
+@analytics_settings()
 def performance_by(dimension: str, filters: PerformanceFilters) -> dict[str, Any]:
     """The numbers per scanner, tier (null = recorded without one), horizon (all five, in order,
     the `horizon` filter ignored), direction or symbol."""
@@ -557,7 +610,10 @@ def performance_by(dimension: str, filters: PerformanceFilters) -> dict[str, Any
             f"unknown dimension {dimension!r}; expected one of {', '.join(DIMENSIONS)}"
         )
     filters = filters.resolved()
-    groups = _by_horizon(filters) if dimension == "horizon" else _group_rows(dimension, filters)
+    if dimension == "horizon":
+        groups = _by_horizon(window(filters, (), horizons=True))
+    else:
+        groups = _groups(window(filters, (dimension,)).groups[dimension])
     return {
         "dimension": dimension,
         "period_days": filters.days,
@@ -590,31 +646,39 @@ TOP_CHECK_FIELDS = (
 
 
 def _top_signals(filters: PerformanceFilters, limit: int) -> tuple[list, list]:
-    """The best and the worst `limit` signals by adjusted return, in one query."""
+    """The best and the worst `limit` signals by adjusted return (ties by signal id; a missing
+    return where the database places nulls: first among the best on PostgreSQL, last on
+    SQLite), each an ORDER BY … LIMIT that the `outcome_check_top` index answers by walking the
+    returns from either end until enough checks of the window are found. On PostgreSQL both in
+    one query (UNION ALL of the two); the rows are put back in each list's order here."""
     rows = checks(filters).values(*TOP_CHECK_FIELDS, **SIGNAL_FIELDS)
+    best = rows.order_by(F("adjusted_return_pct").desc(), "signal_id")
+    worst = rows.order_by(F("adjusted_return_pct").asc(), "signal_id")
+    if connection.features.supports_slicing_ordering_in_compound:
+        found = list(
+            best.annotate(top_list=Value(0))[:limit].union(
+                worst.annotate(top_list=Value(1))[:limit], all=True
+            )
+        )
+        best_rows, worst_rows = [], []
+        for row in found:
+            (best_rows if row.pop("top_list") == 0 else worst_rows).append(row)
+    else:
+        best_rows, worst_rows = list(best[:limit]), list(worst[:limit])
+    # Nulls sort as the database sorts them: the largest value on PostgreSQL, the smallest on
+    # SQLite.
+    null_rank = 1 if connection.vendor == "postgresql" else -1
 
-    # One pass: each row's rank from the top and from the bottom (the ORDER BY of each list, with
-    # the database's own null placement), keeping the rows within `limit` of either end.
-    ranked = rows.annotate(
-        best_rank=Over(RowNumber(), order_by=[F("adjusted_return_pct").desc(), "signal_id"]),
-        worst_rank=Over(RowNumber(), order_by=[F("adjusted_return_pct").asc(), "signal_id"]),
+    def ascending(row: dict[str, Any]) -> tuple:
+        value = row["adjusted_return_pct"]
+        return (0, value) if value is not None else (null_rank, 0.0)
+
+    best_rows.sort(key=lambda row: (-ascending(row)[0], -ascending(row)[1], row["signal_id"]))
+    worst_rows.sort(key=lambda row: (*ascending(row), row["signal_id"]))
+    return (
+        [row | {"tier": row["tier"] or None} for row in best_rows],
+        [row | {"tier": row["tier"] or None} for row in worst_rows],
     )
-    ranked = ranked.annotate(top_rank=Least("best_rank", "worst_rank")).filter(top_rank__lte=limit)
-    return _best_and_worst(list(ranked), limit)
-
-
-def _best_and_worst(found: list[dict[str, Any]], limit: int) -> tuple[list, list]:
-    """The best and the worst `limit` rows by their ranks (the ranks dropped)."""
-    best = sorted((row for row in found if row["best_rank"] <= limit), key=itemgetter("best_rank"))
-    worst = sorted(
-        (row for row in found if row["worst_rank"] <= limit), key=itemgetter("worst_rank")
-    )
-    for row in found:
-        for key in ("best_rank", "worst_rank", "top_rank"):
-            row.pop(key, None)
-    best = [row | {"tier": row["tier"] or None} for row in best]
-    worst = [row | {"tier": row["tier"] or None} for row in worst]
-    return best, worst
 
 
 def _top(
@@ -656,13 +720,14 @@ def _top(
     }
 
 
-@without_jit()
+@analytics_settings()
 def top_performers(filters: PerformanceFilters, limit: int = 10) -> dict[str, Any]:
     """The best and worst signals (by adjusted return at the horizon) and symbols (by expectancy,
     among symbols with at least TOP_SYMBOL_MIN_SIGNALS checked outcomes). With few symbols the
     same one can be among the best and the worst."""
     filters = filters.resolved()
-    return _top(filters, limit, _raw_group_rows("symbol", filters))
+    data = window(filters, ("symbol",), top=limit)
+    return _top(filters, limit, data.groups["symbol"], data.top_signals)
 
 
 # --- recommendations ----------------------------------------------------------------------------
@@ -689,7 +754,7 @@ def _shown(numbers: dict[str, Any]) -> str:
     )
 
 
-@without_jit()
+@analytics_settings()
 def recommendations(filters: PerformanceFilters) -> dict[str, Any]:
     """Advice per SCANNERS.md, each only from a group of n ≥ ANALYTICS_MIN_SAMPLE and only where
     the win rate's 95 % Wilson interval supports it; what was not said, and why, is in `withheld`.
@@ -847,18 +912,19 @@ def _recommend(filters: PerformanceFilters, data: Window) -> dict[str, Any]:
 # --- the report -----------------------------------------------------------------------------------
 
 
-@without_jit()
+@analytics_settings()
 def performance_report(filters: PerformanceFilters, *, limit: int = 10) -> dict[str, Any]:
     """Everything at once: the summary, the breakdowns, the top performers, the advice. The
-    window's aggregates are read once (`window`, with the best and worst signals) and shared; on
-    PostgreSQL the report is two queries: the window (with the top signals) and the horizons."""
+    window's aggregates are read once (`window`, with the best and worst signals and every
+    horizon) and shared: on PostgreSQL two queries, the window and the best and worst signals
+    (three on SQLite)."""
     filters = filters.resolved()
-    data = window(filters, top=limit)
+    data = window(filters, top=limit, horizons=True)
     return {
         "summary": _summary(filters, data),
         "by_scanner": _groups(data.groups["scanner"]),
         "by_tier": _groups(data.groups["tier"]),
-        "by_interval": _by_horizon(filters),
+        "by_interval": _by_horizon(data),
         "by_signal_type": _groups(data.groups["direction"]),
         "top_performers": _top(filters, limit, data.groups["symbol"], data.top_signals),
         "recommendations": _recommend(filters, data),

@@ -169,6 +169,13 @@ class OutcomeCheck(models.Model):
                 include=["id", "status", "outcome", "adjusted_return_pct", "excess_return_pct"],
                 name="outcome_check_signal_cover",
             ),
+            # The best and worst checked outcomes of a window (tracking/analytics.py): walked
+            # from either end of the returns until enough of them fall in the window.
+            models.Index(
+                fields=["horizon", "adjusted_return_pct"],
+                condition=models.Q(status=CheckStatus.DONE),
+                name="outcome_check_top",
+            ),
             models.Index(fields=["status", "due_at"], name="outcome_check_due"),
             models.Index(fields=["status", "run_at"], name="outcome_check_run"),
         ]
@@ -188,3 +195,73 @@ class TrackerState(models.Model):
 
     def __str__(self) -> str:
         return f"outcome tracker ({'enabled' if self.enabled else 'disabled'})"
+
+
+# --- rollups ------------------------------------------------------------------------------------
+
+
+class RollupLevel(models.IntegerChoices):
+    """Which of the signal's columns a rollup row keeps; the others are stored as "" (all)."""
+
+    TOTAL = 0, "none (all signals)"
+    DIMENSIONS = 1, "scanner, tier, direction"
+    SYMBOL = 2, "symbol"
+
+
+class OutcomeRollup(models.Model):
+    """Additive aggregates of the signals and their outcome checks per UTC day of the signals'
+    as_of (tracking/rollups.py), so a long analytics window reads days, not rows.
+
+    A ledger, not a set of counters: database triggers on the signal and check tables append
+    the change of every write as a row (in the writing transaction, whatever the writer: the
+    outcome workers, a bulk COPY, a test factory), and `rollups_compact` folds the rows of a key
+    into one (`merged`). The numbers of a key are the sums over its rows, so they are right
+    whether or not it was compacted; appending never locks a shared row, so concurrent outcome
+    workers neither wait for each other nor deadlock on the same day's totals.
+
+    Rows with horizon "" carry the signal count (`signals`); the others one horizon's checks.
+    Returns are summed in integer units of 10^-ROUND_DIGITS percent (the precision the outcome
+    checks round to), so sums are exact and do not depend on the order they are added in.
+    """
+
+    level = models.PositiveSmallIntegerField(choices=RollupLevel.choices)
+    day = models.DateField(help_text="UTC date of the signals' as_of.")
+    horizon = models.CharField(max_length=3, blank=True)
+    scanner = models.CharField(max_length=16, blank=True)
+    tier = models.CharField(max_length=6, blank=True)
+    direction = models.CharField(max_length=5, blank=True)
+    symbol = models.CharField(max_length=64, blank=True)
+    merged = models.BooleanField(default=False)
+    signals = models.BigIntegerField(default=0)
+    pending = models.BigIntegerField(default=0, help_text="Open checks (pending or claimed).")
+    unavailable = models.BigIntegerField(default=0)
+    n = models.BigIntegerField(default=0, help_text="Checked (DONE) outcomes.")
+    wins = models.BigIntegerField(default=0)
+    losses = models.BigIntegerField(default=0)
+    neutral = models.BigIntegerField(default=0)
+    # Checked outcomes with an adjusted return: all, wins, losses (the averages' denominators).
+    returns = models.BigIntegerField(default=0)
+    win_returns = models.BigIntegerField(default=0)
+    loss_returns = models.BigIntegerField(default=0)
+    # Sums of adjusted returns (10^-9 %): all, wins, losses, positive ones, negative ones.
+    sum_return = models.BigIntegerField(default=0)
+    sum_win = models.BigIntegerField(default=0)
+    sum_loss = models.BigIntegerField(default=0)
+    sum_positive = models.BigIntegerField(default=0)
+    sum_negative = models.BigIntegerField(default=0)
+    excess_n = models.BigIntegerField(default=0)
+    sum_excess = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["level", "horizon", "day"], name="outcome_rollup_read"),
+            # What `rollups_compact` looks for.
+            models.Index(
+                fields=["level", "day"],
+                condition=models.Q(merged=False),
+                name="outcome_rollup_fresh",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"rollup L{self.level} {self.day} {self.horizon or 'signals'}"

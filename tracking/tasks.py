@@ -6,7 +6,7 @@ from celery import shared_task
 from django.db import DatabaseError
 
 from scanners.models import ScanRun
-from tracking import outcomes, services
+from tracking import outcomes, rollups, services
 
 # Waits for batches the chord counted but whose rows are not there yet (a duplicate delivery of a
 # batch completing the chord early): retry this often, then finish with what the run has.
@@ -50,8 +50,12 @@ def finish_scan(self, run_id: int) -> dict:
     time_limit=60,
 )
 def sweep_outcome_checks() -> int:
-    """Beat's sweeper (every minute) and the replay clock's tick: send the checks falling due."""
-    return outcomes.checks_sweep()
+    """Beat's sweeper (every minute) and the replay clock's tick: send the checks falling due,
+    then fold the rollup rows the last minute's writes appended (tracking/rollups.py), so the
+    analytics read about one row per key."""
+    sent = outcomes.checks_sweep()
+    rollups.rollups_compact()
+    return sent
 
 
 @shared_task(
