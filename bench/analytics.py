@@ -12,7 +12,10 @@ The signals are spread uniformly over the last --span-days of wall time (MARKET_
 without a clock: `market_now()` is the wall clock), over 100 symbols (Zipf-like popularity), the
 scanners smart_money / mss / rsi / social / unified (+1 % manual), LONG 60 % / SHORT 40 %,
 unified signals in TIER_1 / TIER_2 and a third of the others with a tier. The loading is
-`COPY FROM STDIN`, then `VACUUM ANALYZE` (what autovacuum leaves a steady database in).
+`COPY FROM STDIN` (the rollup triggers append the daily rollups as the rows arrive, as they do
+for every write; tracking/rollups.py), then the rollups are rebuilt (one row per key, as the
+sweeper's compaction leaves them) and `VACUUM ANALYZE` (what autovacuum leaves a steady database
+in).
 
 All checks DONE is the worst case for the aggregation: in a live database the most recent
 horizons would still be pending.
@@ -191,7 +194,8 @@ def load(count: int, now: datetime, args, rng: random.Random) -> float:
     try:
         with connection.cursor() as cursor:
             cursor.execute(
-                "TRUNCATE tracking_outcomecheck, tracking_signal RESTART IDENTITY CASCADE"
+                "TRUNCATE tracking_outcomecheck, tracking_signal, tracking_outcomerollup "
+                "RESTART IDENTITY CASCADE"
             )
             for start in range(0, count, chunk):
                 size = min(chunk, count - start)
@@ -307,10 +311,16 @@ def load(count: int, now: datetime, args, rng: random.Random) -> float:
                 "(SELECT max(id) FROM tracking_signal))"
             )
         connection.commit()
+        # The rollups as the sweeper's compaction leaves them (the same merged rows, from one
+        # grouped pass instead of folding every COPY chunk's appended rows).
+        from tracking.rollups import rollups_rebuild
+
+        rollups_rebuild()
         connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE tracking_signal")
             cursor.execute("VACUUM ANALYZE tracking_outcomecheck")
+            cursor.execute("VACUUM ANALYZE tracking_outcomerollup")
     finally:
         connection.close()
     return time.perf_counter() - started
@@ -324,9 +334,11 @@ def table_sizes() -> dict[str, object]:
                 "SELECT (SELECT count(*) FROM tracking_signal), "
                 "(SELECT count(*) FROM tracking_outcomecheck WHERE status = 'done'), "
                 "pg_size_pretty(pg_total_relation_size('tracking_signal')), "
-                "pg_size_pretty(pg_total_relation_size('tracking_outcomecheck'))"
+                "pg_size_pretty(pg_total_relation_size('tracking_outcomecheck')), "
+                "(SELECT count(*) FROM tracking_outcomerollup), "
+                "pg_size_pretty(pg_total_relation_size('tracking_outcomerollup'))"
             )
-            signals, checks, signal_size, check_size = cursor.fetchone()
+            signals, checks, signal_size, check_size, rollups, rollup_size = cursor.fetchone()
     finally:
         connection.close()
     return {
@@ -334,6 +346,8 @@ def table_sizes() -> dict[str, object]:
         "checks": checks,
         "signal_table": signal_size,
         "check_table": check_size,
+        "rollup_rows": rollups,
+        "rollup_table": rollup_size,
     }
 
 
