@@ -265,25 +265,28 @@ def one_run(base: str, coins: int, concurrency: int) -> dict:
     try:
         fake_call(base, "POST", "reset")
         fake_cpu = _fake_cpu_seconds()
+        loop_cpu = _loop_cpu_seconds()
         own_cpu = time.process_time()
         started = time.perf_counter()
         missing, phases = scan(source, symbols, now, threads=concurrency, one_by_one=ONE_BY_ONE)
         seconds = time.perf_counter() - started
         cpu = {
             "client": round(time.process_time() - own_cpu, 2),
+            "client loop thread": round(_loop_cpu_seconds() - loop_cpu, 2),
             "fake": round(_fake_cpu_seconds() - fake_cpu, 2),
         }
+        # The fake's counts before the reasons are sampled: the Missing ones are asked again.
+        stats = fake_call(base, "GET", "stats")
         reasons = _sample_reasons(source, symbols, now)
     finally:
         source.close()
     metrics = [engine.metrics() for engine in engines.values()]
-    return _result(base, seconds, symbols, missing, phases, reasons, cpu, metrics)
+    return _result(stats, seconds, symbols, missing, phases, reasons, cpu, metrics)
 
 
-def _result(base, seconds, symbols, missing, phases, reasons, cpu, metrics) -> dict:
+def _result(stats, seconds, symbols, missing, phases, reasons, cpu, metrics) -> dict:
     from scanners.models import Candle
 
-    stats = fake_call(base, "GET", "stats")
     weights = {api: sum(minutes.values()) for api, minutes in stats["weight_per_minute"].items()}
     return {
         "seconds": seconds,
@@ -303,18 +306,33 @@ def _result(base, seconds, symbols, missing, phases, reasons, cpu, metrics) -> d
     }
 
 
-def _fake_cpu_seconds() -> float:
-    """CPU seconds (user + system) the fake exchange's process has used so far (Linux /proc)."""
-    pid = os.environ.get("BENCH_FAKE_PID")
+def _cpu_seconds(stat: str) -> float:
+    """CPU seconds (user + system) of a Linux /proc stat file's process or thread so far."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _fake_cpu_seconds() -> float:
+    """CPU seconds the fake exchange's process has used so far."""
+    return _cpu_seconds(f"/proc/{os.environ.get('BENCH_FAKE_PID')}/stat")
+
+
+def _loop_cpu_seconds() -> float:
+    """CPU seconds the source's event-loop thread has used so far: the thread every request,
+    parse and table goes through, so the one whose CPU bounds the run."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name == "market-data-loop":
+            return _cpu_seconds(f"/proc/self/task/{thread.native_id}/stat")
+    return 0.0
+
+
 def _sample_reasons(source, symbols: list[str], as_of) -> list[str]:
-    """A few distinct Missing reasons of the run (answered from the caches: no requests)."""
+    """A few distinct Missing reasons of the run (Missing answers are not cached: asked again)."""
     from scanners.market_data.base import Missing
 
     reasons = set()

@@ -1,4 +1,4 @@
-"""The embedded store's fast candle write (SQLite reads the rows from one JSON parameter).
+"""The embedded store's fast candle write (thousands of rows a statement, as bound parameters).
 
 The suite's database is PostgreSQL, so these tests open their own SQLite file with the
 product's schema and compare what the fast insert wrote with what Django's SQLite backend
@@ -134,3 +134,24 @@ def test_the_fast_sqlite_insert_keeps_the_rows_already_stored(sqlite):
     closes = [row[7] for row in _stored(sqlite)]
     assert inserted == 1
     assert closes == [60_000.0, 60_000.0 + 1 / 3, 61_000.0 + 2 / 3]
+
+
+def test_the_fast_sqlite_insert_writes_a_table_longer_than_one_statement(sqlite, monkeypatch):
+    monkeypatch.setattr("scanners.market_data.binance.SQLITE_ROWS_PER_INSERT", 2)
+    btc = _market(sqlite, 7, "BTC/USDT")
+    eth = _market(sqlite, 9, "ETH/USDT")
+    todo = {
+        "BTC/USDT": _candles(3, 60_000.0, [1.0, 2.0, 3.0]),
+        "ETH/USDT": _candles(2, 3_000.0, [4.0, 5.0]),
+    }
+
+    inserted = _insert_candles_sqlite(todo, {"BTC/USDT": btc, "ETH/USDT": eth}, "1h", sqlite)
+
+    assert inserted == 5
+    assert [(row[0], row[9]) for row in _stored(sqlite)] == [
+        (7, 1.0),
+        (7, 2.0),
+        (7, 3.0),
+        (9, 4.0),
+        (9, 5.0),
+    ]

@@ -518,6 +518,40 @@ def test_a_follow_up_page_is_sent_before_requests_that_start_a_read(clock):
     assert order == ["first", "next page", "new read 1", "new read 2"]
 
 
+def test_a_reply_is_finished_after_its_slot_went_to_the_next_request(clock):
+    engine = make_engine(clock, max_concurrent=1)
+    order: list[str] = []
+
+    def recording(name: str):
+        async def call() -> Reply:
+            order.append(f"{name} sent")
+            return Reply(name, finish=lambda body: order.append(f"{body} read") or body)
+
+        return call
+
+    async def scenario() -> list[str]:
+        first = asyncio.create_task(engine.run(recording("first"), weight=1, what="x"))
+        second = asyncio.create_task(engine.run(recording("second"), weight=1, what="x"))
+        return await asyncio.gather(first, second)
+
+    assert asyncio.run(scenario()) == ["first", "second"]
+    assert order.index("second sent") < order.index("first read")
+
+
+def test_a_finish_that_finds_a_bad_body_is_a_permanent_error_not_retried(clock):
+    engine = make_engine(clock)
+
+    def unreadable(body: str) -> str:
+        raise BadResponse(f"klines: {body} is not JSON")
+
+    call = Script(Reply("[[1,", finish=unreadable))
+
+    with pytest.raises(BadResponse, match="is not JSON"):
+        asyncio.run(engine.run(call, weight=1, what="klines"))
+    assert call.calls == 1
+    assert engine.metrics()["permanent_errors"] == 1
+
+
 def test_an_engine_cuts_its_concurrency_under_errors_and_recovers(clock):
     engine = make_engine(clock, max_concurrent=8, retries=0)
     failing = Script(TransientError("HTTP 502"))

@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import queue
+import sqlite3
 import threading
 import time
 import zlib
@@ -46,6 +47,7 @@ from typing import Any, TypeVar
 import aiohttp
 import ccxt
 import ccxt.async_support as ccxt_async
+import msgspec
 import numpy as np
 import orjson
 import uvloop
@@ -131,6 +133,8 @@ AGG_TRADES_PAGE = 1000
 # A whale window whose trades fill more pages than this is reported missing, not half-counted.
 AGG_TRADES_MAX_PAGES = 30
 EXCHANGE_INFO_SECONDS = 600.0
+# Candles a statement of the embedded store's bulk write (see _insert_candles_sqlite).
+SQLITE_ROWS_PER_INSERT = 2_000
 # How long a coin's trade tally is kept (see trade_tally): past an hour it holds nothing a
 # one-hour whale window can use.
 TRADE_TALLY_SECONDS = 3600.0
@@ -152,6 +156,65 @@ WEIGHT = {
 _RESPONSE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "binance_response", default=None
 )
+# The typed decoder of the call under way (see `_Binance.on_json_response`), if it has one.
+_DECODER: contextvars.ContextVar[msgspec.json.Decoder | None] = contextvars.ContextVar(
+    "binance_decoder", default=None
+)
+
+
+class _AggTrade(msgspec.Struct, gc=False):
+    """One aggTrades row as Binance writes it (a: trade id, p: price, q: quantity, T: time ms,
+    m: buyer is maker); its other fields are not read."""
+
+    a: int
+    p: float
+    q: float
+    T: int
+    m: bool
+
+
+class _Kline(msgspec.Struct, array_like=True, gc=False):
+    """One klines row as Binance writes it, by position; the fields between the volume and the
+    taker buy volume are skipped unread, those after it ignored."""
+
+    open_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    close_time: msgspec.Raw
+    quote_volume: msgspec.Raw
+    trades: msgspec.Raw
+    taker_buy_volume: float
+
+
+# The two bodies a scan reads most of (a coin's 500 candles, its hour of trades in pages of
+# 1,000) are decoded straight into numbers: Binance's decimal strings become floats inside
+# msgspec (strict=False is what lets a string decode as a number, or "true" as a bool), with no
+# dict or str per value. A body of another shape falls back to the generic parse, whose checks
+# name what is wrong.
+_KLINES_DECODER = msgspec.json.Decoder(list[_Kline], strict=False)
+_AGG_TRADES_DECODER = msgspec.json.Decoder(list[_AggTrade], strict=False)
+
+
+@dataclass(frozen=True)
+class _Unread:
+    """A 2xx body of a call with a typed decoder, handed back by ccxt unparsed."""
+
+    text: str
+
+
+def _decoded(body: str | bytes, decoder: msgspec.json.Decoder | None) -> Any:
+    """`body` decoded by `decoder` when it is of the decoder's type, else as any JSON (an error
+    answer, a malformed one: the generic reading's checks then name what is wrong). Raises
+    ValueError when the body is not JSON at all."""
+    if decoder is not None:
+        try:
+            return decoder.decode(body)
+        except msgspec.DecodeError:
+            pass
+    return orjson.loads(body)
 
 
 def futures_klines_weight(limit: int) -> int:
@@ -163,7 +226,14 @@ def futures_klines_weight(limit: int) -> int:
 
 class _Binance(ccxt_async.binance):
     """ccxt's Binance, keeping each response's status and headers for the call that made it,
-    and refusing 2xx bodies that are not JSON (ccxt would hand back the raw text)."""
+    handing back unparsed the 2xx bodies of calls that name a typed decoder (`_call` reads
+    them), and refusing 2xx bodies that are not JSON (ccxt would hand back the raw text)."""
+
+    def on_json_response(self, response_body: str) -> Any:
+        response = _RESPONSE.get()
+        if _DECODER.get() is not None and response and 200 <= response["status"] < 300:
+            return _Unread(response_body)  # read by the engine, after the slot (_call)
+        return orjson.loads(response_body)
 
     def on_rest_response(
         self,
@@ -529,9 +599,24 @@ def _int(value: Any) -> int | None:
 
 
 def _klines_table(rows: Any, what: str) -> np.ndarray:
-    """Raw klines rows as a float table (open ms, o, h, l, c, volume, taker buy volume)."""
+    """Raw klines rows (as _KLINES_DECODER or a generic parse reads them) as a float table
+    (open ms, o, h, l, c, volume, taker buy volume)."""
     if not isinstance(rows, list):
         raise BadResponse(f"{what}: expected a list of klines, got {type(rows).__name__}")
+    if rows and type(rows[0]) is _Kline:
+        table = np.array(
+            [
+                (k.open_time, k.open, k.high, k.low, k.close, k.volume, k.taker_buy_volume)
+                for k in rows
+            ],
+            dtype=np.float64,
+        )
+        bad = ~np.isfinite(table[:, 1:6])
+        if bad.any():
+            index, column = np.argwhere(bad)[0]
+            name = ("open", "high", "low", "close", "volume")[column]
+            raise BadResponse(f"{what}: kline {index + 1} has no valid {name}")
+        return table
     try:
         # numpy parses Binance's decimal strings itself: one pass, no Python float per value.
         table = np.array(
@@ -563,9 +648,15 @@ def _klines_table_checked(rows: list, what: str) -> np.ndarray:
 
 
 def _trades_table(data: Any, what: str) -> np.ndarray:
-    """aggTrades as a float table (price, quantity, time ms, id, buyer-is-maker)."""
+    """aggTrades (as _AGG_TRADES_DECODER or a generic parse reads them) as a float table
+    (price, quantity, time ms, id, buyer-is-maker)."""
     if not isinstance(data, list):
         raise BadResponse(f"{what}: not a list")
+    if data and type(data[0]) is _AggTrade:
+        table = np.array([(t.p, t.q, t.T, t.a, t.m) for t in data], dtype=np.float64)
+        if not np.isfinite(table).all() or (table[:, 0] <= 0).any() or (table[:, 1] < 0).any():
+            raise BadResponse(f"{what}: a trade has an invalid price or quantity")
+        return table
     try:
         table = np.array(
             [(t["p"], t["q"], t["T"], t["a"], t["m"]) for t in data], dtype=np.float64
@@ -715,14 +806,18 @@ class BinanceSource(MarketDataSource):
         weight: int,
         what: str,
         follow_up: bool = False,
+        decoder: msgspec.json.Decoder | None = None,
     ) -> Any:
         """One ccxt implicit-API call through the API's engine; `follow_up` for the next page of
-        a read under way (it waits for a slot ahead of reads not yet started)."""
+        a read under way (it waits for a slot ahead of reads not yet started). With a `decoder`,
+        a body of its type comes back decoded by it, any other body as generic JSON; a 2xx body
+        is then read after the request's slot is given back (`Reply.finish`)."""
         runtime = self._runtime
         engine = self._engine(api)
 
         async def call() -> Reply[Any]:
             _RESPONSE.set(None)
+            _DECODER.set(decoder)
             function = getattr(runtime.exchange(), method)
             try:
                 data = await function(params)
@@ -732,7 +827,15 @@ class BinanceSource(MarketDataSource):
             used = _int(header(response.get("headers"), "x-mbx-used-weight-1m"))
             if isinstance(data, str):
                 raise BadResponse(f"{what}: body is not JSON")
+            if isinstance(data, _Unread):
+                return Reply(data.text, used_weight=used, finish=read)
             return Reply(data, used_weight=used)
+
+        def read(text: str) -> Any:
+            try:
+                return _decoded(text, decoder)
+            except ValueError:
+                raise BadResponse(f"{what}: body is not JSON") from None
 
         return await engine.run(call, weight=weight, what=what, follow_up=follow_up)
 
@@ -905,6 +1008,7 @@ class BinanceSource(MarketDataSource):
                     {"symbol": listing.exchange_id, "interval": "1h", "startTime": 0, "limit": 1},
                     weight=WEIGHT["spot_klines"],
                     what=f"first kline of {symbol}",
+                    decoder=_KLINES_DECODER,
                 )
                 table = _klines_table(rows_, f"first kline of {symbol}")
                 if not len(table):
@@ -1048,7 +1152,13 @@ class BinanceSource(MarketDataSource):
                 params["startTime"] = cursor_start
             weight = futures_klines_weight(page_size) if futures else WEIGHT["spot_klines"]
             raw = await self._call(
-                api, method, params, weight=weight, what=what, follow_up=bool(pages)
+                api,
+                method,
+                params,
+                weight=weight,
+                what=what,
+                follow_up=bool(pages),
+                decoder=_KLINES_DECODER,
             )
             table = _klines_table(raw, what)
             table = table[table[:, 0] <= end]  # never the candle still open at as_of
@@ -1657,7 +1767,13 @@ class BinanceSource(MarketDataSource):
         tables: list[np.ndarray] = []
         for page in range(AGG_TRADES_MAX_PAGES):
             data = await self._call(
-                api, method, dict(params), weight=weight, what=what, follow_up=page > 0
+                api,
+                method,
+                dict(params),
+                weight=weight,
+                what=what,
+                follow_up=page > 0,
+                decoder=_AGG_TRADES_DECODER,
             )
             table = _trades_table(data, what)
             tables.append(table)
@@ -1845,17 +1961,19 @@ def _insert_candles_sqlite(
     timeframe: str,
     using: Any = connection,
 ) -> int:
-    """One INSERT OR IGNORE over the candles of many coins, its rows read by SQLite from one
-    JSON parameter; the number of rows inserted.
+    """INSERT OR IGNORE of the candles of many coins, `SQLITE_ROWS_PER_INSERT` rows a statement
+    (one multi-row VALUES list of bound parameters); the number of rows inserted.
 
     Times are written as Django's SQLite backend writes an aware UTC datetime on a whole second
     (`str()` of the naive value, "YYYY-MM-DD HH:MM:SS"), so the unique index sees the same rows
-    as the ORM and the importer; NaN (no taker volume) is NULL.
+    as the ORM and the importer; NaN (no taker volume) is bound as NULL, as SQLite binds a NaN.
 
-    Why JSON: the statement runs inside one `sqlite3_step`, during which the sqlite3 module
-    releases the GIL, so the whole insert runs beside the event loop on another core.
-    `executemany` binds every row in Python and takes the GIL back after every row: under a
-    busy event loop each of those waits can last the interpreter's switch interval.
+    Why so many rows a statement: each statement runs inside one `sqlite3_step`, during which
+    the sqlite3 module releases the GIL, so the insert runs beside the event loop on another
+    core and takes the GIL back once per few thousand rows. `executemany` binds every row in
+    Python and takes the GIL back after every row: under a busy event loop each of those waits
+    can last the interpreter's switch interval. (One JSON parameter read with `json_each` also
+    keeps the GIL off, but SQLite's JSON functions cost about twice the CPU of the insert.)
     """
     quote = using.ops.quote_name
     meta = Candle._meta
@@ -1864,41 +1982,47 @@ def _insert_candles_sqlite(
         quote(meta.get_field(name).column)
         for name in ("market", "timeframe", "series", "open_time", *names)
     ]
-
-    # Row i of the JSON array: [market id, open ms, open, high, low, close, volume, taker buy].
-    # json_extract, not `->>`: that operator needs SQLite 3.38, older than some distributions'.
-    def field(index: int) -> str:
-        return f"json_extract(row.value, '$[{index}]')"
-
-    picks = ", ".join(field(index) for index in range(2, len(names) + 2))
-    sql = (
+    # A row of the VALUES list: market id, open time (epoch seconds), then the six values.
+    width = 2 + len(names)
+    values = ", ".join(f"column{index}" for index in range(3, width + 1))
+    head = (
         f"INSERT OR IGNORE INTO {quote(meta.db_table)} ({', '.join(columns)}) "  # noqa: S608 - quoted identifiers; values are params
-        f"SELECT CAST({field(0)} AS INTEGER), ?, ?, datetime({field(1)} / 1000, 'unixepoch'), "
-        f"{picks} FROM json_each(?) AS row"
+        f"SELECT CAST(column1 AS INTEGER), ?, ?, datetime(column2, 'unixepoch'), {values} "
+        "FROM (VALUES "
     )
+    marks = f"({', '.join(['?'] * width)})"
     table = np.concatenate(
         [
             np.column_stack(
                 [
                     np.full(len(parsed.times_ms), rows[symbol].pk, dtype=np.float64),
-                    parsed.times_ms,
+                    parsed.times_ms // 1000,
                     *(parsed.values[name] for name in names),
                 ]
             )
             for symbol, parsed in todo.items()
         ]
     )
-    # orjson writes NaN as null (SQL NULL) and each float as its shortest round trip. Text, not
-    # bytes: SQLite 3.45+ reads a BLOB argument as its binary JSONB format.
-    document = orjson.dumps(table, option=orjson.OPT_SERIALIZE_NUMPY).decode()
     raw = using.connection  # the sqlite3 connection: Django's wrapper adds nothing here
     if raw is None:
         using.ensure_connection()
         raw = using.connection
+    # Within the build's bound-parameter limit (32,766 by default since SQLite 3.32, 999 before).
+    per_statement = min(
+        SQLITE_ROWS_PER_INSERT,
+        (raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 2) // width,
+    )
+    fixed = [timeframe, str(PriceSeries.TRADES.value)]
+    inserted = 0
     cursor = raw.cursor()
     try:
-        cursor.execute(sql, (timeframe, str(PriceSeries.TRADES.value), document))
-        return cursor.rowcount
+        for start in range(0, len(table), per_statement):
+            part = table[start : start + per_statement]
+            # The same text for every full part: the sqlite3 module prepares it once.
+            sql = head + ", ".join([marks] * len(part)) + ")"
+            cursor.execute(sql, [*fixed, *part.ravel().tolist()])
+            inserted += cursor.rowcount
+        return inserted
     finally:
         cursor.close()
 
