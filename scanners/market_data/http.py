@@ -607,6 +607,13 @@ class _Waiter:
     granted: bool = False
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _grant(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -682,12 +689,16 @@ class AdaptiveLimiter:
             return len(self._ahead) + len(self._waiters)
 
     def _wake_locked(self) -> None:
+        here = _running_loop()
         while (self._ahead or self._waiters) and self.in_flight < self.limit:
             waiter = (self._ahead or self._waiters).popleft()
             if waiter.future.done():
                 continue
             waiter.granted = True
             self.in_flight += 1
+            if waiter.loop is here:
+                _grant(waiter.future)  # this thread's loop: no wake-up of the loop needed
+                continue
             try:
                 waiter.loop.call_soon_threadsafe(_grant, waiter.future)
             except RuntimeError:  # its loop is closed: nobody will use the slot
@@ -869,7 +880,10 @@ class RequestEngine:
                 if self.call_timeout is None:
                     reply = await call()
                 else:
-                    reply = await asyncio.wait_for(call(), self.call_timeout)
+                    # Not wait_for: that runs the call in a task of its own, one more task
+                    # and two more turns of the loop per request.
+                    async with asyncio.timeout(self.call_timeout):
+                        reply = await call()
             except (TimeoutError, ConnectionError) as error:
                 raise TransientError(f"{type(error).__name__}: {error}") from error
         if not isinstance(reply, Reply):
