@@ -213,7 +213,7 @@ def _decoded(body: str | bytes, decoder: msgspec.json.Decoder | None) -> Any:
         try:
             return decoder.decode(body)
         except msgspec.DecodeError:
-            pass
+            pass  # not of the decoder's type: read as any JSON, for the generic checks
     return orjson.loads(body)
 
 
