@@ -337,7 +337,27 @@ def test_live_funding_comes_from_one_premium_index_call(source, clean_fake):
     assert isinstance(btc, Funding)
     assert btc.perp_symbol == "BTC/USDT:USDT"
     assert btc.funding_time <= NOW
+    assert btc.interval == timedelta(hours=8)  # fundingInfo does not list it
     assert abs(btc.rate) < 0.01
+
+
+@pytest.mark.django_db
+def test_live_funding_of_a_perpetual_settling_every_4h_has_that_interval(tmp_path, clean_fake):
+    (tmp_path / "spot-1h").mkdir()
+    shutil.copy(SAMPLE / "ETH_USDT-1h.csv.gz", tmp_path / "spot-1h")
+    start = int((NOW - timedelta(days=2)).timestamp() * 1000)
+    settlements = [f"{start + i * 4 * 3_600_000},0.0002" for i in range(12)]
+    funding_file = tmp_path / "funding" / "ETH_USDT_USDT-8h-funding_rate.csv"
+    funding_file.parent.mkdir()
+    funding_file.write_text("timestamp_ms,funding_rate\n" + "\n".join(settlements) + "\n")
+    with FakeExchange(tmp_path, now=NOW).running_in_thread() as base, make_source(base) as live:
+        eth = live.funding_rates(["ETH/USDT"], as_of=NOW)["ETH/USDT"]
+
+    assert isinstance(eth, Funding)
+    assert eth.interval == timedelta(hours=4)
+    # The premium index's rate settles next, at NOW + 4 h; its period began 4 h before that.
+    assert eth.funding_time == NOW
+    assert eth.rate == pytest.approx(0.0002)
 
 
 @pytest.mark.django_db
@@ -407,6 +427,14 @@ def test_open_interest_history_older_than_30_days_is_missing(source):
 
     assert isinstance(points, Missing)
     assert "30 days" in points.reason
+
+
+@pytest.mark.django_db
+def test_long_short_ratio_is_the_top_traders_one(source, clean_fake):
+    source.long_short_ratio(["ETH/USDT"], as_of=NOW)
+
+    assert clean_fake.requests["/futures/data/topLongShortAccountRatio"] == 1
+    assert clean_fake.requests["/futures/data/globalLongShortAccountRatio"] == 0
 
 
 @pytest.mark.django_db

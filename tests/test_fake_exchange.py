@@ -337,8 +337,52 @@ def test_premium_index_and_funding_history(fake):
     assert set(history[0]) == {"symbol", "fundingTime", "fundingRate", "markPrice"}
 
 
+def test_funding_info_lists_the_perpetuals_not_settling_every_8h(tmp_path):
+    header = "timestamp_ms,open,high,low,close,volume"
+    for coin, every_hours in (("AAA", 8), ("BBB", 4)):
+        lines = [",".join(map(str, (T0 + i * HOUR, *_candle(i, 10.0)))) for i in range(ROWS)]
+        _write_csv(tmp_path / "spot-1h" / f"{coin}_USDT-1h.csv", header, lines)
+        settlements = [
+            f"{T0 + i * every_hours * HOUR},0.0001" for i in range(ROWS // every_hours + 1)
+        ]
+        _write_csv(
+            tmp_path / "funding" / f"{coin}_USDT_USDT-8h-funding_rate.csv",
+            "timestamp_ms,funding_rate",
+            settlements,
+        )
+    with FakeExchange(tmp_path, now=NOW).running_in_thread() as base:
+        status, headers, items = get_json(f"{base}/fapi/v1/fundingInfo")
+
+    assert status == 200
+    assert [(item["symbol"], item["fundingIntervalHours"]) for item in items] == [("BBBUSDT", 4)]
+    assert set(items[0]) == {
+        "symbol",
+        "adjustedFundingRateCap",
+        "adjustedFundingRateFloor",
+        "fundingIntervalHours",
+        "disclaimer",
+    }
+    assert headers["X-Fake-Synthetic-Fields"] == "adjustedFundingRateCap,adjustedFundingRateFloor"
+    assert headers["X-MBX-USED-WEIGHT-1M"] == "0"
+
+
+def test_top_traders_and_all_accounts_have_their_own_long_short_ratios(seeded):
+    query = "?symbol=AAAUSDT&period=1h&limit=24"
+    _, _, everyone = get_json(f"{seeded.base}/futures/data/globalLongShortAccountRatio{query}")
+    _, _, top = get_json(f"{seeded.base}/futures/data/topLongShortAccountRatio{query}")
+
+    assert [row["timestamp"] for row in top] == [row["timestamp"] for row in everyone]
+    assert [row["longShortRatio"] for row in top] != [row["longShortRatio"] for row in everyone]
+
+
 def test_derivatives_statistics_need_a_seed(fake, seeded, data_dir):
-    for path in ("openInterestHist", "globalLongShortAccountRatio", "takerlongshortRatio"):
+    paths = (
+        "openInterestHist",
+        "globalLongShortAccountRatio",
+        "topLongShortAccountRatio",
+        "takerlongshortRatio",
+    )
+    for path in paths:
         url = f"/futures/data/{path}?symbol=AAAUSDT&period=1h&limit=5"
         status, headers, body = get_json(fake.base + url)
         assert (status, body) == (200, [])

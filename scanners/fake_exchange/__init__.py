@@ -29,12 +29,15 @@ columns below), and every answer containing such values carries the header
 * ticker/24hr: high/low/open/last/volume are the last 24 closed candles'; bid/ask, quantities,
   trade ids and counts are made up; aggTrades are generated inside each candle's range (prices
   between its low and high, quantities summing to about its volume);
+* fundingInfo lists the perpetuals whose settlements (in the data) are not 8 h apart, with that
+  interval; their rate caps are made up (Binance's documented example, ±2.5 %);
 * only with `--synthetic-seed`: perpetuals for spot coins without futures data (their klines are
-  the spot candles), funding where the files have none, open interest, long/short ratios, taker
-  buy/sell ratios, CoinGecko supplies/market caps/FDV/ranks and trending, LunarCrush social
-  metrics. Without a seed these answer as a real API does for data it lacks: `/futures/data/*`
-  with `[]`, `/fapi/v1/openInterest` with 400 `{"code":-4108,...}`, CoinGecko and LunarCrush with
-  `null` in those fields, trending with empty lists, `lastFundingRate` with `""`.
+  the spot candles), funding where the files have none, open interest, long/short ratios (all
+  accounts and top traders), taker buy/sell ratios, CoinGecko supplies/market caps/FDV/ranks and
+  trending, LunarCrush social metrics. Without a seed these answer as a real API does for data
+  it lacks: `/futures/data/*` with `[]`, `/fapi/v1/openInterest` with 400 `{"code":-4108,...}`,
+  CoinGecko and LunarCrush with `null` in those fields, trending with empty lists,
+  `lastFundingRate` with `""`.
 
 **Point in time.** Only closed candles are served (`open + 1h <= now`): the still-open candle a
 real exchange adds at the end is left out, because its prices would come from after now.

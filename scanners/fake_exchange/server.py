@@ -25,6 +25,7 @@ from scanners.fake_exchange import synthetic as syn
 from scanners.fake_exchange.data import (
     HOUR_MS,
     Candles,
+    Funding,
     Market,
     MarketData,
     load_folder,
@@ -64,6 +65,15 @@ _STAT_BODIES = 20_000
 def _dumps(value: Any) -> bytes:
     # orjson: the fake's own CPU shares the benchmark machine's cores with the client measured.
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _funding_interval_ms(funding: Funding, visible: int) -> int:
+    """The settlement interval of the `visible` first settlements: the last two's distance in
+    whole hours (their times carry jitter), 8 h with only one."""
+    if visible < 2:
+        return 8 * HOUR_MS
+    step = int(funding.times[visible - 1] - funding.times[visible - 2])
+    return max(HOUR_MS, round(step / HOUR_MS) * HOUR_MS)
 
 
 def _f8(value: float) -> str:
@@ -727,10 +737,16 @@ class FakeExchange:
             "/fapi/v2/ticker/price": ("futures", self._fapi_price, symbol_or(1, 2)),
             "/fapi/v1/premiumIndex": ("futures", self._premium_index, symbol_or(1, 10)),
             "/fapi/v1/fundingRate": ("futures", self._funding_rate, flat(1)),
+            "/fapi/v1/fundingInfo": ("futures", self._funding_info, flat(0)),
             "/fapi/v1/openInterest": ("futures", self._open_interest, flat(1)),
             "/fapi/v1/aggTrades": ("futures", self._fapi_agg_trades, flat(20)),
             "/futures/data/openInterestHist": ("futures", self._oi_hist, flat(0)),
-            "/futures/data/globalLongShortAccountRatio": ("futures", self._long_short, flat(0)),
+            "/futures/data/globalLongShortAccountRatio": (
+                "futures",
+                self._global_long_short,
+                flat(0),
+            ),
+            "/futures/data/topLongShortAccountRatio": ("futures", self._top_long_short, flat(0)),
             "/futures/data/takerlongshortRatio": ("futures", self._taker_ratio, flat(0)),
             "/dapi/v1/exchangeInfo": ("coinm", self._dapi_exchange_info, flat(1)),
             cg + "/ping": ("coingecko", self._cg_ping, flat(0)),
@@ -1235,10 +1251,7 @@ class FakeExchange:
         if funding is not None:
             n = funding.visible(now)
             if n:
-                interval = 8 * HOUR_MS
-                if n >= 2:
-                    step = int(funding.times[n - 1] - funding.times[n - 2])
-                    interval = max(HOUR_MS, round(step / HOUR_MS) * HOUR_MS)
+                interval = _funding_interval_ms(funding, n)
                 last_time = int(funding.times[n - 1]) // 1000 * 1000
                 periods = max(1, (now - last_time) // interval + 1)
                 return float(funding.rates[n - 1]), last_time + periods * interval, False
@@ -1248,6 +1261,40 @@ class FakeExchange:
         key = syn.key_of(self.seed, perp.market.symbol, "funding")
         rate = 0.0001 + 0.00015 * float(syn.normal(key, now // (8 * HOUR_MS)))
         return rate, nxt, True
+
+    def _funding_info(self, query, request):
+        """The perpetuals whose funding, as of now, settles at another interval than 8 h: the
+        ones Binance lists ("symbols that had ... fundingIntervalHours adjustment"). Rate caps
+        are not in the data: the answer gives Binance's documented example (±2.5 %) and is
+        marked synthetic when it lists any."""
+        items = []
+        for symbol, perp in self._listed_perps().items():
+            funding = perp.market.funding
+            n = funding.visible(self.now) if funding is not None else 0
+            if not n:
+                continue
+            interval = _funding_interval_ms(funding, n)
+            if interval != 8 * HOUR_MS:
+                items.append(
+                    {
+                        "symbol": symbol,
+                        "adjustedFundingRateCap": "0.02500000",
+                        "adjustedFundingRateFloor": "-0.02500000",
+                        "fundingIntervalHours": interval // HOUR_MS,
+                        "disclaimer": False,
+                    }
+                )
+        return self._ok(
+            items,
+            (
+                {
+                    **SYNTHETIC,
+                    "X-Fake-Synthetic-Fields": "adjustedFundingRateCap,adjustedFundingRateFloor",
+                }
+                if items
+                else None
+            ),
+        )
 
     def _premium(self, symbol: str, perp: Perp) -> tuple[dict[str, Any], bool]:
         mark, mark_made = self._mark_price(perp)
@@ -1388,7 +1435,9 @@ class FakeExchange:
             return np.empty(0, dtype=np.int64)
         return np.arange(oldest, latest + 1, period, dtype=np.int64)
 
-    def _stat_rows(self, query, build) -> tuple[int, bytes, dict]:
+    def _stat_rows(self, query, build, kind: str | None = None) -> tuple[int, bytes, dict]:
+        """A /futures/data answer: `build(symbol, perp, grid)`'s rows, kept per `kind` (default:
+        build's name), coin and window."""
         perp = self._perp(query)
         grid = self._stat_grid(query)
         if self.seed is None or perp.series is None:
@@ -1400,7 +1449,7 @@ class FakeExchange:
         # costliest answer to make: kept, so a benchmark's repeated runs do not spend the
         # client's cores making it again.
         bodies = self._cache.setdefault("stat bodies", {})  # emptied when "now" moves
-        key = (build.__qualname__, symbol, int(grid[0]) if len(grid) else 0, len(grid))
+        key = (kind or build.__qualname__, symbol, int(grid[0]) if len(grid) else 0, len(grid))
         body = bodies.get(key)
         if body is None:
             if len(bodies) >= _STAT_BODIES:
@@ -1429,15 +1478,25 @@ class FakeExchange:
 
         return self._stat_rows(query, build)
 
-    def _long_short(self, query, request):
+    def _global_long_short(self, query, request):
+        return self._long_short(query, "longshort", spread=0.12)
+
+    def _top_long_short(self, query, request):
+        # Top traders (the largest 20 % of margin balances) lean harder than all accounts.
+        return self._long_short(query, "toplongshort", spread=0.16)
+
+    def _long_short(self, query, kind: str, *, spread: float) -> tuple[int, bytes, dict]:
+        """Account long/short ratio rows: a long share of 0.5 + `spread` x a sum of slow waves
+        and noise (seeded per coin and `kind`), kept within 0.2-0.8."""
+
         def build(symbol: str, perp: Perp, grid: np.ndarray) -> list[dict[str, Any]]:
-            key = syn.key_of(self.seed or 0, symbol, "longshort")
+            key = syn.key_of(self.seed or 0, symbol, kind)
             level = np.zeros(len(grid))
             for k, period_days in enumerate((11.0, 2.9, 0.7)):
                 phase = float(syn.uniform(key, k, 50)) * 2 * np.pi
                 level += np.sin(2 * np.pi * grid / (period_days * DAY_MS) + phase) / (k + 1)
             level += (syn.uniform(key, grid // 300_000, 51) - 0.5) * 0.2
-            long_share = np.clip(0.5 + 0.12 * level, 0.2, 0.8)
+            long_share = np.clip(0.5 + spread * level, 0.2, 0.8)
             return [
                 {
                     "symbol": symbol,
@@ -1449,7 +1508,7 @@ class FakeExchange:
                 for k in range(len(grid))
             ]
 
-        return self._stat_rows(query, build)
+        return self._stat_rows(query, build, kind)
 
     def _taker_ratio(self, query, request):
         period = STAT_PERIODS.get(query.get("period", ""), HOUR_MS)

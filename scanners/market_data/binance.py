@@ -147,7 +147,7 @@ WEIGHT = {
     "spot_agg_trades": 4,
     "futures_exchange_info": 1,
     "futures_premium_all": 10,
-    "futures_funding_info": 1,
+    "futures_funding_info": 0,
     "futures_funding_rate": 1,
     "futures_open_interest": 1,
     "futures_data": 0,
@@ -1639,7 +1639,8 @@ class BinanceSource(MarketDataSource):
 
         async def fetch(symbol: str) -> Maybe[LongShortRatio]:
             perp = perps[symbol]
-            rows = await self._stats(perp, "globalLongShortAccountRatio", as_of=as_of, hours=2)
+            # Top traders' accounts (SCANNERS.md: "top-trader long/short"), not all accounts.
+            rows = await self._stats(perp, "topLongShortAccountRatio", as_of=as_of, hours=2)
             if isinstance(rows, Missing):
                 return rows
             row = rows[-1]
@@ -1647,7 +1648,9 @@ class BinanceSource(MarketDataSource):
                 _float(row.get(name)) for name in ("longShortRatio", "longAccount", "shortAccount")
             )
             if ratio is None or longs is None or shorts is None or min(ratio, longs, shorts) < 0:
-                return Missing(f"Binance's long/short ratio of {perp.symbol} is not a number")
+                return Missing(
+                    f"Binance's top-trader long/short ratio of {perp.symbol} is not a number"
+                )
             return LongShortRatio(symbol, ms_to_datetime(row["timestamp"]), ratio, longs, shorts)
 
         result.update(self._run(self._each(perps, fetch, "long/short ratio")))
