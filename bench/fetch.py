@@ -27,7 +27,8 @@ CPU seconds: where the time goes, not a scan's timing.
 Reported per run: wall time, requests (the fake's count), weight used per API, the CPU seconds
 of this process and of the fake's (the machine's two cores are shared by both), and the floor:
 the larger of the weight floor (weight beyond one minute's budget, at the budget's rate: the
-first minute's budget is there at once) and the latency floor (latency x requests / concurrency
+first minute's budget is there at once; likewise each /futures/data endpoint's requests beyond
+its 5-minute limit) and the latency floor (latency x requests / concurrency
 cap). The naive baseline makes the same calls one at a time (concurrency 1), in the same process.
 """
 
@@ -53,6 +54,7 @@ SAMPLE = ROOT / "data" / "sample" / "spot-1h"
 LATENCY_MS = 50.0
 SEED = 1
 CANDLES = 500
+FUTURES_DATA_REQUESTS = 1000  # per /futures/data endpoint and 5 minutes, as the fake's default
 # --phases-one-by-one: where the time and CPU go, phase by phase (not a scan's timing).
 ONE_BY_ONE = bool(os.environ.get("BENCH_ONE_BY_ONE"))
 
@@ -207,6 +209,7 @@ def make_source(base: str, now, concurrency: int):
     futures), with an in-process weight budget; (source, its engines)."""
     from scanners.market_data.binance import BinanceSource
     from scanners.market_data.http import (
+        FUTURES_DATA_WINDOW_SECONDS,
         AdaptiveLimiter,
         LocalBanRegistry,
         LocalBudget,
@@ -216,16 +219,18 @@ def make_source(base: str, now, concurrency: int):
     limits = {
         "binance-spot": 6000,
         "binance-futures": 2400,
+        "binance-futures-data": FUTURES_DATA_REQUESTS,
         "coingecko": 1000,
         "lunarcrush": 1000,
     }
     budget, bans = LocalBudget(), LocalBanRegistry()
+    budgets = {"binance-futures-data": LocalBudget(window_seconds=FUTURES_DATA_WINDOW_SECONDS)}
     binance = AdaptiveLimiter(concurrency, name="binance")  # one cap for the source, as built
     engines = {
         name: RequestEngine(
             name=name,
             limit_per_minute=limit,
-            budget=budget,
+            budget=budgets.get(name, budget),
             max_concurrent=concurrency,
             retries=3,
             bans=bans,
@@ -346,6 +351,16 @@ def floor_seconds(result: dict, concurrency: int) -> dict[str, float]:
     weight_floor = max(
         max(0.0, result["weight"].get(api, 0) - budget) / budget * 60
         for api, budget in budgets.items()
+    )
+    # Each /futures/data endpoint's own limit: requests per 5 minutes.
+    quota = FUTURES_DATA_REQUESTS * 0.95
+    weight_floor = max(
+        [weight_floor]
+        + [
+            max(0.0, requests - quota) / quota * 300
+            for path, requests in result["requests_by_path"].items()
+            if path.startswith("/futures/data/")
+        ]
     )
     latency_floor = LATENCY_MS / 1000 * result["requests"] / concurrency
     return {

@@ -273,6 +273,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Futures request-weight budget per minute, shared by every process.",
     ),
     Setting(
+        "BINANCE_FUTURES_DATA_REQUESTS_PER_5MIN",
+        1000,
+        _whole_number(1),
+        LIVE,
+        "Requests per 5 minutes to each /futures/data endpoint (open interest history, ratios, "
+        "taker volume), shared by every process: Binance's IP limit there, beside the weight.",
+    ),
+    Setting(
         "COINGECKO_API_URL",
         "https://api.coingecko.com/api/v3",
         _http_url,

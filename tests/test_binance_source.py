@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import socket
@@ -87,6 +88,7 @@ def make_engines(*, retries: int = 2, spot_limit: int = 6000) -> dict[str, Reque
     limits = {
         "binance-spot": spot_limit,
         "binance-futures": 2400,
+        "binance-futures-data": 1000,  # per budget window (here a second), each endpoint
         "coingecko": 1000,
         "lunarcrush": 1000,
     }
@@ -106,10 +108,16 @@ def make_engines(*, retries: int = 2, spot_limit: int = 6000) -> dict[str, Reque
     }
 
 
-def make_source(base: str, *, timeout: float = 5.0, **engine_options) -> BinanceSource:
+def make_source(
+    base: str,
+    *,
+    timeout: float = 5.0,
+    engines: dict[str, RequestEngine] | None = None,
+    **engine_options,
+) -> BinanceSource:
     return BinanceSource(
         clock=lambda: NOW,
-        engines=make_engines(**engine_options),
+        engines=engines or make_engines(**engine_options),
         spot_url=base,
         futures_url=base,
         coingecko_url=f"{base}/coingecko/api/v3",
@@ -445,6 +453,48 @@ def test_long_short_ratio_is_the_latest_reading(source):
     assert ratio.timestamp == NOW
     assert ratio.long_share + ratio.short_share == pytest.approx(1, abs=1e-3)
     assert ratio.ratio == pytest.approx(ratio.long_share / ratio.short_share, rel=1e-3)
+
+
+class SteppingClock:
+    """Wall-clock seconds shared by the fake's limits and the source's budget; a budget's wait
+    moves it instead of sleeping."""
+
+    def __init__(self, start: float) -> None:
+        self.value = start
+
+    def __call__(self) -> float:
+        return self.value
+
+    async def sleep(self, seconds: float) -> None:
+        self.value += max(seconds, 0.0)
+        await asyncio.sleep(0)
+
+
+@pytest.mark.django_db
+def test_futures_data_requests_wait_for_the_endpoints_next_5_minutes_not_for_a_429(market_folder):
+    clock = SteppingClock(1_800_000_000.0)  # the start of a 5-minute window
+    limited = FakeExchange(
+        market_folder, now=NOW, synthetic_seed=SEED, futures_data_requests_per_5min=2, clock=clock
+    )
+    engines = make_engines()
+    engines["binance-futures-data"] = RequestEngine(
+        name="binance-futures-data",
+        limit_per_minute=2,  # per window of its budget: 5 minutes
+        usable_share=1.0,
+        budget=LocalBudget(window_seconds=300, now=clock, sleep=clock.sleep, jitter_seconds=0),
+        # One at a time: a wait moves the clock at once, so no request may still be on its way.
+        max_concurrent=1,
+        retries=0,
+        bans=LocalBanRegistry(),
+    )
+    coins = [f"{coin}/USDT" for coin in COINS]
+    with limited.running_in_thread() as base, make_source(base, engines=engines) as live:
+        flows = live.taker_flow(coins, as_of=NOW)
+
+    assert all(isinstance(flow, TakerFlow) for flow in flows.values())
+    assert limited.requests["/futures/data/takerlongshortRatio"] == len(coins)
+    assert limited.sent_429["futures_data"] == 0
+    assert clock() >= 1_800_000_300  # the last two waited for the next window
 
 
 @pytest.mark.django_db

@@ -366,6 +366,27 @@ def test_funding_info_lists_the_perpetuals_not_settling_every_8h(tmp_path):
     assert headers["X-MBX-USED-WEIGHT-1M"] == "0"
 
 
+def test_each_futures_data_endpoint_answers_429_past_its_requests_per_5_minutes(data_dir):
+    clock = Clock()  # 1,800,000,000: the start of a 5-minute window
+    exchange = FakeExchange(
+        data_dir, now=NOW, synthetic_seed=3, futures_data_requests_per_5min=2, clock=clock
+    )
+    query = "?symbol=AAAUSDT&period=1h&limit=2"
+    with exchange.running_in_thread() as base:
+        history = [get(f"{base}/futures/data/openInterestHist{query}")[0] for _ in range(3)]
+        status, headers, body = get_json(f"{base}/futures/data/openInterestHist{query}")
+        other, _, _ = get(f"{base}/futures/data/takerlongshortRatio{query}")
+        clock.value += 300
+        later, _, _ = get(f"{base}/futures/data/openInterestHist{query}")
+
+    assert history == [200, 200, 429]
+    assert (status, body["code"]) == (429, -1003)
+    assert headers["Retry-After"] == "300"
+    assert other == 200  # another endpoint has its own count
+    assert later == 200  # a new window
+    assert exchange.sent_429["futures_data"] == 2
+
+
 def test_top_traders_and_all_accounts_have_their_own_long_short_ratios(seeded):
     query = "?symbol=AAAUSDT&period=1h&limit=24"
     _, _, everyone = get_json(f"{seeded.base}/futures/data/globalLongShortAccountRatio{query}")

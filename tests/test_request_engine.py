@@ -458,6 +458,39 @@ def test_the_engine_keeps_a_safety_margin_below_the_limit(clock):
     assert len(clock.sleeps) == 1  # the 96th waited for the next minute
 
 
+def test_requests_of_one_quota_wait_for_its_next_window_while_another_quota_goes_at_once(clock):
+    window = 300
+    budget = LocalBudget(window_seconds=window, now=clock, sleep=clock.sleep, jitter_seconds=0)
+    engine = make_engine(
+        clock, name="binance-futures-data", budget=budget, limit_per_minute=2, usable_share=1
+    )
+
+    async def send(quota: str) -> None:
+        await engine.run(Script(Reply(None)), weight=1, what=quota, quota=quota)
+
+    async def scenario() -> None:
+        await send("openInterestHist")
+        await send("openInterestHist")
+        await send("takerlongshortRatio")
+        assert clock.sleeps == []
+        await send("openInterestHist")
+
+    asyncio.run(scenario())
+    assert clock() >= (START // window + 1) * window  # the third waited for the next window
+    assert budget.used("binance-futures-data:openInterestHist") == 1
+    assert budget.used("binance-futures-data") == 0
+
+
+def test_a_429_of_a_quota_marks_only_that_quota_spent(clock):
+    budget = LocalBudget(now=clock, sleep=clock.sleep, jitter_seconds=0)
+    engine = make_engine(clock, budget=budget, limit_per_minute=100, rate_limit_retries=0)
+
+    with pytest.raises(RateLimited):
+        asyncio.run(engine.run(Script(RateLimited(1)), weight=1, what="x", quota="ratio"))
+    assert budget.used("binance-spot:ratio") == 100
+    assert budget.used("binance-spot") == 0
+
+
 # --- adaptive concurrency ----------------------------------------------------------------------
 
 
@@ -704,7 +737,13 @@ def test_engines_are_built_from_the_settings_in_process_without_redis(settings):
     settings.REQUEST_RETRIES = 2
 
     engines = http.build_engines()
-    assert set(engines) == {"binance-spot", "binance-futures", "coingecko", "lunarcrush"}
+    assert set(engines) == {
+        "binance-spot",
+        "binance-futures",
+        "binance-futures-data",
+        "coingecko",
+        "lunarcrush",
+    }
     spot = engines["binance-spot"]
     assert isinstance(spot.budget, LocalBudget)
     assert isinstance(spot.bans, LocalBanRegistry)
@@ -713,6 +752,9 @@ def test_engines_are_built_from_the_settings_in_process_without_redis(settings):
     assert spot.metrics()["concurrency_limit"] == 7
     assert engines["coingecko"].limit_per_minute == 12
     assert engines["coingecko"].budget is spot.budget
+    futures_data = engines["binance-futures-data"]
+    assert futures_data.limit_per_minute == 1000
+    assert futures_data.budget.window_seconds == 300  # per 5 minutes, not per minute
 
 
 def test_binance_spot_and_futures_share_one_concurrency_cap(settings):

@@ -47,9 +47,11 @@ exists (others: 400 `{"code":-1120,"msg":"Invalid interval."}`).
 **Limits.** Binance request weight is counted per API (spot, futures) and client IP per wall-clock
 minute with the real endpoint weights and answered in `X-MBX-USED-WEIGHT-1M` (spot also
 `X-MBX-USED-WEIGHT`); past the limit: 429 + `Retry-After` + `{"code":-1003,...}`; more than
-`ban_after` 429s in a minute: 418 + `Retry-After` until the ban (`ban_seconds`) ends. CoinGecko
-answers 429 past `coingecko_calls_per_minute`. LunarCrush needs `Authorization: Bearer <any>`
-(else 401 `{"error": ...}`; the real error text is not documented, so the body is approximate).
+`ban_after` 429s in a minute: 418 + `Retry-After` until the ban (`ban_seconds`) ends. Each
+`/futures/data/*` endpoint (weight 0) also allows a client `futures_data_requests_per_5min` (1,000)
+requests per wall-clock 5 minutes; past that, 429 + `Retry-After` until the window ends. CoinGecko
+answers 429 past `coingecko_calls_per_minute`. LunarCrush needs `Authorization: Bearer <any>` (else
+401 `{"error": ...}`; the real error text is not documented, so the body is approximate).
 
 **Faults.** `latency_ms` (also per path: each answer leaves that long after its request was
 read, the fake's own computing included, as a real exchange's is), `error_rate` (500/502/503

@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--futures-weight-limit", type=int, default=2400, help="USDT-M weight/minute"
     )
     parser.add_argument(
+        "--futures-data-requests-per-5min",
+        type=int,
+        default=1000,
+        help="requests per 5 minutes to each /futures/data endpoint",
+    )
+    parser.add_argument(
         "--ban-after", type=int, default=3, help="429s within a minute before a client gets 418"
     )
     parser.add_argument("--ban-seconds", type=float, default=120.0, help="length of a 418 ban")
@@ -125,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         fault_seed=args.fault_seed,
         spot_weight_limit=args.spot_weight_limit,
         futures_weight_limit=args.futures_weight_limit,
+        futures_data_requests_per_5min=args.futures_data_requests_per_5min,
         ban_after=args.ban_after,
         ban_seconds=args.ban_seconds,
         coingecko_calls_per_minute=args.coingecko_calls_per_minute,

@@ -132,6 +132,8 @@ class Switches:
     malformed_rate: float = 0.0
     spot_weight_limit: int = 6000
     futures_weight_limit: int = 2400
+    # Each /futures/data endpoint: requests per client IP and 5-minute window (weight 0).
+    futures_data_requests_per_5min: int = 1000
     ban_after: int = 3
     ban_seconds: float = 120.0
     coingecko_calls_per_minute: int = 30
@@ -304,6 +306,7 @@ class FakeExchange:
         fault_seed: int = 0,
         spot_weight_limit: int = 6000,
         futures_weight_limit: int = 2400,
+        futures_data_requests_per_5min: int = 1000,
         ban_after: int = 3,
         ban_seconds: float = 120.0,
         coingecko_calls_per_minute: int = 30,
@@ -323,6 +326,7 @@ class FakeExchange:
             malformed_rate=malformed_rate,
             spot_weight_limit=spot_weight_limit,
             futures_weight_limit=futures_weight_limit,
+            futures_data_requests_per_5min=futures_data_requests_per_5min,
             ban_after=ban_after,
             ban_seconds=ban_seconds,
             coingecko_calls_per_minute=coingecko_calls_per_minute,
@@ -407,7 +411,9 @@ class FakeExchange:
         self.faults: Counter[str] = Counter()
         self.weights: dict[str, dict[int, int]] = {"spot": {}, "futures": {}}
         self.max_weight = {"spot": 0, "futures": 0}
-        self.sent_429 = {"spot": 0, "futures": 0, "coingecko": 0}
+        self.sent_429 = {"spot": 0, "futures": 0, "futures_data": 0, "coingecko": 0}
+        # (path, client) -> (5-minute window index, requests in it)
+        self._futures_data_requests: dict[tuple[str, str], tuple[int, int]] = {}
         self.sent_418 = {"spot": 0, "futures": 0}
         self._strikes: dict[tuple[str, str], tuple[int, int]] = {}
         self._bans: dict[tuple[str, str], float] = {}
@@ -536,6 +542,8 @@ class FakeExchange:
         try:
             if api in ("spot", "futures"):
                 headers = self._take_weight(api, request.remote or "?", weight_of(query))
+                if path.startswith("/futures/data/"):
+                    self._take_futures_data_request(path, request.remote or "?")
             elif api == "coingecko":
                 self._take_coingecko_call()
         except ApiError as exc:
@@ -639,6 +647,27 @@ class FakeExchange:
         )
         error.headers.update(headers)
         error.headers["Retry-After"] = retry_minute
+        raise error
+
+    def _take_futures_data_request(self, path: str, client: str) -> None:
+        """Count one request of a /futures/data endpoint in its 5-minute window; past the
+        endpoint's limit, ApiError 429 with Retry-After until the window ends."""
+        wall = self.clock()
+        window = int(wall // 300)
+        index, count = self._futures_data_requests.get((path, client), (window, 0))
+        count = count + 1 if index == window else 1
+        self._futures_data_requests[(path, client)] = (window, count)
+        limit = self.switches.futures_data_requests_per_5min
+        if count <= limit:
+            return
+        self.sent_429["futures_data"] += 1
+        error = binance_error(
+            -1003,
+            f"Too many requests; current limit of IP({client}) is {limit} requests per 5 minutes "
+            f"on {path}.",
+            429,
+        )
+        error.headers["Retry-After"] = str(max(1, int(300 - wall % 300 + 0.999)))
         raise error
 
     def _banned(self, api: str, until: float, wall: float) -> ApiError:

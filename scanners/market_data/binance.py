@@ -8,11 +8,12 @@ thread, so they see the caller's transaction.
 
 Every request goes through the request engine of its API (`engine_for("binance-spot")`,
 `"binance-futures"`) with the endpoint's real weight (Binance's docs, not ccxt's outdated table);
-ccxt's own rate limiter is off. ccxt's failures are mapped, by the HTTP status each call captured
-(`_Binance.on_rest_response` keeps it in a context variable, so concurrent calls never mix them
-up), to the engine's RateLimited (429, after Retry-After), Banned (418), TransientError (timeouts,
-5xx, network; retried) and PermanentError/BadResponse (4xx, bodies that are not what the API
-promises).
+the /futures/data endpoints (weight 0) through `"binance-futures-data"`, which counts each
+endpoint's requests against its own limit of 1,000 per 5 minutes. ccxt's own rate limiter is off.
+ccxt's failures are mapped, by the HTTP status each call captured (`_Binance.on_rest_response` keeps
+it in a context variable, so concurrent calls never mix them up), to the engine's RateLimited (429,
+after Retry-After), Banned (418), TransientError (timeouts, 5xx, network; retried) and
+PermanentError/BadResponse (4xx, bodies that are not what the API promises).
 
 What fails where. A problem of one coin (unknown symbol, empty or malformed answer, NaN or negative
 prices, another symbol echoed back, retries exhausted) is that coin's `Missing(reason)`; the batch
@@ -114,6 +115,8 @@ T = TypeVar("T")
 
 SPOT_API = "binance-spot"
 FUTURES_API = "binance-futures"
+# /futures/data: weight 0, but 1,000 requests per 5 minutes per endpoint and IP.
+FUTURES_DATA_API = "binance-futures-data"
 HOUR = timedelta(hours=1)
 DAY = timedelta(hours=24)
 HOUR_MS = 3_600_000
@@ -150,7 +153,6 @@ WEIGHT = {
     "futures_funding_info": 0,
     "futures_funding_rate": 1,
     "futures_open_interest": 1,
-    "futures_data": 0,
 }
 
 _RESPONSE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
@@ -807,13 +809,17 @@ class BinanceSource(MarketDataSource):
         what: str,
         follow_up: bool = False,
         decoder: msgspec.json.Decoder | None = None,
+        quota: str | None = None,
     ) -> Any:
         """One ccxt implicit-API call through the API's engine; `follow_up` for the next page of
         a read under way (it waits for a slot ahead of reads not yet started). With a `decoder`,
         a body of its type comes back decoded by it, any other body as generic JSON; a 2xx body
-        is then read after the request's slot is given back (`Reply.finish`)."""
+        is then read after the request's slot is given back (`Reply.finish`). `quota`: the
+        endpoint's own limit within the engine (RequestEngine.run)."""
         runtime = self._runtime
         engine = self._engine(api)
+        # The weight header counts the API's weight per minute: no measure of a quota's requests.
+        reads_weight = quota is None
 
         async def call() -> Reply[Any]:
             _RESPONSE.set(None)
@@ -824,7 +830,11 @@ class BinanceSource(MarketDataSource):
             except (ccxt.BaseError, aiohttp.ClientError, TimeoutError) as error:
                 raise _to_engine_error(error, _RESPONSE.get(), what) from error
             response = _RESPONSE.get() or {}
-            used = _int(header(response.get("headers"), "x-mbx-used-weight-1m"))
+            used = (
+                _int(header(response.get("headers"), "x-mbx-used-weight-1m"))
+                if reads_weight
+                else None
+            )
             if isinstance(data, str):
                 raise BadResponse(f"{what}: body is not JSON")
             if isinstance(data, _Unread):
@@ -837,7 +847,7 @@ class BinanceSource(MarketDataSource):
             except ValueError:
                 raise BadResponse(f"{what}: body is not JSON") from None
 
-        return await engine.run(call, weight=weight, what=what, follow_up=follow_up)
+        return await engine.run(call, weight=weight, what=what, follow_up=follow_up, quota=quota)
 
     async def _each(
         self, keys: Iterable[str], fetch: Callable[[str], Awaitable[Maybe[T]]], what: str
@@ -1590,7 +1600,7 @@ class BinanceSource(MarketDataSource):
         while remaining > 0:
             limit = min(remaining, 500)
             data = await self._call(
-                FUTURES_API,
+                FUTURES_DATA_API,
                 method,
                 {
                     "symbol": perp.exchange_id,
@@ -1598,8 +1608,9 @@ class BinanceSource(MarketDataSource):
                     "limit": limit,
                     "endTime": cursor_end,
                 },
-                weight=WEIGHT["futures_data"],
+                weight=1,  # a request of the endpoint's quota (its weight is 0)
                 what=f"{endpoint} of {perp.symbol}",
+                quota=endpoint,
             )
             if not isinstance(data, list):
                 raise BadResponse(f"{endpoint} of {perp.symbol} is not a list")

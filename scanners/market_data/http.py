@@ -43,7 +43,15 @@ T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
 
-ENGINE_NAMES = ("binance-spot", "binance-futures", "coingecko", "lunarcrush")
+ENGINE_NAMES = (
+    "binance-spot",
+    "binance-futures",
+    "binance-futures-data",
+    "coingecko",
+    "lunarcrush",
+)
+# Binance's /futures/data endpoints weigh 0 but each allows an IP 1,000 requests per 5 minutes.
+FUTURES_DATA_WINDOW_SECONDS = 300.0
 
 BUDGET_PREFIX = "cryptosatx:budget"
 BANS_KEY = "cryptosatx:bans"
@@ -765,7 +773,10 @@ class _Metrics:
 
 
 class RequestEngine:
-    """Sends the requests of one upstream API within its budget, bans and concurrency limit."""
+    """Sends the requests of one upstream API within its budget, bans and concurrency limit.
+
+    `limit_per_minute` is the limit per window of `budget`: a minute for Binance's weights and
+    the vendors' calls, 5 minutes for the /futures/data requests."""
 
     def __init__(
         self,
@@ -870,11 +881,16 @@ class RequestEngine:
             logger.debug("%s: banned for %.1f s more; %s waits", self.name, remaining, what)
             await self.sleep(remaining + self.rng.uniform(0, 0.1))
 
+    def budget_name(self, quota: str | None = None) -> str:
+        """The budget counter a request of `quota` draws from: the engine's own, or one per
+        quota (an endpoint with a limit of its own) within the engine's budget."""
+        return self.name if quota is None else f"{self.name}:{quota}"
+
     async def _attempt(
-        self, call: Callable[[], Awaitable[Reply[T]]], weight: int, ahead: bool
+        self, call: Callable[[], Awaitable[Reply[T]]], weight: int, ahead: bool, budget_name: str
     ) -> Reply[T]:
         async with self.limiter.slot(ahead=ahead):
-            await self.budget.acquire(self.name, weight, self.usable_limit)
+            await self.budget.acquire(budget_name, weight, self.usable_limit)
             self._metrics.add(requests=1, weight_used=weight)
             try:
                 if self.call_timeout is None:
@@ -897,18 +913,22 @@ class RequestEngine:
         weight: int,
         what: str,
         follow_up: bool = False,
+        quota: str | None = None,
     ) -> T:
         """Send one request (`call`) within the budget, bans and concurrency limit; retried as
         its failure allows. Returns the reply's data or raises the engine's errors.
 
         `follow_up`: the request continues a read already under way (its next page); it waits
-        for a slot ahead of requests that start a read (see `AdaptiveLimiter`)."""
+        for a slot ahead of requests that start a read (see `AdaptiveLimiter`).
+        `quota`: the request counts against a limit of its own (`budget_name(quota)`), the
+        engine's limit per budget window, instead of the engine's shared one."""
+        budget_name = self.budget_name(quota)
         transient = 0
         rate_limited = 0
         while True:
             await self._wait_while_banned(what)
             try:
-                reply = await self._attempt(call, weight, follow_up)
+                reply = await self._attempt(call, weight, follow_up, budget_name)
             except TransientError as error:
                 self._metrics.add(errors=1, transient_errors=1)
                 self.limiter.record(error=True)
@@ -937,7 +957,7 @@ class RequestEngine:
                 self.limiter.record(error=True)
                 # The server says we are over: mark this window spent for every process.
                 with contextlib.suppress(Exception):
-                    await self.budget.sync_used(self.name, self.limit_per_minute)
+                    await self.budget.sync_used(budget_name, self.limit_per_minute)
                 rate_limited += 1
                 attempts = transient + rate_limited
                 if rate_limited > self.rate_limit_retries or error.retry_after > self.max_ban_wait:
@@ -975,7 +995,7 @@ class RequestEngine:
             else:
                 self.limiter.record(error=False)
                 if reply.used_weight is not None:
-                    await self.budget.sync_used(self.name, reply.used_weight)
+                    await self.budget.sync_used(budget_name, reply.used_weight)
                 if reply.finish is None:
                     return reply.data
                 return await self._finish(reply)
@@ -1017,16 +1037,25 @@ def build_bans(url: str | None = None) -> BanRegistry:
 
 def build_engines() -> dict[str, RequestEngine]:
     """A new engine per upstream API, configured from the settings, sharing one budget store
-    and one ban registry. Binance's spot and futures engines also share one concurrency limit:
-    PARALLEL_MAX_CONCURRENT is the cap of the source, not of each of its hosts."""
+    and one ban registry. Binance's engines also share one concurrency limit:
+    PARALLEL_MAX_CONCURRENT is the cap of the source, not of each of its hosts.
+    `binance-futures-data` counts requests per endpoint (its quotas) in 5-minute windows."""
     from django.conf import settings
 
     url = shared_redis_url()
-    budget: Budget = RedisBudget(url) if url else LocalBudget()
+
+    def budget_of(window_seconds: float) -> Budget:
+        if url:
+            return RedisBudget(url, window_seconds=window_seconds)
+        return LocalBudget(window_seconds=window_seconds)
+
+    budget = budget_of(60.0)
+    budgets = {"binance-futures-data": budget_of(FUTURES_DATA_WINDOW_SECONDS)}
     bans = build_bans(url or "")
     limits = {
         "binance-spot": settings.BINANCE_SPOT_WEIGHT_PER_MINUTE,
         "binance-futures": settings.BINANCE_FUTURES_WEIGHT_PER_MINUTE,
+        "binance-futures-data": settings.BINANCE_FUTURES_DATA_REQUESTS_PER_5MIN,
         "coingecko": settings.COINGECKO_CALLS_PER_MINUTE,
         "lunarcrush": settings.LUNARCRUSH_CALLS_PER_MINUTE,
     }
@@ -1037,7 +1066,7 @@ def build_engines() -> dict[str, RequestEngine]:
         name: RequestEngine(
             name=name,
             limit_per_minute=int(limit),
-            budget=budget,
+            budget=budgets.get(name, budget),
             max_concurrent=cap,
             retries=int(settings.REQUEST_RETRIES),
             bans=bans,
