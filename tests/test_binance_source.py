@@ -7,7 +7,7 @@ import json
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -456,23 +456,28 @@ def test_long_short_ratio_is_the_latest_reading(source):
 
 
 class SteppingClock:
-    """Wall-clock seconds shared by the fake's limits and the source's budget; a budget's wait
-    moves it instead of sleeping."""
+    """Wall-clock seconds shared by the fake's limits and the source's budget. A budget's wait
+    moves it instead of sleeping, once `arrived()` says the requests granted before it reached
+    the fake (they must be counted in the window they were granted in)."""
 
-    def __init__(self, start: float) -> None:
+    def __init__(self, start: float, arrived: Callable[[], bool]) -> None:
         self.value = start
+        self.arrived = arrived
 
     def __call__(self) -> float:
         return self.value
 
     async def sleep(self, seconds: float) -> None:
+        while not self.arrived():
+            await asyncio.sleep(0.01)
         self.value += max(seconds, 0.0)
-        await asyncio.sleep(0)
 
 
 @pytest.mark.django_db
 def test_futures_data_requests_wait_for_the_endpoints_next_5_minutes_not_for_a_429(market_folder):
-    clock = SteppingClock(1_800_000_000.0)  # the start of a 5-minute window
+    path = "/futures/data/takerlongshortRatio"
+    start = 1_800_000_000.0  # the start of a 5-minute window
+    clock = SteppingClock(start, arrived=lambda: limited.requests[path] >= 2)
     limited = FakeExchange(
         market_folder, now=NOW, synthetic_seed=SEED, futures_data_requests_per_5min=2, clock=clock
     )
@@ -482,8 +487,7 @@ def test_futures_data_requests_wait_for_the_endpoints_next_5_minutes_not_for_a_4
         limit_per_minute=2,  # per window of its budget: 5 minutes
         usable_share=1.0,
         budget=LocalBudget(window_seconds=300, now=clock, sleep=clock.sleep, jitter_seconds=0),
-        # One at a time: a wait moves the clock at once, so no request may still be on its way.
-        max_concurrent=1,
+        max_concurrent=10,
         retries=0,
         bans=LocalBanRegistry(),
     )
@@ -492,9 +496,9 @@ def test_futures_data_requests_wait_for_the_endpoints_next_5_minutes_not_for_a_4
         flows = live.taker_flow(coins, as_of=NOW)
 
     assert all(isinstance(flow, TakerFlow) for flow in flows.values())
-    assert limited.requests["/futures/data/takerlongshortRatio"] == len(coins)
+    assert limited.requests[path] == len(coins)
     assert limited.sent_429["futures_data"] == 0
-    assert clock() >= 1_800_000_300  # the last two waited for the next window
+    assert clock() >= start + 300  # the last two waited for the next window
 
 
 @pytest.mark.django_db

@@ -481,6 +481,36 @@ def test_requests_of_one_quota_wait_for_its_next_window_while_another_quota_goes
     assert budget.used("binance-futures-data") == 0
 
 
+def test_a_request_waiting_for_its_quotas_next_window_holds_no_shared_slot(clock):
+    window_opens = asyncio.Event()
+
+    async def sleep_until_the_window_opens(seconds: float) -> None:
+        await window_opens.wait()
+        clock.t += seconds
+
+    budget = LocalBudget(now=clock, sleep=sleep_until_the_window_opens, jitter_seconds=0)
+    shared = AdaptiveLimiter(1, name="binance")
+    ratios = make_engine(
+        clock, name="binance-futures-data", budget=budget, limit_per_minute=1, limiter=shared
+    )
+    klines = make_engine(clock, budget=budget, limiter=shared)
+
+    async def scenario() -> None:
+        await ratios.run(Script(Reply(None)), weight=1, what="ratio", quota="ratio")
+        waiting = asyncio.create_task(
+            ratios.run(Script(Reply("ratio")), weight=1, what="ratio", quota="ratio")
+        )
+        answer = await asyncio.wait_for(
+            klines.run(Script(Reply("klines")), weight=2, what="klines"), timeout=5
+        )
+        assert answer == "klines"
+        assert not waiting.done()
+        window_opens.set()
+        assert await waiting == "ratio"
+
+    asyncio.run(scenario())
+
+
 def test_a_429_of_a_quota_marks_only_that_quota_spent(clock):
     budget = LocalBudget(now=clock, sleep=clock.sleep, jitter_seconds=0)
     engine = make_engine(clock, budget=budget, limit_per_minute=100, rate_limit_retries=0)

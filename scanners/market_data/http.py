@@ -887,10 +887,20 @@ class RequestEngine:
         return self.name if quota is None else f"{self.name}:{quota}"
 
     async def _attempt(
-        self, call: Callable[[], Awaitable[Reply[T]]], weight: int, ahead: bool, budget_name: str
+        self,
+        call: Callable[[], Awaitable[Reply[T]]],
+        weight: int,
+        ahead: bool,
+        budget_name: str,
+        quota: bool,
     ) -> Reply[T]:
-        async with self.limiter.slot(ahead=ahead):
+        if quota:
+            # A quota's wait can last minutes: taken before the slot, so the requests of the
+            # other engines sharing the concurrency cap are not held up behind it.
             await self.budget.acquire(budget_name, weight, self.usable_limit)
+        async with self.limiter.slot(ahead=ahead):
+            if not quota:
+                await self.budget.acquire(budget_name, weight, self.usable_limit)
             self._metrics.add(requests=1, weight_used=weight)
             try:
                 if self.call_timeout is None:
@@ -928,7 +938,7 @@ class RequestEngine:
         while True:
             await self._wait_while_banned(what)
             try:
-                reply = await self._attempt(call, weight, follow_up, budget_name)
+                reply = await self._attempt(call, weight, follow_up, budget_name, quota is not None)
             except TransientError as error:
                 self._metrics.add(errors=1, transient_errors=1)
                 self.limiter.record(error=True)
