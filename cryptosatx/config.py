@@ -139,9 +139,9 @@ def _utc_datetime(raw: str) -> datetime:
     return value.astimezone(UTC)
 
 
-SCANNER = "Scanners (SCANNERS.md)"
-SCORING = "Unified score and signals (SCANNERS.md)"
-OUTCOMES = "Outcomes and analytics (SCANNERS.md)"
+SCANNER = "Scanners (docs/SCORING.md)"
+SCORING = "Unified score and signals (docs/SCORING.md)"
+OUTCOMES = "Outcomes and analytics (docs/SCORING.md)"
 CORE = "Core"
 REPLAY = "Replay and the embedded default"
 LIVE = "Live market data (MARKET_SOURCE=binance)"

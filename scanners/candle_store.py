@@ -265,7 +265,7 @@ def closed_candles_bulk(
 
 
 def price_at(market: Market, as_of: datetime, *, max_age: timedelta = STALE_AFTER) -> Maybe[float]:
-    """Close of the market's last 1h candle whose close time is <= as_of (SCANNERS.md).
+    """Close of the market's last 1h candle whose close time is <= as_of (docs/SCORING.md).
 
     Missing when no 1h candle has closed yet, or when the last one closed `max_age` or more
     before as_of (a halt, a delisting or a hole in the history): a stale price is not a price.

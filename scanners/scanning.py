@@ -145,7 +145,7 @@ def is_excluded_base(base: str, bases: set[str]) -> bool:
 
 
 def universe_select(source: MarketDataSource, *, as_of: datetime, size: int) -> list[str]:
-    """The top `size` active USDT spot markets by 24h quote volume at as_of (SCANNERS.md)."""
+    """The top `size` active USDT spot markets by 24h quote volume at as_of (docs/SCORING.md)."""
     markets = [
         market
         for market in source.markets(as_of=as_of, market_type=MarketType.SPOT)

@@ -1,6 +1,6 @@
 """What the unified score needs to know: component weights (fixed) and tier rules (settings).
 
-The weights are part of the scoring contract (`SCANNERS.md`, "Unified score"), not a setting:
+The weights are part of the scoring contract (`docs/SCORING.md`, "Unified score"), not a setting:
 changing them changes what every stored score means. The tier thresholds, the confirmations
 TIER_1 needs and its minimum completeness are settings of the same names (`cryptosatx/config.py`).
 """

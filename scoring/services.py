@@ -1,6 +1,6 @@
 """The unified score of a coin: weighted components, tiers, confirmations, confidence.
 
-Pure, typed functions (no database, no network), as `SCANNERS.md` "Unified score 0–100, tiers,
+Pure, typed functions (no database, no network), as `docs/SCORING.md` "Unified score 0–100, tiers,
 confidence" defines them. The input is the latest `ScannerResult` of each scanner for one coin;
 any object with the attributes of `ScannerResultLike` works, so this module does not import the
 scanners.
@@ -44,7 +44,7 @@ TIER_2 = "TIER_2"
 TIER_3 = "TIER_3"
 TIER_4 = "TIER_4"
 TIERS = (TIER_1, TIER_2, TIER_3, TIER_4)
-# Entering one of these tiers records a unified signal (SCANNERS.md, "Signals").
+# Entering one of these tiers records a unified signal (docs/SCORING.md, "Signals").
 SIGNAL_TIERS = frozenset({TIER_1, TIER_2})
 
 SCORE_DECIMALS = 6
@@ -192,7 +192,7 @@ def should_record_unified_signal(
     previous_direction: str | None,
     new_direction: str | None,
 ) -> bool:
-    """Whether a coin's new ranking records a `unified` signal (SCANNERS.md, "Signals").
+    """Whether a coin's new ranking records a `unified` signal (docs/SCORING.md, "Signals").
 
     True when the coin *enters* TIER_1 or TIER_2: it is in one of them now and was not in one of
     them in the same direction before (no previous ranking, a lower tier, or TIER_1/TIER_2 the

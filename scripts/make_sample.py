@@ -1,6 +1,6 @@
-"""Rebuild data/sample/ from ../shared/market-data/: the market `make run` replays offline.
+"""Rebuild data/sample/ from a market-data folder: the market `make run` replays offline.
 
-    python scripts/make_sample.py [--source ../shared/market-data]
+    python scripts/make_sample.py --source PATH/TO/market-data
                                   [--start 2023-11-01] [--end 2024-05-09]
 
 Spot 1h candles of every coin inside [start, end) are copied row for row (no row is changed,
@@ -25,7 +25,12 @@ def to_ms(day: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, default=ROOT.parent / "shared" / "market-data")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        required=True,
+        help="a folder in the market-data layout (spot-1h/, funding/)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "sample")
     parser.add_argument("--start", default="2023-11-01")
     parser.add_argument("--end", default="2024-05-09")

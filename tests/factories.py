@@ -188,7 +188,7 @@ def _horizon_delta(horizon: str) -> timedelta:
 
 class CheckedOutcomeFactory(OutcomeCheckFactory):
     """A DONE check of a signal (default horizon 24h) with the given unadjusted `return_pct`;
-    the adjusted return and the outcome follow SCANNERS.md with the default thresholds (WIN at
+    the adjusted return and the outcome follow docs/SCORING.md with the default thresholds (WIN at
     +5, LOSS at −3, direction-adjusted)."""
 
     horizon = "24h"

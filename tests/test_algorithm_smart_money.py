@@ -1,4 +1,4 @@
-"""Smart money: the accumulation/distribution table of SCANNERS.md, point by point."""
+"""Smart money: the accumulation/distribution table of docs/SCORING.md, point by point."""
 
 from __future__ import annotations
 

@@ -127,7 +127,7 @@ def test_export_then_import_round_trips_every_row_exactly(tmp_path):
 
 
 def test_a_real_file_exported_again_is_byte_for_byte_the_original_csv(tmp_path):
-    original = Path("/work/shared/market-data/spot-1h/WIF_USDT-1h.csv.gz")
+    original = Path(__file__).resolve().parent / "data" / "spot-1h" / "WIF_USDT-1h.csv.gz"
     import_paths([original], exchange="binance")
     export(tmp_path)
     assert read_lines(tmp_path / "WIF_USDT-1h.csv.gz") == read_lines(original)

@@ -31,7 +31,7 @@ from scanners.models import (
 )
 from tests.factories import MarketFactory
 
-REAL_DATA = Path("/work/shared/market-data")
+REAL_DATA = Path(__file__).resolve().parent / "data"
 HEADER = "timestamp_ms,open,high,low,close,volume"
 T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 HOUR = 3_600_000

@@ -528,7 +528,7 @@ class TestBatches:
 
 
 def _excursions_by_candle(direction, entry, highs, lows, *, win, loss) -> outcomes.Excursions:
-    """The rule as SCANNERS.md states it, one candle at a time."""
+    """The rule as docs/SCORING.md states it, one candle at a time."""
     pct = outcomes.percent_change
     if direction == "SHORT":
         favourable = [pct(entry, low) * -1 for low in lows]

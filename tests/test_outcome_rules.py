@@ -1,4 +1,4 @@
-"""The outcome rules of SCANNERS.md ("Outcomes"): thresholds, direction, excursions, barriers."""
+"""The outcome rules of docs/SCORING.md ("Outcomes"): thresholds, direction, excursions, barriers."""
 
 from __future__ import annotations
 

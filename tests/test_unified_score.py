@@ -1,6 +1,6 @@
 """The unified score: weights, renormalisation, direction, tiers, confirmations and confidence.
 
-Pins SCANNERS.md "Unified score 0–100, tiers, confidence" and the unified part of "Signals".
+Pins docs/SCORING.md "Unified score 0–100, tiers, confidence" and the unified part of "Signals".
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Analytics: which scanners, tiers and horizons really work, with the uncertainty shown
-(SCANNERS.md, "Analytics").
+(docs/SCORING.md, "Analytics").
 
 Everything is aggregated in the database from the checked outcomes (OutcomeCheck rows with
 status DONE) and their signals: the additive numbers (counts, sums of returns) from the daily
@@ -25,7 +25,7 @@ Definitions (all returns in percent, direction-adjusted: positive = in the signa
 - judgement: a group with n < ANALYTICS_MIN_SAMPLE is "too few to judge". Above it, the win rate's
   interval decides: "excellent" (lower bound ≥ 70 %), "good" (lower bound ≥ 55 %), "poor" (upper
   bound < 55 %), else "inconclusive" (the interval straddles 55 %).
-- Recommendations (`recommendations`) follow SCANNERS.md, each made only from a group of n ≥
+- Recommendations (`recommendations`) follow docs/SCORING.md, each made only from a group of n ≥
   ANALYTICS_MIN_SAMPLE and only where its interval supports the claim; see that function.
 
 Percent values are rounded to DIGITS decimals.
@@ -61,7 +61,7 @@ HEADLINE_HORIZON = Horizon.H24.value
 HORIZONS = tuple(Horizon.values)
 DIGITS = 4
 
-# Recommendation thresholds, in percent win rate (SCANNERS.md, "Analytics", from the original plan).
+# Recommendation thresholds, in percent win rate (docs/SCORING.md, "Analytics", from the original plan).
 EXCELLENT_WIN_RATE = 70.0
 GOOD_WIN_RATE = 55.0
 TIER_1_RAISE_BELOW = 60.0
@@ -756,7 +756,7 @@ def _shown(numbers: dict[str, Any]) -> str:
 
 @analytics_settings()
 def recommendations(filters: PerformanceFilters) -> dict[str, Any]:
-    """Advice per SCANNERS.md, each only from a group of n ≥ ANALYTICS_MIN_SAMPLE and only where
+    """Advice per docs/SCORING.md, each only from a group of n ≥ ANALYTICS_MIN_SAMPLE and only where
     the win rate's 95 % Wilson interval supports it; what was not said, and why, is in `withheld`.
 
     - Overall win rate: "excellent" (HIGH) when the interval's lower bound is ≥ 70 %, else "good"

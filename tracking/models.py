@@ -24,7 +24,7 @@ class Direction(models.TextChoices):
 
 
 class Signal(models.Model):
-    """A recorded signal (SCANNERS.md, "Signals"). At most one per (scanner, symbol, direction)
+    """A recorded signal (docs/SCORING.md, "Signals"). At most one per (scanner, symbol, direction)
     within SIGNAL_COOLDOWN_HOURS of market time, enforced under the `SignalKey` row lock."""
 
     scanner = models.CharField(max_length=16, choices=SignalScanner.choices)
@@ -119,7 +119,7 @@ class Barrier(models.TextChoices):
 
 
 class OutcomeCheck(models.Model):
-    """One horizon of one signal's outcome (SCANNERS.md, "Outcomes"): the durable due time a
+    """One horizon of one signal's outcome (docs/SCORING.md, "Outcomes"): the durable due time a
     sweeper claims, and the result a worker writes once (ARCHITECTURE.md, "Outcome checks").
 
     Returns and excursions are in percent. `adjusted_return_pct`, `mfe_pct` and `mae_pct` are

@@ -1,4 +1,4 @@
-"""Outcome checks: every signal's result at 1h, 4h, 24h, 7d and 30d (SCANNERS.md, "Outcomes").
+"""Outcome checks: every signal's result at 1h, 4h, 24h, 7d and 30d (docs/SCORING.md, "Outcomes").
 
 The durable truth is a row per (signal, horizon) with its due time T (ARCHITECTURE.md, "Outcome
 checks"); the broker only ever holds the next few minutes of work.

@@ -1,6 +1,6 @@
 """What every scanner shares: its result, its settings, point tables and honest missing inputs.
 
-A scanner is a pure function of typed, point-in-time inputs (`../shared/SCANNERS.md` is the
+A scanner is a pure function of typed, point-in-time inputs (`docs/SCORING.md` is the
 contract for every number). It never reads the database or the network and never sees a value
 published after its `as_of`. An input the source could not give is a `Missing`: it scores no
 points, lowers `completeness` and is named in the reasons - it is never replaced by 0, 50 or an

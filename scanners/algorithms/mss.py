@@ -1,4 +1,4 @@
-"""MSS, new-listing discovery: three phases of points (SCANNERS.md, "MSS").
+"""MSS, new-listing discovery: three phases of points (docs/SCORING.md, "MSS").
 
 `MSS = 100 × points / (maximum points of the inputs that were available)`; only coins listed less
 than `MSS_MAX_AGE_HOURS` ago are scored (`score_mss` returns None for the others).

@@ -1,4 +1,4 @@
-"""RSI screener: classic RSI(14) on closed 1h candles (SCANNERS.md, "RSI screener")."""
+"""RSI screener: classic RSI(14) on closed 1h candles (docs/SCORING.md, "RSI screener")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Smart money: accumulation and distribution points, 0-10 each (SCANNERS.md, "Smart money")."""
+"""Smart money: accumulation and distribution points, 0-10 each (docs/SCORING.md, "Smart money")."""
 
 from __future__ import annotations
 

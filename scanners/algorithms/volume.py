@@ -1,4 +1,4 @@
-"""Volume spike, a component of the unified score only (SCANNERS.md, "Volume spike")."""
+"""Volume spike, a component of the unified score only (docs/SCORING.md, "Volume spike")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Whale activity, a component of the unified score only (SCANNERS.md, "Whale activity")."""
+"""Whale activity, a component of the unified score only (docs/SCORING.md, "Whale activity")."""
 
 from __future__ import annotations
 

@@ -1650,7 +1650,7 @@ class BinanceSource(MarketDataSource):
 
         async def fetch(symbol: str) -> Maybe[LongShortRatio]:
             perp = perps[symbol]
-            # Top traders' accounts (SCANNERS.md: "top-trader long/short"), not all accounts.
+            # Top traders' accounts (docs/SCORING.md: "top-trader long/short"), not all accounts.
             rows = await self._stats(perp, "topLongShortAccountRatio", as_of=as_of, hours=2)
             if isinstance(rows, Missing):
                 return rows

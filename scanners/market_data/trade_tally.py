@@ -1,7 +1,7 @@
 """A coin's aggregate trades summed per minute, so each scan reads only the trades since the last.
 
 Whale activity needs the value of every trade of the last hour and of the large ones among them
-(SCANNERS.md). Reading the whole hour again at every scan costs a busy coin dozens of aggTrades
+(docs/SCORING.md). Reading the whole hour again at every scan costs a busy coin dozens of aggTrades
 pages (weight 4 each), and 500 coins more than Binance's whole spot budget of a minute. A tally
 keeps, per minute, the traded value, the large taker buys, the large taker sells and the number
 of large trades, together with the id of the last trade read: the next scan asks only for the
