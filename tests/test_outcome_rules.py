@@ -1,4 +1,4 @@
-"""The outcome rules of docs/SCORING.md ("Outcomes"): thresholds, direction, excursions, barriers."""
+"""docs/SCORING.md's outcome rules: thresholds, direction, excursions, barriers."""
 
 from __future__ import annotations
 
