@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 
 import psycopg2
 import pytest
+import yaml
 
 from tests.processes import (
     ROOT,
@@ -48,6 +50,15 @@ VENVS = ROOT / "var" / "topology-venvs"
 START_TIMEOUT = 600
 SCAN_TIMEOUT = 120
 MARKER = "CRYPTOSATX_TOPOLOGY_TEST"
+# The healthchecks of docker-compose.yml's app services (no Docker engine here: they run against
+# the same commands started by `make up`).
+HEALTHCHECKS = {
+    name: service["healthcheck"]["test"]
+    for name, service in yaml.safe_load((ROOT / "docker-compose.yml").read_text())[
+        "services"
+    ].items()
+    if "build" in service and "healthcheck" in service
+}
 # What the product's processes must not inherit from the test run: its database and broker, its
 # Django settings module, and any virtualenv or import path that could hand them a package
 # requirements.txt does not declare.
@@ -271,3 +282,34 @@ def test_flower_refuses_without_basic_auth_and_answers_with_it(topology: Topolog
     status, body = http_get(f"{topology.flower_url}/", basic_auth=topology.flower_auth)
     assert status == 200
     assert b"Flower" in body
+
+
+def run_compose_healthcheck(
+    topology: Topology, service: str, hostname: str
+) -> subprocess.CompletedProcess:
+    """Run `service`'s healthcheck as Docker would inside its container: Compose has turned $$
+    into $, the image's bin/ is on PATH, and HOSTNAME is the container's (here: the machine's,
+    which the Procfile's workers take for %h)."""
+    kind, *test = (part.replace("$$", "$") for part in HEALTHCHECKS[service])
+    command = ["sh", "-c", test[0]] if kind == "CMD-SHELL" else test
+    env = {
+        **topology.env,
+        "PATH": f"{topology.venv / 'bin'}{os.pathsep}{topology.env['PATH']}",
+        "HOSTNAME": hostname,
+    }
+    return subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=90, check=False
+    )
+
+
+@pytest.mark.parametrize("service", sorted(HEALTHCHECKS))
+def test_the_compose_healthcheck_passes_against_the_running_process_of(
+    topology: Topology, service: str
+) -> None:
+    checked = run_compose_healthcheck(topology, service, socket.gethostname())
+    assert checked.returncode == 0, f"{checked.stdout}{checked.stderr}"
+
+
+def test_a_worker_healthcheck_fails_when_its_worker_does_not_answer(topology: Topology) -> None:
+    checked = run_compose_healthcheck(topology, "worker-scans", "another-host")
+    assert checked.returncode != 0
