@@ -41,13 +41,14 @@ prepare: $(VENV)/.runtime
 run: prepare
 	$(MANAGE) run_embedded
 
+# The Procfile names bare commands (as the Docker image runs them): the venv's bin/ comes first.
 up: $(VENV)/.runtime
 	@test -n "$$DATABASE_URL" && test -n "$$CELERY_BROKER_URL" \
 	  || { echo "make up needs DATABASE_URL and CELERY_BROKER_URL (see README: the two ways to run)"; exit 1; }
 	@test -n "$$FLOWER_BASIC_AUTH" \
 	  || { echo "make up needs FLOWER_BASIC_AUTH=user:password for Flower"; exit 1; }
 	$(MAKE) prepare
-	$(VENV)/bin/honcho start -f Procfile
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
 
 test: $(VENV)/.dev
 	$(PY) scripts/run_tests.py

@@ -1,15 +1,19 @@
 """Real processes for the tests that kill and restart things: Celery workers and beat, each in its
-own process group (so SIGKILL reaches the prefork children too), and the Celery app that sends to
-them."""
+own process group (so SIGKILL reaches the prefork children too), Redis servers of a test's own,
+the Celery app that sends to them, and what the topology test reads (Procfile, plain HTTP)."""
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -123,3 +127,80 @@ def sending_app(broker: str, name: str) -> Iterator[Celery]:
     finally:
         product_app.set_current()
         product_app.set_default()
+
+
+@contextmanager
+def redis_server(port: int, log: Path) -> Iterator[subprocess.Popen]:
+    """A `redis-server` of the test's own on `port`, without persistence, answering when yielded
+    (tests that restart Redis, or must not share it, never touch the shared one on 6379)."""
+    command = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"]
+    with process(command, log) as server:
+        client = redis.Redis(port=port, socket_connect_timeout=0.2)
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.ConnectionError:
+                return False
+
+        wait_until(answers, 20, f"redis-server on port {port}")
+        yield server
+
+
+def kill_marked(name: str, value: str) -> list[int]:
+    """SIGKILL every process whose environment holds `name=value`; the pids killed.
+
+    The last word in tearing down a tree whose members start sessions of their own (honcho starts
+    each Procfile process in its own session, so no one process group holds them all): the test
+    puts a unique marker in the environment it starts the tree with, and every descendant
+    inherits it."""
+    needle = f"{name}={value}".encode()
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if needle in environment:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            killed.append(int(entry.name))
+    return killed
+
+
+def procfile_entries(path: Path) -> dict[str, str]:
+    """The `name: command` lines of a Procfile, in order (comments and blank lines skipped)."""
+    entries = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, command = line.partition(":")
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+def procfile_worker_nodes(path: Path) -> list[str]:
+    """The Celery node names the Procfile's workers take on this machine (`-n name@%h`)."""
+    hostname = socket.gethostname()
+    return [
+        node.replace("%h", hostname)
+        for command in procfile_entries(path).values()
+        for node in re.findall(r"-n\s+(\S+)", command)
+    ]
+
+
+def http_get(url: str, basic_auth: str | None = None, timeout: float = 10) -> tuple[int, bytes]:
+    """GET `url` (optionally with `user:password` basic auth): the status and the body, also for
+    an error status."""
+    request = urllib.request.Request(url)
+    if basic_auth is not None:
+        token = base64.b64encode(basic_auth.encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()

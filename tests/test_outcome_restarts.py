@@ -12,20 +12,25 @@ message; the checks are still CLAIMED in the database, and once their claim is s
 from __future__ import annotations
 
 import os
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import redis
 from django.db import connection
 from django.utils import timezone
 
 from scanners.models import Candle
 from tests.factories import MarketFactory, SignalFactory
-from tests.processes import CELERY, ROOT, celery_worker, free_port, kill, process, wait_until
+from tests.processes import (
+    CELERY,
+    ROOT,
+    celery_worker,
+    free_port,
+    kill,
+    process,
+    redis_server,
+    wait_until,
+)
 from tracking.models import CheckStatus, OutcomeCheck
 from tracking.outcomes import checks_create_for
 
@@ -41,22 +46,6 @@ CELERY_VISIBILITY_TIMEOUT = 30
 OUTCOME_CLAIM_STALE_SECONDS = 3
 OUTCOME_SWEEP_SECONDS = 1
 """
-
-
-@contextmanager
-def redis_server(port: int, log: Path) -> Iterator[subprocess.Popen]:
-    command = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"]
-    with process(command, log) as server:
-        client = redis.Redis(port=port, socket_connect_timeout=0.2)
-
-        def answers() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.ConnectionError:
-                return False
-
-        wait_until(answers, 20, f"redis-server on port {port}")
-        yield server
 
 
 def worker(env: dict[str, str], log: Path):
