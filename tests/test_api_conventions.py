@@ -425,3 +425,23 @@ def test_a_server_error_outside_drf_under_the_api_is_a_500_json_envelope(user):
         "ok": False,
         "error": {"code": "server_error", "message": "A server error occurred.", "fields": {}},
     }
+
+
+def test_a_time_offset_postgres_cannot_store_is_read_in_utc(api):
+    # ISO 8601 allows offsets up to ±23:59, PostgreSQL's timestamptz only ±15:59 (found by
+    # schemathesis: a 500 before).
+    response = api.get("/api/signals/", {"until": "2026-06-14T13:39:49-23:27"})
+    assert response.status_code == 200
+    assert response.json()["data"]["count"] == 0
+
+
+def test_the_schema_documents_throttling_and_malformed_requests_on_every_operation(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert {"400", "429"} <= set(operation["responses"]), f"{method} {path}"
+
+
+def test_the_schema_documents_401_and_403_on_every_authenticated_operation(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert {"401", "403"} <= set(operation["responses"]), f"{method} {path}"
