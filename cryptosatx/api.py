@@ -15,12 +15,15 @@
   not a whole number, a request with more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields, an
   unexpected exception) come back in the error envelope as JSON too: `exception_handler` turns
   Django's SuspiciousOperation into a 400, and `handler400/403/404/500` (cryptosatx/urls.py)
-  answer JSON under /api/ and Django's HTML pages elsewhere. Object ids are whole numbers in the
-  routes (`ApiRouter`), so `/api/scans/abc/` is a 404 before any view runs.
+  answer JSON under /api/ and Django's HTML pages elsewhere (so does `csrf_failure`, the
+  CSRF_FAILURE_VIEW). Object ids are whole numbers in the routes (`ApiRouter`), so
+  `/api/scans/abc/` is a 404 before any view runs. Not yet: GET /api/health answers its own report
+  (read by probes), and its 405 for another method is Django's.
 - **Schema.** `EnvelopeAutoSchema` documents the envelope around every response, and the error
   envelope for every status an operation can answer: 400 (invalid input, or a malformed request),
-  401 and 403 (authentication and permission), 404 (for one object), 405 (a method the path does
-  not allow), 429 (throttled) besides the operation's own (409, ...).
+  401 and 403 (authentication and permission, on authenticated operations), 404 (for one
+  object), 429 (throttled), besides the operation's own (202, 204, 409, ...). A method a path does
+  not allow is a 405 in the envelope; it is no operation's, so the schema does not list it.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.views import defaults
+from django.views import csrf, defaults
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -224,6 +227,13 @@ def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
     return _api_error(
         403, "permission_denied", "You do not have permission to perform this action."
     )
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a POST without a CSRF token to a plain Django view (not DRF's)."""
+    if not is_api_path(request):
+        return csrf.csrf_failure(request, reason)
+    return _api_error(403, "csrf_failed", f"CSRF verification failed: {reason}")
 
 
 def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -445,3 +445,10 @@ def test_the_schema_documents_401_and_403_on_every_authenticated_operation(schem
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             assert {"401", "403"} <= set(operation["responses"]), f"{method} {path}"
+
+
+def test_a_post_without_csrf_token_to_a_plain_view_under_the_api_is_a_403_json_envelope():
+    response = Client(enforce_csrf_checks=True).post("/api/health")
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "csrf_failed"
