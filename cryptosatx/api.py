@@ -263,11 +263,14 @@ class BodySerializer(serializers.Serializer):
     [...]}` to an endpoint that takes `coins` would otherwise create a watchlist without coins."""
 
     unknown_field_message = "Unknown field."
+    # Sent with every form of the browsable API; Django's CSRF check reads it, not the endpoint.
+    form_fields = frozenset({"csrfmiddlewaretoken"})
 
     def to_internal_value(self, data: Any) -> Any:
         unknown: dict[str, list[str]] = {}
         if isinstance(data, Mapping):
             known = {name for name, field in self.fields.items() if not field.read_only}
+            known |= self.form_fields
             unknown = {str(key): [self.unknown_field_message] for key in data if key not in known}
         try:
             value = super().to_internal_value(data)

@@ -452,3 +452,9 @@ def test_a_post_without_csrf_token_to_a_plain_view_under_the_api_is_a_403_json_e
     assert response.status_code == 403
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == "csrf_failed"
+
+
+def test_the_browsable_apis_csrf_form_field_is_not_an_unknown_field(api, user):
+    response = api.post("/api/watchlists/", {"name": "x", "csrfmiddlewaretoken": "t"})
+    assert response.status_code == 201
+    assert user.watchlists.get().name == "x"

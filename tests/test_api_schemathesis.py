@@ -3,8 +3,9 @@ schema (positive) and data that breaks it (negative), as a staff user and as ano
 
 The checks: no server error, every status and content type the schema documents, every body
 matching its documented schema. Examples are bounded (EXAMPLES per operation and mode,
-derandomized, no shrinking) so the module stays fast; `make schemathesis`-style deeper runs are
-the CLI's (README, "Errors"). Requests go only to the live test server.
+derandomized, no shrinking) so the module stays fast; a deeper run is the `st run` command in
+the README's API section. Requests go only to the live test server (pytest-django's
+`live_server`): the schema is read from it and every case is sent to its URL.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ from tests.factories import (
     UserFactory,
     WatchlistFactory,
 )
-
-pytestmark = [pytest.mark.postgres]
 
 CHECKS = [
     not_a_server_error,
