@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -96,7 +96,10 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
         description="A failed or unconfirmed alert goes back to pending and is sent again "
         "(an unconfirmed one may then arrive twice). 409 for any other state.",
         request=None,
-        responses=AlertSerializer,
+        responses={
+            200: AlertSerializer,
+            409: OpenApiResponse(description="The alert is not failed or unconfirmed."),
+        },
     )
     @action(detail=True, methods=["post"])
     def resend(self, request: Request, pk: str | None = None) -> Response:

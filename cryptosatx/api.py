@@ -8,8 +8,22 @@
 - **Errors name the field.** A bad parameter is a 400 whose `fields` holds the parameter's name and
   whose `message` repeats it in words.
 - **Pagination.** `limit`/`offset`; a limit or offset out of range is a 400, never silently clamped.
+- **Unknown fields are refused.** A request body's serializer derives from `BodySerializer`: a field
+  it does not declare is a 400 naming it ("Unknown field."), never dropped. Query parameters are
+  not held to this: a filter, `limit`/`offset` and `format` are read, anything else is ignored.
+- **Every answer under /api/ is the API's own.** Django's own errors (no such path, an id that is
+  not a whole number, a request with more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields, an
+  unexpected exception) come back in the error envelope as JSON too: `exception_handler` turns
+  Django's SuspiciousOperation into a 400, and `handler400/403/404/500` (cryptosatx/urls.py)
+  answer JSON under /api/ and Django's HTML pages elsewhere (so does `csrf_failure`, the
+  CSRF_FAILURE_VIEW). Object ids are whole numbers in the routes (`ApiRouter`), so
+  `/api/scans/abc/` is a 404 before any view runs. Not yet: GET /api/health answers its own report
+  (read by probes), and its 405 for another method is Django's.
 - **Schema.** `EnvelopeAutoSchema` documents the envelope around every response, and the error
-  envelope for 400 (where the operation takes input), 401, 403 and 404 (for one object).
+  envelope for every status an operation can answer: 400 (invalid input, or a malformed request),
+  401 and 403 (authentication and permission, on authenticated operations), 404 (for one
+  object), 429 (throttled), besides the operation's own (202, 204, 409, ...). A method a path does
+  not allow is a 405 in the envelope; it is no operation's, so the schema does not list it.
 """
 
 from __future__ import annotations
@@ -18,10 +32,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.core import signals
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import csrf, defaults
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -38,6 +55,14 @@ from rest_framework.settings import api_settings
 logger = logging.getLogger(__name__)
 
 NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
+
+
+class BadRequest(exceptions.APIException):
+    """400 for a request Django refuses before any field is read (SuspiciousOperation)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "The request is malformed."
+    default_code = "bad_request"
 
 
 class Conflict(exceptions.APIException):
@@ -110,12 +135,38 @@ def _django_validation_detail(exc: DjangoValidationError) -> Any:
     return {NON_FIELD: exc.messages}
 
 
+def suspicious_operation_error(exc: SuspiciousOperation) -> BadRequest:
+    """Django's refusal of a request (too many fields, too big, ...) as a 400 saying which limit.
+
+    Logged to `django.security.<name>` like Django does for the requests it refuses itself."""
+    logging.getLogger(f"django.security.{type(exc).__name__}").error(str(exc))
+    return _suspicious_operation_error(exc)
+
+
+def _suspicious_operation_error(exc: SuspiciousOperation) -> BadRequest:
+    if isinstance(exc, TooManyFieldsSent):
+        return BadRequest(
+            f"Too many fields: at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} query parameters "
+            "and form fields per request.",
+            code="too_many_fields",
+        )
+    if isinstance(exc, RequestDataTooBig):
+        return BadRequest(
+            f"The request body is too large: at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+            code="too_large",
+        )
+    return BadRequest()
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    """DRF's handler, then the error envelope; Django's ValidationError from a service is a 400."""
+    """DRF's handler, then the error envelope; Django's ValidationError from a service is a 400,
+    and so is Django's SuspiciousOperation (raised while DRF reads the query or the body)."""
     from rest_framework.views import exception_handler as drf_exception_handler
     from rest_framework.views import set_rollback
 
-    if isinstance(exc, DjangoValidationError):
+    if isinstance(exc, SuspiciousOperation):
+        exc = suspicious_operation_error(exc)
+    elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(_django_validation_detail(exc))
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound(*exc.args)
@@ -144,6 +195,92 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         else:
             response.data = error_body(detail.code or exc.default_code, str(detail))
     return response
+
+
+# --- Django's own errors under /api/ ----------------------------------------------------------
+
+
+def is_api_path(request: HttpRequest) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def _api_error(status_code: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status_code)
+
+
+def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 400 (a SuspiciousOperation outside a DRF view; Django has logged it)."""
+    if not is_api_path(request):
+        return defaults.bad_request(request, exception)
+    error = (
+        _suspicious_operation_error(exception)
+        if isinstance(exception, SuspiciousOperation)
+        else BadRequest()
+    )
+    return _api_error(400, error.detail.code, str(error.detail))
+
+
+def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 403 (PermissionDenied outside a DRF view)."""
+    if not is_api_path(request):
+        return defaults.permission_denied(request, exception)
+    return _api_error(
+        403, "permission_denied", "You do not have permission to perform this action."
+    )
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a POST without a CSRF token to a plain Django view (not DRF's)."""
+    if not is_api_path(request):
+        return csrf.csrf_failure(request, reason)
+    return _api_error(403, "csrf_failed", f"CSRF verification failed: {reason}")
+
+
+def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404: no route matched (an unknown path, or an id that is not a whole number)."""
+    if not is_api_path(request):
+        return defaults.page_not_found(request, exception)
+    return _api_error(
+        404,
+        "not_found",
+        f"Nothing at {request.path}: no such endpoint, or an id that is not a whole number.",
+    )
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    """Django's 500: an exception outside DRF's handler (Django has logged and reported it)."""
+    if not is_api_path(request):
+        return defaults.server_error(request)
+    return _api_error(500, "server_error", "A server error occurred.")
+
+
+# --- request bodies --------------------------------------------------------------------------
+
+
+class BodySerializer(serializers.Serializer):
+    """A request body: a field the serializer does not declare is a 400 naming it ("Unknown
+    field."), reported together with the declared fields' own errors. `{"name": "x", "symbols":
+    [...]}` to an endpoint that takes `coins` would otherwise create a watchlist without coins."""
+
+    unknown_field_message = "Unknown field."
+    # Sent with every form of the browsable API; Django's CSRF check reads it, not the endpoint.
+    form_fields = frozenset({"csrfmiddlewaretoken"})
+
+    def to_internal_value(self, data: Any) -> Any:
+        unknown: dict[str, list[str]] = {}
+        if isinstance(data, Mapping):
+            known = {name for name, field in self.fields.items() if not field.read_only}
+            known |= self.form_fields
+            unknown = {str(key): [self.unknown_field_message] for key in data if key not in known}
+        try:
+            value = super().to_internal_value(data)
+        except exceptions.ValidationError as error:
+            if unknown and isinstance(error.detail, Mapping):
+                raise exceptions.ValidationError({**unknown, **error.detail}) from error
+            raise
+        if unknown:
+            raise exceptions.ValidationError(unknown)
+        return value
 
 
 # --- the envelope on the wire --------------------------------------------------------------------
@@ -235,6 +372,13 @@ def _api_router_class() -> type:
             for route in SimpleRouter.routes
         ]
 
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # Every object is found by its integer id: a path with anything else in its place
+            # matches no route and is the 404 envelope of handler404 (a viewset may still set
+            # its own lookup_value_regex).
+            self._default_value_pattern = "[0-9]+"
+
     ApiRouter.__module__ = __name__
     return ApiRouter
 
@@ -264,7 +408,12 @@ ERROR_DESCRIPTIONS = {
     "403": "Authenticated, but not allowed to do this.",
     "404": "Not found (or not yours).",
     "409": "Conflicts with the current state; `error.message` says why.",
+    "429": "Throttled: too many requests; `Retry-After` says when to try again.",
 }
+MALFORMED_DESCRIPTION = (
+    "A malformed request: more than DATA_UPLOAD_MAX_NUMBER_FIELDS query parameters, or a body "
+    "too large."
+)
 
 
 class EnvelopeSchemaMixin:
@@ -315,19 +464,29 @@ class EnvelopeSchemaMixin:
             for p in self.get_override_parameters()
         )
 
+    def _needs_authentication(self) -> bool:
+        from rest_framework.permissions import AllowAny
+
+        return any(not isinstance(p, AllowAny) for p in self.view.get_permissions())
+
     def _get_response_bodies(self, direction: str = "response") -> dict:
         responses = super()._get_response_bodies(direction)
         if direction != "response":
             return responses
-        defaults = {"401": None, "403": None}
-        if self._takes_input():
-            defaults["400"] = None
+        # Every operation can be throttled and can get a malformed request (Django refuses a
+        # query string of too many parameters before any view reads it).
+        descriptions = {
+            "400": ERROR_DESCRIPTIONS["400"] if self._takes_input() else MALFORMED_DESCRIPTION,
+            "429": ERROR_DESCRIPTIONS["429"],
+        }
+        if self._needs_authentication():
+            descriptions |= {code: ERROR_DESCRIPTIONS[code] for code in ("401", "403")}
         if "{" in self.path:
-            defaults["404"] = None
-        for code in sorted(defaults):
+            descriptions["404"] = ERROR_DESCRIPTIONS["404"]
+        for code in sorted(descriptions):
             if code not in responses:
                 responses[code] = self._get_response_for_code(
-                    OpenApiResponse(description=ERROR_DESCRIPTIONS[code]), code
+                    OpenApiResponse(description=descriptions[code]), code
                 )
         return responses
 

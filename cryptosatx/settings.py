@@ -71,6 +71,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "cryptosatx.urls"
+# A CSRF failure under /api/ (a POST to a plain Django view) is JSON in the error envelope.
+CSRF_FAILURE_VIEW = "cryptosatx.api.csrf_failure"
 WSGI_APPLICATION = "cryptosatx.wsgi.application"
 
 TEMPLATES = [

@@ -8,6 +8,12 @@ from cryptosatx import health
 from scanners import urls as scanners_urls
 from tracking import urls as tracking_urls
 
+# Django's own errors: JSON in the error envelope under /api/, Django's HTML pages elsewhere.
+handler400 = "cryptosatx.api.handler400"
+handler403 = "cryptosatx.api.handler403"
+handler404 = "cryptosatx.api.handler404"
+handler500 = "cryptosatx.api.handler500"
+
 admin.site.site_header = "CryptoSatX"
 admin.site.site_title = "CryptoSatX admin"
 admin.site.index_title = "Markets, scans and signals"

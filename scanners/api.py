@@ -32,7 +32,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from cryptosatx.api import Conflict
+from cryptosatx.api import BodySerializer, Conflict
 from scanners import candle_store
 from scanners.market_data.base import CandleSeries, ms_to_datetime
 from scanners.models import (
@@ -414,7 +414,7 @@ class ScanResultFilter(filters.FilterSet):
         return queryset.filter(direction=value)
 
 
-class ScanScopeSerializer(serializers.Serializer):
+class ScanScopeSerializer(BodySerializer):
     """What a scan covers besides the coins: the scanner and the market time."""
 
     scanner = serializers.ChoiceField(
@@ -597,7 +597,7 @@ class WatchlistSerializer(serializers.ModelSerializer):
 COINS_HELP = "Coins as BTC, BTCUSDT or BTC/USDT; each needs a spot market of the exchange."
 
 
-class WatchlistCreateSerializer(serializers.Serializer):
+class WatchlistCreateSerializer(BodySerializer):
     name = serializers.CharField(max_length=100)
     coins = serializers.ListField(
         child=serializers.CharField(max_length=64),
@@ -608,11 +608,11 @@ class WatchlistCreateSerializer(serializers.Serializer):
     )
 
 
-class WatchlistRenameSerializer(serializers.Serializer):
+class WatchlistRenameSerializer(BodySerializer):
     name = serializers.CharField(max_length=100)
 
 
-class WatchlistCoinsSerializer(serializers.Serializer):
+class WatchlistCoinsSerializer(BodySerializer):
     coins = serializers.ListField(
         child=serializers.CharField(max_length=64),
         allow_empty=False,

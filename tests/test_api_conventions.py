@@ -7,6 +7,7 @@ import yaml
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.management import call_command
 from django.core.signals import got_request_exception
+from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -308,3 +309,152 @@ def test_the_schema_and_its_docs_are_served_outside_the_envelope(client):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
+
+
+# --- Django's own errors are the API's too ---------------------------------------------------
+
+
+def test_more_than_a_thousand_form_fields_is_a_400_in_the_envelope(api, user):
+    fields = {f"field{i}": "x" for i in range(1001)}
+    response = api.post("/api/watchlists/", fields)  # multipart, like an HTML form
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "too_many_fields"
+    assert "1000" in response.json()["error"]["message"]
+    assert not user.watchlists.exists()
+
+
+def test_more_than_a_thousand_urlencoded_fields_is_a_400_in_the_envelope(api):
+    body = "&".join(f"field{i}=x" for i in range(1001))
+    response = api.generic(
+        "POST", "/api/watchlists/", body, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "too_many_fields"
+
+
+def test_more_than_a_thousand_query_parameters_is_a_400_in_the_envelope(api):
+    response = api.get("/api/scans/", {f"p{i}": "x" for i in range(1001)})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "too_many_fields"
+
+
+@pytest.mark.parametrize("url", ["/api/no-such-thing/", "/api/scans/1/no-such-action", "/api/x"])
+def test_an_unknown_api_path_is_a_404_json_envelope(api, url):
+    response = api.get(url)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["ok"] is False
+    assert body["error"]["code"] == "not_found"
+    assert url in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/scans/abc/", "/api/scans/1.5/", "/api/watchlists/x/scan", "/api/signals/-1/"]
+)
+def test_an_id_that_is_not_a_whole_number_is_a_404_json_envelope(api, url):
+    response = api.get(url) if not url.endswith("scan") else api.post(url, {}, format="json")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_an_unknown_path_outside_the_api_keeps_djangos_html_page(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_an_unknown_body_field_is_a_400_naming_it_and_creates_nothing(api, user):
+    MarketFactory(base="BTC")
+    response = api.post("/api/watchlists/", {"name": "x", "symbols": ["BTC"]}, format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["fields"] == {"symbols": ["Unknown field."]}
+    assert error["message"] == "symbols: Unknown field."
+    assert not user.watchlists.exists()
+
+
+def test_unknown_fields_are_named_with_the_declared_fields_errors(api):
+    response = api.post(
+        "/api/scans/", {"scanner": "astrology", "coin": 5, "symbol": "BTC"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "coin": ["Unknown field."],
+        "symbol": ["Unknown field."],
+        "scanner": ['"astrology" is not a valid choice.'],
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "unknown"),
+    [
+        ("patch", "/api/watchlists/{id}/", {"name": "y", "coins": ["BTC"]}, "coins"),
+        ("post", "/api/watchlists/{id}/coins/add", {"coins": ["BTC"], "name": "y"}, "name"),
+        ("post", "/api/watchlists/{id}/coins/remove", {"coins": ["BTC"], "all": True}, "all"),
+        ("post", "/api/watchlists/{id}/scan", {"scanner": "rsi", "coins": 3}, "coins"),
+        (
+            "post",
+            "/api/performance/track-signal",
+            {"symbol": "BTC", "direction": "LONG", "price": 1, "entry": 1},
+            "entry",
+        ),
+    ],
+)
+def test_every_writing_endpoint_refuses_an_unknown_body_field(
+    api, user, method, url, body, unknown
+):
+    MarketFactory(base="BTC")
+    watchlist = WatchlistFactory(owner=user, name="x")
+    response = getattr(api, method)(url.format(id=watchlist.pk), body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {unknown: ["Unknown field."]}
+    watchlist.refresh_from_db()
+    assert watchlist.name == "x"
+
+
+@pytest.mark.urls("tests.urls_raising")
+def test_a_server_error_outside_drf_under_the_api_is_a_500_json_envelope(user):
+    client = Client(raise_request_exception=False)
+    response = client.get("/api/test-only/raises")
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "ok": False,
+        "error": {"code": "server_error", "message": "A server error occurred.", "fields": {}},
+    }
+
+
+def test_a_time_offset_postgres_cannot_store_is_read_in_utc(api):
+    # ISO 8601 allows offsets up to ±23:59, PostgreSQL's timestamptz only ±15:59 (found by
+    # schemathesis: a 500 before).
+    response = api.get("/api/signals/", {"until": "2026-06-14T13:39:49-23:27"})
+    assert response.status_code == 200
+    assert response.json()["data"]["count"] == 0
+
+
+def test_the_schema_documents_throttling_and_malformed_requests_on_every_operation(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert {"400", "429"} <= set(operation["responses"]), f"{method} {path}"
+
+
+def test_the_schema_documents_401_and_403_on_every_authenticated_operation(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert {"401", "403"} <= set(operation["responses"]), f"{method} {path}"
+
+
+def test_a_post_without_csrf_token_to_a_plain_view_under_the_api_is_a_403_json_envelope():
+    response = Client(enforce_csrf_checks=True).post("/api/health")
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "csrf_failed"
+
+
+def test_the_browsable_apis_csrf_form_field_is_not_an_unknown_field(api, user):
+    response = api.post("/api/watchlists/", {"name": "x", "csrfmiddlewaretoken": "t"})
+    assert response.status_code == 201
+    assert user.watchlists.get().name == "x"

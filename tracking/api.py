@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from django import forms
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
@@ -14,10 +16,14 @@ from tracking.models import Direction, Signal, SignalScanner
 
 
 class SinceUntilForm(forms.Form):
-    """A date range whose end is not before its start; the error names `until`."""
+    """A date range whose end is not before its start; the error names `until`. Both ends are
+    read in UTC: ISO 8601 allows offsets up to ±23:59, PostgreSQL only up to ±15:59."""
 
     def clean(self) -> dict:
         cleaned = super().clean()
+        for name in ("since", "until"):
+            if cleaned.get(name) is not None:
+                cleaned[name] = cleaned[name].astimezone(UTC)
         since, until = cleaned.get("since"), cleaned.get("until")
         if since and until and until < since:
             self.add_error("until", f"must not be before since ({since.isoformat()})")

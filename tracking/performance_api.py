@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from cryptosatx.api import Conflict
+from cryptosatx.api import BodySerializer, Conflict
 from scanners.api import own_watchlists
 from scanners.models import Watchlist
 from scanners.replay_clock import market_now
@@ -335,7 +335,7 @@ class TrackerStatsSerializer(serializers.Serializer):
     last_sweep_market_time = serializers.DateTimeField(allow_null=True)
 
 
-class TrackSignalSerializer(serializers.Serializer):
+class TrackSignalSerializer(BodySerializer):
     symbol = serializers.CharField(
         max_length=64, help_text="BTC, BTCUSDT or BTC/USDT; needs a spot market of the exchange."
     )
