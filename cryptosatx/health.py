@@ -3,8 +3,8 @@
 Anyone gets `{"status": "ok"|"waiting"|"error", "down": [names of the parts in error]}`; staff
 (session or API token) get every part's details. 503 when a part is down, so a probe needs only
 the status code. The answer comes from the state the background prober keeps fresh
-(cryptosatx.services.HealthProber): a request costs a few database reads, never a broker or worker
-round trip.
+(cryptosatx.services.HealthProber): a request costs at most a few database reads (none when the
+process answered within the last second), never a broker or worker round trip.
 """
 
 from django.http import HttpRequest, JsonResponse
@@ -32,7 +32,7 @@ def _is_staff(request: HttpRequest) -> bool:
 @never_cache
 @require_GET
 def health_view(request: HttpRequest) -> JsonResponse:
-    report = services.health_report(services.health_prober().kept())
+    report = services.health_prober().report()
     status = 503 if report["status"] == "error" else 200
     body = report if _is_staff(request) else services.public_health(report)
     return JsonResponse(body, status=status)

@@ -41,6 +41,9 @@ PROBE_STALE_AFTER_SECONDS = 30.0
 FIRST_PROBE_WAIT_SECONDS = 10.0
 # The parts the background prober checks; the others are checked per request.
 PROBED_PARTS = ("broker", "worker", "exchange_bans")
+# A process answers health requests from one report this long (its database reads included): 20
+# clients calling without pause then cost a few queries a second, not a few per call.
+REPORT_REUSE_SECONDS = 1.0
 
 
 def heartbeat_record(component: str, **detail: Any) -> None:
@@ -259,6 +262,7 @@ class HealthProber:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
+        self._report: tuple[dict[str, Any], float] | None = None
 
     def refresh(self) -> None:
         """Run the background checks now, in the calling thread, and keep their answer."""
@@ -306,6 +310,18 @@ class HealthProber:
         if not self._first.is_set():
             self._first.wait(first_wait)
         return self.read()
+
+    def report(self, *, reuse: float = REPORT_REUSE_SECONDS) -> dict[str, Any]:
+        """`health_report` over the kept state (`kept()`), the same one for `reuse` seconds."""
+        moment = self.clock()
+        with self._lock:
+            cached = self._report
+        if cached is not None and 0 <= moment - cached[1] < reuse:
+            return cached[0]
+        report = health_report(self.kept())
+        with self._lock:
+            self._report = (report, moment)
+        return report
 
     def read(self) -> ProbedParts:
         """The kept background checks as `kept()` gives them, without starting or waiting."""

@@ -13,7 +13,9 @@ from datetime import timedelta
 import pytest
 from celery import Celery
 from celery.signals import before_task_publish
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -251,3 +253,24 @@ def test_before_the_first_probe_the_probed_parts_are_waiting() -> None:
     report = services.health_report(services.HealthProber().read())
     assert report["worker"]["status"] == "waiting"
     assert "probed_seconds_ago" not in report
+
+
+@pytest.mark.django_db
+def test_health_requests_within_a_second_share_one_report(
+    monkeypatch, django_assert_num_queries
+) -> None:
+    clock = SteppingClock()
+    kept = services.HealthProber(clock=clock)
+    monkeypatch.setattr(services, "_prober", kept)
+    try:
+        first = Client().get("/api/health").json()
+        clock.t += 0.5
+        with django_assert_num_queries(0):
+            again = Client().get("/api/health").json()
+        clock.t += 0.5
+        with CaptureQueriesContext(connection) as a_second_later:
+            Client().get("/api/health")
+    finally:
+        kept.stop()
+    assert again == first
+    assert len(a_second_later) > 0  # a new report: the database check and beat's row
