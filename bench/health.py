@@ -14,7 +14,8 @@ Each run measures, one after the other:
   (latency p50/p95);
 * **under health load**: the same calls while --clients anonymous clients (threads of a separate
   process, so this one's timing shares no GIL with them) call `GET /api/health` back to back,
-  no pause; their requests per second, latency and status codes.
+  no pause (--pause: seconds each waits between calls); their requests per second, latency and
+  status codes.
 
 The table gives the median over --runs of each figure and the ratio loaded / alone. Ctrl-C (or
 SIGTERM) stops every process started here and drops the database.
@@ -132,9 +133,10 @@ def time_ranking(port: int, token: str, count: int) -> list[float]:
     return latencies
 
 
-def hammer(port: int, clients: int, seconds: float) -> None:
-    """The load process: `clients` threads call /api/health back to back until SIGTERM or
-    `seconds`; prints {"requests", "seconds", "statuses", "p50_ms", "p95_ms"} as JSON."""
+def hammer(port: int, clients: int, seconds: float, pause: float) -> None:
+    """The load process: `clients` threads call /api/health, `pause` seconds apart (0: back to
+    back), until SIGTERM or `seconds`; prints {"requests", "seconds", "statuses", "p50_ms",
+    "p95_ms"} as JSON."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     lock = threading.Lock()
@@ -152,6 +154,8 @@ def hammer(port: int, clients: int, seconds: float) -> None:
             with lock:
                 latencies.append(took)
                 statuses[str(status)] = statuses.get(str(status), 0) + 1
+            if pause:
+                stop.wait(pause)
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     began = time.perf_counter()
@@ -195,7 +199,16 @@ def wait_for_health(port: int, timeout: float) -> dict:
 def one_run(port: int, token: str, args: argparse.Namespace) -> dict:
     alone = time_ranking(port, token, args.requests)
     load = subprocess.Popen(
-        [sys.executable, __file__, "--hammer", str(port), "--clients", str(args.clients)],
+        [
+            sys.executable,
+            __file__,
+            "--hammer",
+            str(port),
+            "--clients",
+            str(args.clients),
+            "--pause",
+            str(args.pause),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -226,11 +239,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="ranking calls per phase")
     parser.add_argument("--clients", type=int, default=20, help="concurrent health clients")
     parser.add_argument("--symbols", type=int, default=300, help="coins in the ranking")
+    parser.add_argument(
+        "--pause", type=float, default=0.0, help="seconds each health client waits between calls"
+    )
     parser.add_argument("--hammer", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=600, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hammer:
-        hammer(args.hammer, args.clients, args.seconds)
+        hammer(args.hammer, args.clients, args.seconds, args.pause)
         return
 
     database = f"cryptosatx_benchhealth_{os.getpid()}"
@@ -341,7 +357,7 @@ def main() -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), Python "
         f"{platform.python_version()}; {args.runs} runs, {args.requests} ranking calls per "
-        f"phase, {args.clients} health clients, {args.symbols} coins"
+        f"phase, {args.clients} health clients ({args.pause:g} s apart), {args.symbols} coins"
     )
     print("| figure (median of runs) | alone | under health load | ratio |")
     print("|---|---|---|---|")
