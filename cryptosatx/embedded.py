@@ -113,8 +113,12 @@ def serve(app: Celery, *, host: str, port: int, on_ready=None) -> None:
         threading.Thread(target=httpd.shutdown, daemon=True).start()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    from cryptosatx.services import health_prober
+
     try:
         celery_threads.start()
+        # /api/health's background probe, started now so its first answer is ready.
+        health_prober().start()
         if on_ready is not None:
             on_ready()
         httpd.serve_forever(poll_interval=0.5)
@@ -122,6 +126,7 @@ def serve(app: Celery, *, host: str, port: int, on_ready=None) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         httpd.server_close()
+        health_prober().stop()
         celery_threads.stop()
 
 

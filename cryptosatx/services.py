@@ -1,9 +1,21 @@
-"""Service health: heartbeats and the checks behind GET /api/health."""
+"""Service health: heartbeats and the checks behind GET /api/health.
+
+The checks that cost a round trip (broker connection, a task through a worker and back, worker
+names, the exchange-ban registry in Redis) run in a background thread of each web process, every
+`PROBE_INTERVAL_SECONDS` (`HealthProber`); a health request reads that kept state and runs only
+the cheap checks itself (the database, beat's heartbeat row, the replay clock, the alert
+settings). Kept state older than `PROBE_STALE_AFTER_SECONDS` makes its parts an error: a stuck
+prober must not keep a stale "ok" alive.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 import time
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery.result import allow_join_result
@@ -15,8 +27,23 @@ from celeryconfig import HEARTBEAT_SECONDS
 from cryptosatx.celery import app
 from cryptosatx.models import Heartbeat
 
+logger = logging.getLogger(__name__)
+
 BEAT_STALE_AFTER = timedelta(seconds=3 * HEARTBEAT_SECONDS)
 WORKER_PROBE_TIMEOUT = 3.0
+# One probe (broker, worker round trip, worker names, bans) per web process this often: a few
+# round trips a minute whatever the request rate.
+PROBE_INTERVAL_SECONDS = 5.0
+# A probe takes at most ~7 s (broker 2 s + its retry, worker 3 s, names 1 s); kept state older
+# than a few missed probes means the prober is stuck or gone.
+PROBE_STALE_AFTER_SECONDS = 30.0
+# The first request of a process waits this long for the first probe, not for every probe.
+FIRST_PROBE_WAIT_SECONDS = 10.0
+# The parts the background prober checks; the others are checked per request.
+PROBED_PARTS = ("broker", "worker", "exchange_bans")
+# A process answers health requests from one report this long (its database reads included): 20
+# clients calling without pause then cost a few queries a second, not a few per call.
+REPORT_REUSE_SECONDS = 1.0
 
 
 def heartbeat_record(component: str, **detail: Any) -> None:
@@ -151,27 +178,178 @@ def check_alert_settings() -> dict[str, Any]:
     }
 
 
-def health_report() -> dict[str, Any]:
-    """Status of every part, and `status` ok only when all of them are ok."""
-    checks = {
-        "database": check_database(),
-        "broker": check_broker(),
-    }
+def probe_background_parts() -> dict[str, dict[str, Any]]:
+    """The checks that cost a round trip: broker, worker (when the broker answers), bans."""
+    checks = {"broker": check_broker()}
     checks["worker"] = (
         check_worker()
         if checks["broker"]["status"] == "ok"
         else {"status": "error", "error": "broker unreachable"}
     )
+    checks["exchange_bans"] = check_exchange_bans()
+    return checks
+
+
+@dataclass(frozen=True)
+class ProbedParts:
+    """The background checks as of one probe: `checks` by part, `probed_at` epoch seconds,
+    `age_seconds` when read (None: no probe has finished yet)."""
+
+    checks: dict[str, dict[str, Any]]
+    probed_at: float | None
+    age_seconds: float | None
+
+
+def health_report(probed: ProbedParts | None = None) -> dict[str, Any]:
+    """Status of every part, and `status` ok only when all of them are ok ("error" when one
+    is, else "waiting"). `probed`: the background checks as kept by a `HealthProber`; without
+    it they run here, now (the bot's /status: a rare call that wants a fresh answer)."""
+    checks = {"database": check_database()}
+    if probed is None:
+        probed = ProbedParts(probe_background_parts(), time.time(), 0.0)
+    checks.update(probed.checks)
     if checks["database"]["status"] == "ok":
         checks["beat"] = check_beat()
         checks["replay_clock"] = check_replay_clock()
-    checks["exchange_bans"] = check_exchange_bans()
     checks["alert_settings"] = check_alert_settings()
     statuses = {check["status"] for check in checks.values()}
     overall = "ok" if statuses == {"ok"} else ("error" if "error" in statuses else "waiting")
-    return {
+    report: dict[str, Any] = {
         "status": overall,
         "time": timezone.now().isoformat(),
         "market_source": settings.MARKET_SOURCE,
         **checks,
     }
+    if probed.probed_at is not None:
+        report["probed_at"] = datetime.fromtimestamp(probed.probed_at, UTC).isoformat()
+        report["probed_seconds_ago"] = round(probed.age_seconds or 0.0, 1)
+    return report
+
+
+def public_health(report: dict[str, Any]) -> dict[str, Any]:
+    """What anyone may see of `report`: the status and the names of the parts that are down;
+    no host, port, error text, version or worker name."""
+    down = sorted(
+        name
+        for name, check in report.items()
+        if isinstance(check, dict) and check.get("status") == "error"
+    )
+    return {"status": report["status"], "down": down}
+
+
+class HealthProber:
+    """Runs `probe_background_parts` in a daemon thread of this process every `interval`
+    seconds and keeps the last answer for the health endpoint, so no request waits on a broker
+    or worker round trip.
+
+    Started on first use in each process (`kept()`), so a web server that forks its workers
+    (gunicorn) gets one prober per worker process, and `make run`'s one process one prober that
+    reaches its in-process broker and worker. `clock` is epoch seconds (tests step it)."""
+
+    def __init__(
+        self,
+        *,
+        interval: float = PROBE_INTERVAL_SECONDS,
+        stale_after: float = PROBE_STALE_AFTER_SECONDS,
+        clock=time.time,
+    ) -> None:
+        self.interval = float(interval)
+        self.stale_after = float(stale_after)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._state: tuple[dict[str, dict[str, Any]], float] | None = None
+        self._first = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._report: tuple[dict[str, Any], float] | None = None
+
+    def refresh(self) -> None:
+        """Run the background checks now, in the calling thread, and keep their answer."""
+        checks = probe_background_parts()
+        with self._lock:
+            self._state = (checks, self.clock())
+        self._first.set()
+
+    def start(self) -> None:
+        """Start the probing thread unless it runs in this process already (a forked child
+        inherits the object but not the thread)."""
+        with self._lock:
+            alive = self._thread is not None and self._thread.is_alive()
+            if alive and self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="health-prober", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = FIRST_PROBE_WAIT_SECONDS) -> None:
+        """Stop the thread after its current probe; wait for it up to `timeout` seconds."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        from django.db import connections
+
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception:  # one failed probe must not end the probing; its age then shows
+                logger.exception("health probe failed")
+            finally:
+                connections.close_all()  # this thread's only; a probe needs no database
+            self._stop.wait(self.interval)
+
+    def kept(self, *, first_wait: float = FIRST_PROBE_WAIT_SECONDS) -> ProbedParts:
+        """The kept background checks, their age, and "error" for each when older than
+        `stale_after`. Starts the thread if needed; only a process's first call may wait (up to
+        `first_wait` seconds) for the first probe, which all concurrent first calls share."""
+        self.start()
+        if not self._first.is_set():
+            self._first.wait(first_wait)
+        return self.read()
+
+    def report(self, *, reuse: float = REPORT_REUSE_SECONDS) -> dict[str, Any]:
+        """`health_report` over the kept state (`kept()`), the same one for `reuse` seconds."""
+        moment = self.clock()
+        with self._lock:
+            cached = self._report
+        if cached is not None and 0 <= moment - cached[1] < reuse:
+            return cached[0]
+        report = health_report(self.kept())
+        with self._lock:
+            self._report = (report, moment)
+        return report
+
+    def read(self) -> ProbedParts:
+        """The kept background checks as `kept()` gives them, without starting or waiting."""
+        with self._lock:
+            state = self._state
+        if state is None:
+            waiting = {"status": "waiting", "detail": "the first background probe is under way"}
+            return ProbedParts({name: dict(waiting) for name in PROBED_PARTS}, None, None)
+        checks, probed_at = state
+        age = max(0.0, self.clock() - probed_at)
+        if age <= self.stale_after:
+            return ProbedParts(checks, probed_at, age)
+        stale = {
+            name: {
+                "status": "error",
+                "stale": True,
+                "error": f"last probed {age:.0f} s ago (more than {self.stale_after:.0f} s): "
+                "the background probe is stuck or gone",
+                "last": check,
+            }
+            for name, check in checks.items()
+        }
+        return ProbedParts(stale, probed_at, age)
+
+
+_prober = HealthProber()
+
+
+def health_prober() -> HealthProber:
+    """This process's prober (the health endpoint's kept state)."""
+    return _prober

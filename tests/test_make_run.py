@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 240  # a fresh SQLite store imports the whole bundled sample first
 
 
-def get_json(url: str) -> tuple[int, dict]:
+def get_json(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        request = urllib.request.Request(url, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
@@ -34,6 +35,7 @@ class RunningProduct:
     def __init__(self, process: subprocess.Popen[str], base_url: str) -> None:
         self.process = process
         self.base_url = base_url
+        self.token = ""  # the admin's API token: /api/health shows its details to staff only
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()
@@ -59,7 +61,8 @@ class RunningProduct:
         deadline = time.monotonic() + timeout
         report: dict = {}
         while time.monotonic() < deadline:
-            _, report = get_json(f"{self.base_url}/api/health")
+            auth = {"Authorization": f"Token {self.token}"}
+            _, report = get_json(f"{self.base_url}/api/health", auth)
             if predicate(report):
                 return report
             time.sleep(0.5)  # polling another process's HTTP endpoint: there is no event to await
@@ -94,6 +97,15 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProduct
     running = RunningProduct(process, f"http://127.0.0.1:{port}")
     try:
         running.wait_for_line("Press Ctrl-C to stop.", START_TIMEOUT)
+        created = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "drf_create_token", "admin"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        running.token = created.stdout.split()[2]  # "Generated token <key> for user admin"
         yield running
     finally:
         if process.poll() is None:

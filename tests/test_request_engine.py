@@ -382,6 +382,58 @@ def test_a_418_records_the_ban_and_later_calls_fail_at_once_until_it_ends(clock,
     assert bans.active_bans() == {}
 
 
+async def _pings(engine: RequestEngine, base: str, clock: FakeClock, count: int) -> list:
+    """`count` concurrent pings of the fake exchange through `engine`; the answers or errors."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+
+        async def ping() -> Reply:
+            async with session.get(f"{base}/api/v3/ping") as response:
+                if response.status == 418:
+                    raise Banned(clock() + float(response.headers["Retry-After"]))
+                if response.status == 429:
+                    raise RateLimited(float(response.headers["Retry-After"]))
+                response.raise_for_status()
+                used = int(response.headers["X-MBX-USED-WEIGHT-1M"])
+                return Reply(await response.json(), used_weight=used)
+
+        return await asyncio.gather(
+            *(engine.run(ping, weight=1, what=f"ping {n}") for n in range(count)),
+            return_exceptions=True,
+        )
+
+
+def test_after_a_418_no_request_waiting_for_weight_or_a_slot_reaches_the_exchange(clock, tmp_path):
+    from scanners.fake_exchange import FakeExchange
+
+    # The engine allows 4 weight a minute, the fake 3, and the fake bans at the first excess:
+    # the 4th ping gets the 418 while 16 wait, one for the next minute's weight, the rest for
+    # the one concurrency slot.
+    fake = FakeExchange(
+        tmp_path, now=START * 1000, clock=clock, spot_weight_limit=3, ban_after=0, ban_seconds=600
+    )
+    engine = make_engine(
+        clock, limit_per_minute=4, usable_share=1.0, max_concurrent=1, max_ban_wait=60
+    )
+    with fake.running_in_thread() as base:
+        answers = asyncio.run(_pings(engine, base, clock, 20))
+        reached_during_the_ban = sum(fake.requests.values())
+        waited_until = clock()
+        banned_until = START + 600
+        clock.t = banned_until + 1
+        after_the_ban = asyncio.run(_pings(engine, base, clock, 2))
+
+    assert reached_during_the_ban == 4
+    assert fake.sent_418["spot"] == 1
+    assert answers[:3] == [{}, {}, {}]
+    assert all(isinstance(answer, Banned) for answer in answers[3:])
+    assert all("not sent" in str(answer) for answer in answers[4:])
+    assert waited_until > START + 60  # the waiting ones saw the next minutes open
+    assert after_the_ban == [{}, {}]
+    assert sum(fake.requests.values()) == 6
+
+
 def test_a_ban_shorter_than_the_longest_wait_is_waited_out(clock):
     bans = LocalBanRegistry(now=clock)
     asyncio.run(bans.ban("coingecko", clock() + 20, "HTTP 418"))

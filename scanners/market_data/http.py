@@ -5,7 +5,8 @@ One `RequestEngine` per upstream API (`binance-spot`, `binance-futures`, `coinge
 
 - a **budget** of request weight per calendar minute, shared through Redis (`RedisBudget`) or kept
   in-process (`LocalBudget`); the server's own count (`X-MBX-USED-WEIGHT-1M`) corrects it;
-- a **ban registry**: after an HTTP 418 nobody calls the API again before the ban ends;
+- a **ban registry**: after an HTTP 418 nobody calls the API again before the ban ends (a
+  request checks it before it waits and again right before it leaves);
 - an **adaptive concurrency limit**: halved when more than 5 % of the last results were errors,
   raised step by step when fewer than 2 % were;
 - **retries**: transient failures (timeouts, 5xx, network) with exponential backoff and full
@@ -91,6 +92,10 @@ class Banned(RequestError):
     def __init__(self, until: float, message: str | None = None) -> None:
         self.until = float(until)
         super().__init__(message or f"banned (HTTP 418) until {show_epoch(self.until)}")
+
+
+class _BannedWhileWaiting(Exception):
+    """A ban recorded while a request waited for its budget or slot: it was not sent."""
 
 
 class TransientError(RequestError):
@@ -901,6 +906,13 @@ class RequestEngine:
         async with self.limiter.slot(ahead=ahead):
             if not quota:
                 await self.budget.acquire(budget_name, weight, self.usable_limit)
+            # The last look before the request leaves: a 418 that came while this one waited
+            # for its weight, quota or slot (seen at once in this process, from another within
+            # the registry's cache time) stops it here. Its weight stays spent: a budget only
+            # errs on the safe side.
+            until = await self.bans.banned_until(self.name)
+            if until is not None and until > self.now():
+                raise _BannedWhileWaiting(until)
             self._metrics.add(requests=1, weight_used=weight)
             try:
                 if self.call_timeout is None:
@@ -939,6 +951,10 @@ class RequestEngine:
             await self._wait_while_banned(what)
             try:
                 reply = await self._attempt(call, weight, follow_up, budget_name, quota is not None)
+            except _BannedWhileWaiting:
+                # Unsent: the ban check at the top of the loop waits a short ban out or raises
+                # Banned ("not sent") for a long one, as for a request that found it at once.
+                continue
             except TransientError as error:
                 self._metrics.add(errors=1, transient_errors=1)
                 self.limiter.record(error=True)

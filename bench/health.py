@@ -1,0 +1,374 @@
+"""Benchmark GET /api/health under load: does it slow the other endpoints? (issue 13)
+
+    .venv/bin/python bench/health.py [--runs 3] [--requests 200] [--clients 20]
+
+Starts the distributed topology's parts as the Procfile does, on loopback only, each of its own:
+a PostgreSQL database `cryptosatx_benchhealth_<pid>` (migrated, dropped after), a `redis-server`
+on a free port (broker, results, bans), gunicorn with 3 sync workers, one Celery worker
+(`-Q alerts,default`, the queue of the health probe's ping) and beat. The database holds a
+ranking of --symbols coins over 3 scan runs and a staff user with an API token.
+
+Each run measures, one after the other:
+
+* **alone**: --requests sequential authenticated calls of `GET /api/scan/unified-ranking`
+  (latency p50/p95);
+* **under health load**: the same calls while --clients anonymous clients (threads of a separate
+  process, so this one's timing shares no GIL with them) call `GET /api/health` back to back,
+  no pause (--pause: seconds each waits between calls); their requests per second, latency and
+  status codes.
+
+The table gives the median over --runs of each figure and the ratio loaded / alone. Ctrl-C (or
+SIGTERM) stops every process started here and drops the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+PROCESSES: list[subprocess.Popen] = []
+
+SEED = """
+from datetime import UTC, datetime, timedelta
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from scanners.models import ScanRun
+from scoring.models import UnifiedRanking
+from tests.factories import ScanRunFactory, UnifiedRankingFactory
+
+symbols = int({symbols})
+start = datetime(2024, 5, 1, tzinfo=UTC)
+for index in range(3):
+    run = ScanRunFactory(scanner="all", as_of=start + timedelta(hours=index))
+    UnifiedRanking.objects.bulk_create(
+        UnifiedRankingFactory.build(
+            scan_run=run, symbol=f"C{{n}}/USDT", unified_score=float((n * 37 + index) % 100)
+        )
+        for n in range(symbols)
+    )
+staff = User.objects.create_user("bench", is_staff=True)
+print(Token.objects.create(user=staff).key)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def pg_admin(sql: str) -> None:
+    import psycopg2
+
+    connection = psycopg2.connect(dbname="postgres", **PG)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+    finally:
+        connection.close()
+
+
+def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    PROCESSES.append(process)
+    return process
+
+
+def stop_all() -> None:
+    for process in reversed(PROCESSES):
+        if process.poll() is None:
+            process.terminate()
+    for process in reversed(PROCESSES):
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    PROCESSES.clear()
+
+
+def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def time_ranking(port: int, token: str, count: int) -> list[float]:
+    """Latencies (ms) of `count` sequential ranking calls; each must answer 200."""
+    headers = {"Authorization": f"Token {token}"}
+    latencies = []
+    for _ in range(count):
+        started = time.perf_counter()
+        status, body = get(port, "/api/scan/unified-ranking?limit=100", headers)
+        latencies.append((time.perf_counter() - started) * 1000)
+        if status != 200:
+            raise RuntimeError(f"ranking answered {status}: {body[:300]!r}")
+    return latencies
+
+
+def hammer(port: int, clients: int, seconds: float, pause: float) -> None:
+    """The load process: `clients` threads call /api/health, `pause` seconds apart (0: back to
+    back), until SIGTERM or `seconds`; prints {"requests", "seconds", "statuses", "p50_ms",
+    "p95_ms"} as JSON."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    lock = threading.Lock()
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+
+    def client() -> None:
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                status, _ = get(port, "/api/health")
+            except OSError:
+                status = 0
+            took = (time.perf_counter() - started) * 1000
+            with lock:
+                latencies.append(took)
+                statuses[str(status)] = statuses.get(str(status), 0) + 1
+            if pause:
+                stop.wait(pause)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    print("started", flush=True)
+    stop.wait(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(70)
+    elapsed = time.perf_counter() - began
+    print(
+        json.dumps(
+            {
+                "requests": len(latencies),
+                "seconds": elapsed,
+                "statuses": statuses,
+                "p50_ms": percentile(latencies, 0.5) if latencies else None,
+                "p95_ms": percentile(latencies, 0.95) if latencies else None,
+            }
+        ),
+        flush=True,
+    )
+
+
+def wait_for_health(port: int, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    report: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            status, body = get(port, "/api/health")
+            report = json.loads(body)
+            if status == 200 and report.get("status") == "ok":
+                return report
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.5)  # another process's HTTP endpoint: nothing to await
+    raise RuntimeError(f"health never said ok; last answer: {report}")
+
+
+def one_run(port: int, token: str, args: argparse.Namespace) -> dict:
+    alone = time_ranking(port, token, args.requests)
+    load = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--hammer",
+            str(port),
+            "--clients",
+            str(args.clients),
+            "--pause",
+            str(args.pause),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    PROCESSES.append(load)
+    assert load.stdout is not None
+    load.stdout.readline()  # "started"
+    time.sleep(1.0)  # let the clients fill the server's queue before timing
+    loaded = time_ranking(port, token, args.requests)
+    load.send_signal(signal.SIGTERM)
+    health = json.loads(load.stdout.readline())
+    load.wait(30)
+    PROCESSES.remove(load)
+    return {
+        "alone_p50": percentile(alone, 0.5),
+        "alone_p95": percentile(alone, 0.95),
+        "loaded_p50": percentile(loaded, 0.5),
+        "loaded_p95": percentile(loaded, 0.95),
+        "health_rps": health["requests"] / health["seconds"],
+        "health_p50": health["p50_ms"],
+        "health_p95": health["p95_ms"],
+        "health_statuses": health["statuses"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=200, help="ranking calls per phase")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent health clients")
+    parser.add_argument("--symbols", type=int, default=300, help="coins in the ranking")
+    parser.add_argument(
+        "--pause", type=float, default=0.0, help="seconds each health client waits between calls"
+    )
+    parser.add_argument("--hammer", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=600, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.hammer:
+        hammer(args.hammer, args.clients, args.seconds, args.pause)
+        return
+
+    database = f"cryptosatx_benchhealth_{os.getpid()}"
+    tmp = Path(tempfile.mkdtemp(prefix="cryptosatx-bench-health-"))
+    redis_port, web_port = free_port(), free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "cryptosatx.settings",
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{database}",
+        "CELERY_BROKER_URL": redis_url,
+        "CELERY_RESULT_BACKEND": redis_url,
+        "RATE_BUDGET_REDIS_URL": "",
+        "SECRET_KEY": "bench-only-not-a-secret",
+        "DEBUG": "false",
+        "VAR_DIR": str(tmp / "var"),
+        "LOG_LEVEL": "WARNING",
+        # A live source that is never called: no scan is scheduled and no trade tally refreshed.
+        "MARKET_SOURCE": "binance",
+        "TRADE_TALLY_REFRESH_SECONDS": "0",
+    }
+
+    def terminate(signum, _frame) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    bin_dir = Path(sys.executable).parent
+    pg_admin(f'CREATE DATABASE "{database}"')
+    try:
+        spawn(
+            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""],
+            env,
+            tmp / "redis.log",
+        )
+        manage = [sys.executable, "manage.py"]
+        subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+        seed = SEED.format(symbols=args.symbols)
+        token = subprocess.run(
+            [*manage, "shell", "-c", seed],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()[-1]
+        # As the Procfile: web (gunicorn, 3 workers), the alerts/default worker, beat.
+        spawn(
+            [
+                str(bin_dir / "gunicorn"),
+                "cryptosatx.wsgi",
+                "--bind",
+                f"127.0.0.1:{web_port}",
+                "--workers",
+                "3",
+            ],
+            env,
+            tmp / "web.log",
+        )
+        celery = str(bin_dir / "celery")
+        spawn(
+            [
+                celery,
+                "-A",
+                "cryptosatx",
+                "worker",
+                "-Q",
+                "alerts,default",
+                "-n",
+                "alerts@%h",
+                "--concurrency",
+                "2",
+                "--loglevel",
+                "WARNING",
+            ],
+            env,
+            tmp / "worker.log",
+        )
+        spawn([celery, "-A", "cryptosatx", "beat", "--loglevel", "WARNING"], env, tmp / "beat.log")
+        wait_for_health(web_port, 90)
+
+        runs = []
+        for number in range(1, args.runs + 1):
+            result = one_run(web_port, token, args)
+            runs.append(result)
+            print(
+                f"run {number}: ranking p50 {result['alone_p50']:.1f} ms alone, "
+                f"{result['loaded_p50']:.1f} ms under load; health {result['health_rps']:.0f} "
+                f"req/s, statuses {result['health_statuses']}",
+                flush=True,
+            )
+    finally:
+        stop_all()
+        pg_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+    def median(key: str) -> float:
+        return statistics.median(run[key] for run in runs)
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    print()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), Python "
+        f"{platform.python_version()}; {args.runs} runs, {args.requests} ranking calls per "
+        f"phase, {args.clients} health clients ({args.pause:g} s apart), {args.symbols} coins"
+    )
+    print("| figure (median of runs) | alone | under health load | ratio |")
+    print("|---|---|---|---|")
+    for share in ("p50", "p95"):
+        alone, loaded = median(f"alone_{share}"), median(f"loaded_{share}")
+        print(f"| ranking {share} | {alone:.1f} ms | {loaded:.1f} ms | {loaded / alone:.2f}x |")
+    print(
+        f"| health | | {median('health_rps'):.0f} req/s, p50 {median('health_p50'):.1f} ms, "
+        f"p95 {median('health_p95'):.1f} ms | |"
+    )
+
+
+if __name__ == "__main__":
+    main()
