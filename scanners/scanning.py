@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from celery import chord, group, signature
+from celery import Signature, chord, group, signature
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -366,7 +366,7 @@ def send_batches(run: ScanRun, numbers: Iterable[int]) -> None:
     chord(header)(finish_signature(run))
 
 
-def finish_signature(run: ScanRun):
+def finish_signature(run: ScanRun) -> Signature:
     """The final step of the run, by name: the chord body lives in tracking."""
     return signature(FINISH_TASK, args=(run.pk,), immutable=True)
 

@@ -347,3 +347,13 @@ def celery_worker_command() -> list[str]:
     from tests.processes import CELERY
 
     return [CELERY, "-A", "cryptosatx", "worker", "--pool", "solo", "--loglevel", "INFO"]
+
+
+def test_beat_runs_the_watchdog_every_minute_on_the_default_queue() -> None:
+    from celeryconfig import build_beat_schedule
+
+    entry = build_beat_schedule()["watch-scans"]
+
+    assert entry["task"] == "scanners.watch_scans"
+    assert entry["schedule"] == timedelta(seconds=60)
+    assert product_app.amqp.router.route({}, "scanners.watch_scans")["queue"].name == "default"
