@@ -31,6 +31,8 @@ task_default_queue = "default"
 task_routes = {
     # The chord body of a scan runs beside its batches; exact names come before the globs.
     "tracking.finish_scan": {"queue": "scans"},
+    # The watchdog must not wait behind the batches of the scans it watches.
+    "scanners.watch_scans": {"queue": "default"},
     "scanners.*": {"queue": "scans"},
     "scoring.*": {"queue": "scans"},
     "tracking.*": {"queue": "outcomes"},
@@ -46,16 +48,12 @@ task_time_limit = settings.CELERY_TASK_TIME_LIMIT
 task_soft_time_limit = int(settings.CELERY_TASK_TIME_LIMIT * 0.9)
 
 broker_connection_retry_on_startup = True
-# Redis redelivers an unacknowledged message after this long; it must exceed the longest eta or
-# countdown we use (and the longest task), which is why outcome checks are never parked in the
-# broker for days. CELERY_VISIBILITY_TIMEOUT overrides it (tests kill a worker and need it short).
-VISIBILITY_TIMEOUT = int(getattr(settings, "CELERY_VISIBILITY_TIMEOUT", 3600))
+# Redis redelivers an unacknowledged message after this long; it must exceed the longest task and
+# the longest eta (plus the task run after it), or a message still held would run twice. Workers
+# and beat refuse to start with less (cryptosatx/broker_checks.py). A killed worker's batch does
+# not wait for it: the scan watchdog re-sends it after SCAN_STALE_SECONDS.
+VISIBILITY_TIMEOUT = int(settings.CELERY_VISIBILITY_TIMEOUT)
 broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT}
-if VISIBILITY_TIMEOUT < 600:
-    # Sweep for abandoned messages often enough that a short timeout means a prompt redelivery
-    # (kombu's default sweep runs about every 100 s).
-    broker_transport_options["unacked_restore_interval"] = max(1, VISIBILITY_TIMEOUT // 4)
-    broker_transport_options["unacked_restore_throttle"] = 1
 if broker_url == "memory://":
     # The in-process broker is polled; a short interval keeps `make run` snappy at no real cost.
     broker_transport_options["polling_interval"] = 0.05
@@ -105,6 +103,12 @@ def build_beat_schedule() -> dict[str, dict]:
             "task": "tracking.sweep_outcome_checks",
             "schedule": timedelta(seconds=OUTCOME_SWEEP_SECONDS),
             "options": {"expires": OUTCOME_SWEEP_SECONDS},
+        },
+        # Stalled scans: lost batches or a lost final step re-sent, hopeless runs failed.
+        "watch-scans": {
+            "task": "scanners.watch_scans",
+            "schedule": timedelta(seconds=settings.SCAN_WATCHDOG_SECONDS),
+            "options": {"expires": settings.SCAN_WATCHDOG_SECONDS},
         },
         # The alert outbox: stale SENDING rows → UNCONFIRMED (then the policy), due rows sent
         # (alerts/delivery.py). A lost send-task message delays an alert by at most this long.

@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import beat_init, worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cryptosatx.settings")
 
@@ -19,3 +19,12 @@ def _tune_gc(**_kwargs: object) -> None:
     from cryptosatx.gc_tuning import tune_for_throughput
 
     tune_for_throughput()
+
+
+@worker_init.connect
+@beat_init.connect
+def _check_broker_timing(sender=None, **_kwargs: object) -> None:
+    """A worker or beat with a visibility timeout its tasks outlast does not start."""
+    from cryptosatx.broker_checks import refuse_unsafe_broker_timing
+
+    refuse_unsafe_broker_timing(getattr(sender, "app", None) or app)

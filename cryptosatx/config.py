@@ -209,11 +209,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "CELERY_VISIBILITY_TIMEOUT",
-        3600,
+        900,
         _whole_number(1),
         CORE,
-        "Seconds before Redis redelivers an unacknowledged task (a killed worker's batch); "
-        "must exceed the longest task.",
+        "Seconds before Redis redelivers an unacknowledged task (a killed worker's batch). "
+        "Checked at start-up: at least the longest task time limit, or an outcome check's eta "
+        "lead plus its time limit, plus 60 s (today 660 s).",
     ),
     Setting(
         "MARKET_SOURCE",
@@ -477,6 +478,31 @@ SETTINGS: tuple[Setting, ...] = (
         _whole_number(1, 1000),
         SCANNER,
         "Coins per scan batch (one Celery task each).",
+    ),
+    Setting(
+        "SCAN_STALE_SECONDS",
+        660,
+        _whole_number(1),
+        SCANNER,
+        "A queued or running scan whose progress has not moved for this long is stalled: it no "
+        "longer blocks a new scan of its scanner, and the watchdog takes it over. Checked at "
+        "start-up to exceed the batch time limit (600 s), so a slow batch is never taken for a "
+        "lost one.",
+    ),
+    Setting(
+        "SCAN_WATCHDOG_SECONDS",
+        60,
+        _whole_number(1),
+        SCANNER,
+        "How often beat runs the scan watchdog (`scanners.watch_scans`).",
+    ),
+    Setting(
+        "SCAN_WATCHDOG_MAX_RESENDS",
+        3,
+        _whole_number(1),
+        SCANNER,
+        "Stalls in a row the watchdog rescues (re-sending lost batches or the final step); at "
+        "the next one the run is finished as failed, its unscanned coins recorded with the reason.",
     ),
     Setting(
         "RSI_SCREENER_INTERVAL_HOURS", 4.0, _positive_interval, SCANNER, "RSI screener interval."

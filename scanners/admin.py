@@ -255,7 +255,20 @@ class ScanRunAdmin(ReadOnlyAdmin):
                     "batches_total",
                     "batches_done",
                     "signals_recorded",
+                    "progressed_at",
                 ]
+            },
+        ),
+        (
+            "Watchdog",
+            {
+                "description": "What the scan watchdog did to this run when it stalled.",
+                "fields": [
+                    "watchdog_stalls",
+                    "watchdog_resends",
+                    "watchdog_finishes",
+                    "watchdog_log",
+                ],
             },
         ),
         ("Scope", {"fields": ["watchlist", "requested_by", "symbols"]}),

@@ -310,6 +310,11 @@ class ScanRunSerializer(serializers.ModelSerializer):
             "signals_recorded",
             "watchlist",
             "error",
+            "progressed_at",
+            "watchdog_stalls",
+            "watchdog_resends",
+            "watchdog_finishes",
+            "watchdog_log",
         ]
 
     @extend_schema_field(serializers.FloatField(allow_null=True))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import models
+from django.utils import timezone
 
 TIMEFRAMES: dict[str, timedelta] = {
     "1m": timedelta(minutes=1),
@@ -287,8 +288,32 @@ class ScanRun(models.Model):
     coins_failed = models.PositiveIntegerField(default=0)
     batches_total = models.PositiveIntegerField(default=0)
     batches_done = models.PositiveIntegerField(default=0)
+    batch_size = models.PositiveIntegerField(
+        default=0,
+        help_text="Coins per batch, fixed at creation (0: a run from before it was kept).",
+    )
     signals_recorded = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
+    # Liveness, read by the watchdog (scanners/watchdog.py) and the overlap guard: set at
+    # creation, when a batch starts or is written, and when the watchdog re-sends work.
+    progressed_at = models.DateTimeField(
+        default=timezone.now, help_text="Last time the run moved (created, a batch started or "
+        "was written, the watchdog re-sent its work)."
+    )  # fmt: skip
+    watchdog_stalls = models.PositiveIntegerField(
+        default=0,
+        help_text="Times in a row the watchdog found the run stalled (reset when a batch is "
+        "written); at SCAN_WATCHDOG_MAX_RESENDS the run is finished as failed.",
+    )
+    watchdog_resends = models.PositiveIntegerField(
+        default=0, help_text="Batches the watchdog re-sent, in all."
+    )
+    watchdog_finishes = models.PositiveIntegerField(
+        default=0, help_text="Times the watchdog re-sent the final step (finish_scan)."
+    )
+    watchdog_log = models.TextField(
+        blank=True, default="", help_text="What the watchdog did to this run, one line each."
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -4,6 +4,8 @@ A scan is a `ScanRun` and a chord: `scan_start` picks the coins (the universe by
 a watchlist, or explicit symbols), refuses to overlap a live run of the same scanner, creates the
 run and sends `chord(group(scanners.scan_batch per SCAN_BATCH_SIZE coins), tracking.finish_scan)`.
 Both are sent by name: the chord body lives in the tracking app, which scanners may not import.
+A run is live while its progress (`progressed_at`) moved within SCAN_STALE_SECONDS; a stalled run
+no longer blocks a new one, and the watchdog (scanners/watchdog.py) finishes it.
 
 `scan_batch_run` never raises for its coins: a coin that fails, or a whole batch whose source
 fails, is recorded as `CoinFailure` rows, so the chord always completes. Its rows and the run's
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from celery import chord, group, signature
+from celery import Signature, chord, group, signature
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -225,8 +227,9 @@ def scan_start(
 
     Scope, first that applies: the watchlist, the explicit symbols (validated), else the universe
     (top `coins` or SCAN_UNIVERSE_SIZE). Raises ScanRefused while a run of the same scanner is
-    queued or running and younger than the scanner's interval (older ones are marked failed as
-    stale), and when there is nothing to scan; UnknownSymbols for symbols without a market.
+    queued or running and live (progress within SCAN_STALE_SECONDS; a stalled one is left to the
+    watchdog and blocks nothing), and when there is nothing to scan; UnknownSymbols for symbols
+    without a market.
     """
     if scanner not in ScannerName.values:
         raise ScanRefused(
@@ -271,10 +274,11 @@ def scan_start(
             requested_by_id=requested_by_id,
             coins_total=len(chosen),
             batches_total=math.ceil(len(chosen) / size),
+            batch_size=size,
         )
         lock.last_run = run
         lock.save(update_fields=["last_run"])
-        transaction.on_commit(lambda: _send_chord(run, size))
+        transaction.on_commit(lambda: _send_chord(run))
     logger.info(
         "scan #%d %s started: %d coins in %d batches as of %s",
         run.pk,
@@ -292,34 +296,37 @@ def _schedule_lock(scanner: str) -> ScanSchedule:
     return ScanSchedule.objects.select_for_update().get(scanner=scanner)
 
 
+def stale_window() -> timedelta:
+    """How long a queued or running run may go without progress before it counts as stalled."""
+    return timedelta(seconds=float(settings.SCAN_STALE_SECONDS))
+
+
 def _refuse_overlap(scanner: str) -> None:
-    interval = scanner_interval(scanner)
+    """ScanRefused while a live run of `scanner` exists. A stalled run (no progress for the stale
+    window: a killed worker, a lost chord) blocks nothing: the watchdog takes it over."""
     now = timezone.now()
-    active = ScanRun.objects.filter(
-        scanner=scanner, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
-    ).order_by("created_at")
-    for run in active:
-        age = now - run.created_at
-        if age >= interval:
-            stale = ScanRun.objects.filter(
-                pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
-            ).update(
-                status=RunStatus.FAILED,
-                finished_at=now,
-                error=f"stale: still {run.status} {_age(age)} after it was created, longer "
-                f"than the {scanner} interval ({_age(interval)})",
-            )
-            if stale:
-                logger.warning("scan #%d %s marked failed: stale after %s", run.pk, scanner, age)
-            continue
+    window = stale_window()
+    live = (
+        ScanRun.objects.filter(
+            scanner=scanner,
+            status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
+            progressed_at__gte=now - window,
+        )
+        .order_by("created_at")
+        .first()
+    )
+    if live is not None:
+        created, moved = now - live.created_at, now - live.progressed_at
         raise ScanRefused(
-            f"a {scanner} scan is already {run.status} (run #{run.pk}, created {_age(age)} ago, "
-            f"{run.coins_processed}/{run.coins_total} coins done); a new one is refused until it "
-            f"finishes or is older than the {_age(interval)} interval"
+            f"a {scanner} scan is already {live.status} (run #{live.pk}, created "
+            f"{age_text(created)} ago, {live.coins_processed}/{live.coins_total} coins done, "
+            f"last progress {age_text(moved)} ago); a new one is refused until it finishes or "
+            f"makes no progress for {age_text(window)}"
         )
 
 
-def _age(span: timedelta) -> str:
+def age_text(span: timedelta) -> str:
+    """A span as people read it: 45 s, 12 min, 3.5 h."""
     seconds = int(span.total_seconds())
     if seconds < 120:
         return f"{seconds} s"
@@ -328,15 +335,9 @@ def _age(span: timedelta) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _send_chord(run: ScanRun, size: int) -> None:
-    header = group(
-        signature(BATCH_TASK, args=(run.pk, run.symbols[start : start + size], number))
-        for number, start in enumerate(range(0, len(run.symbols), size))
-    )
-    # Immutable: finish_scan(run_id) reads the batches from the database, not their results.
-    body = signature(FINISH_TASK, args=(run.pk,), immutable=True)
+def _send_chord(run: ScanRun) -> None:
     try:
-        chord(header)(body)
+        send_batches(run, range(run.batches_total))
     except Exception as error:
         ScanRun.objects.filter(pk=run.pk).update(
             status=RunStatus.FAILED,
@@ -344,6 +345,30 @@ def _send_chord(run: ScanRun, size: int) -> None:
             error=f"could not send the scan to the broker: {error}",
         )
         raise
+
+
+def batch_symbols(run: ScanRun, number: int) -> list[str]:
+    """The coins of batch `number` of the run: its slice of `symbols` by the batch size the run
+    was created with, so a re-sent batch holds exactly the coins of the original."""
+    size = run.batch_size or batch_size()
+    return list(run.symbols[number * size : (number + 1) * size])
+
+
+def send_batches(run: ScanRun, numbers: Iterable[int]) -> None:
+    """Send `chord(group(scan_batch of each numbered batch), finish_scan)`. Used to start a run
+    and by the watchdog to re-send a stalled run's unwritten batches: a batch already written
+    writes nothing again, and finish_scan finishes a run once."""
+    header = group(
+        signature(BATCH_TASK, args=(run.pk, batch_symbols(run, number), number))
+        for number in numbers
+    )
+    # Immutable: finish_scan(run_id) reads the batches from the database, not their results.
+    chord(header)(finish_signature(run))
+
+
+def finish_signature(run: ScanRun) -> Signature:
+    """The final step of the run, by name: the chord body lives in tracking."""
+    return signature(FINISH_TASK, args=(run.pk,), immutable=True)
 
 
 # --- one batch ---------------------------------------------------------------------------------
@@ -379,13 +404,16 @@ def scan_batch_run(
     if run is None or run.status in (RunStatus.FINISHED, RunStatus.FAILED):
         logger.info("batch %s of scan #%s skipped: the run is gone or over", number, run_id)
         return BatchReport(run_id, number, False, 0, 0)
-    ScanRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=timezone.now()
-    )
     if ScanBatch.objects.filter(run_id=run_id, number=number).exists():
         logger.info("batch %d of scan #%d was written before (redelivered): nothing to do", number,
                     run_id)  # fmt: skip
         return BatchReport(run_id, number, False, 0, 0)
+    now = timezone.now()
+    ScanRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=now
+    )
+    # A batch starting is progress: the run is alive (the overlap guard and the watchdog read it).
+    ScanRun.objects.filter(pk=run_id).update(progressed_at=now)
     delay = float(getattr(settings, "SCAN_BATCH_TEST_DELAY_SECONDS", 0) or 0)
     if delay:  # test-only: makes a batch slow enough to kill its worker mid-run
         time.sleep(delay)
@@ -476,6 +504,8 @@ def _write_batch(
                 coins_done=F("coins_done") + done,
                 coins_failed=F("coins_failed") + failed,
                 batches_done=F("batches_done") + 1,
+                progressed_at=timezone.now(),
+                watchdog_stalls=0,
             )
     except IntegrityError:
         return BatchReport(run.pk, number, False, 0, 0)

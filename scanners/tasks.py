@@ -9,7 +9,7 @@ from celery import current_app, shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from scanners import scanning, schedules
+from scanners import scanning, schedules, watchdog
 from scanners.market_data.base import show_time
 from scanners.models import RunTrigger
 from scanners.replay_clock import advance_clock
@@ -17,6 +17,9 @@ from scanners.replay_clock import advance_clock
 logger = logging.getLogger(__name__)
 
 OUTCOME_SWEEP_TASK = "tracking.sweep_outcome_checks"
+# A batch of SCAN_BATCH_SIZE coins is killed after this long; SCAN_STALE_SECONDS must exceed it
+# (checked at start-up, cryptosatx/broker_checks.py), so a batch still running is never re-sent.
+BATCH_TIME_LIMIT = 600
 
 
 @shared_task(
@@ -84,13 +87,21 @@ def start_scan(
     autoretry_for=(DatabaseError,),
     retry_backoff=2,
     max_retries=5,
-    soft_time_limit=540,
-    time_limit=600,
+    soft_time_limit=BATCH_TIME_LIMIT - 60,
+    time_limit=BATCH_TIME_LIMIT,
 )
 def scan_batch(run_id: int, symbols: list[str], batch: int = 0) -> dict:
     """Scan one batch of a run's coins and record results and failures; never fails as a whole,
     so the chord always reaches finish_scan."""
     return scanning.scan_batch_run(run_id, symbols, batch).as_dict()
+
+
+@shared_task(name="scanners.watch_scans", ignore_result=True, soft_time_limit=50, time_limit=60)
+def watch_scans() -> dict:
+    """Beat's scan watchdog (every SCAN_WATCHDOG_SECONDS, queue `default` so a backlog of batches
+    on `scans` cannot delay it): re-sends a stalled run's lost batches or final step, fails a run
+    that stalled SCAN_WATCHDOG_MAX_RESENDS times in a row (scanners/watchdog.py)."""
+    return watchdog.scans_watch().as_dict()
 
 
 @shared_task(name="scanners.scheduled_scan", soft_time_limit=240, time_limit=300)

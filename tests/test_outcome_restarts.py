@@ -42,7 +42,6 @@ WORKER_SETTINGS = """
 from tests.settings import *  # noqa: F403
 
 MARKET_SOURCE = "replay"  # and no replay clock: live mode on the wall clock, store-only data
-CELERY_VISIBILITY_TIMEOUT = 30
 OUTCOME_CLAIM_STALE_SECONDS = 3
 OUTCOME_SWEEP_SECONDS = 1
 """

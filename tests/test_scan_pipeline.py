@@ -193,23 +193,6 @@ def test_overlapping_runs_of_the_same_scanner_are_refused() -> None:
 
 
 @pytest.mark.django_db
-def test_a_stale_run_is_marked_failed_and_does_not_block_a_new_one(settings) -> None:
-    symbols = make_coins("AAA")
-    stale = scanning.scan_start("rsi", symbols=symbols, as_of=AS_OF)
-    ScanRun.objects.filter(pk=stale.pk).update(
-        status=RunStatus.RUNNING,
-        created_at=stale.created_at - timedelta(hours=settings.RSI_SCREENER_INTERVAL_HOURS + 1),
-    )
-
-    fresh = scanning.scan_start("rsi", symbols=symbols, as_of=AS_OF)
-
-    stale.refresh_from_db()
-    assert stale.status == RunStatus.FAILED
-    assert stale.error.startswith("stale: still running")
-    assert fresh.status == RunStatus.QUEUED
-
-
-@pytest.mark.django_db
 def test_start_scan_rejects_unknown_symbols_listing_them() -> None:
     make_coins("AAA")
     with pytest.raises(scanning.UnknownSymbols) as caught:

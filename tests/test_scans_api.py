@@ -54,7 +54,12 @@ def test_runs_are_listed_newest_first_with_status_counts_and_duration(api):
     newer = ScanRunFactory(scanner="mss", status=RunStatus.RUNNING, symbols=["BTC/USDT"])
     runs = api.get("/api/scans/").json()["data"]["results"]
     assert [run["id"] for run in runs] == [newer.pk, older.pk]
-    assert runs[1] | {"created_at": None, "started_at": None, "finished_at": None} == {
+    assert runs[1] | {
+        "created_at": None,
+        "started_at": None,
+        "finished_at": None,
+        "progressed_at": None,
+    } == {
         "id": older.pk,
         "scanner": "rsi",
         "status": "finished",
@@ -72,6 +77,11 @@ def test_runs_are_listed_newest_first_with_status_counts_and_duration(api):
         "signals_recorded": 0,
         "watchlist": None,
         "error": "",
+        "progressed_at": None,
+        "watchdog_stalls": 0,
+        "watchdog_resends": 0,
+        "watchdog_finishes": 0,
+        "watchdog_log": "",
     }
     assert runs[0]["duration_seconds"] is None  # still running
 
