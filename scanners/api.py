@@ -53,11 +53,15 @@ from scanners.replay_clock import get_clock, market_now
 from scanners.scanning import ScanRefused, UnknownSymbols, normalize_symbol, scan_start
 from scanners.watchlists import (
     WatchlistError,
+    WatchlistNotFound,
     watchlist_add_coins,
     watchlist_create,
     watchlist_delete,
+    watchlist_find,
+    watchlist_latest_results,
     watchlist_remove_coins,
     watchlist_rename,
+    watchlist_replace_coins,
 )
 
 MAX_CANDLES = 1000
@@ -275,6 +279,56 @@ def own_watchlists(request: Request | None) -> QuerySet[Watchlist]:
     if user is None or not user.is_authenticated:
         return Watchlist.objects.none()
     return Watchlist.objects.filter(owner=user)
+
+
+WATCHLIST_PARAM_HELP = "Only the coins of this watchlist: one of yours, by id or by name."
+
+
+def watchlist_param(request: Request | None, ref: object, *, param: str = "watchlist") -> Watchlist:
+    """The `watchlist` query parameter or body field of every endpoint that takes one: one of the
+    requesting user's watchlists by id or by name (`watchlists.watchlist_find`). An unknown one,
+    or another user's, is a 400 naming the parameter (the same answer, so nobody learns which
+    other users' watchlists exist)."""
+    try:
+        return watchlist_find(owner=getattr(request, "user", None), ref=str(ref))
+    except WatchlistNotFound as error:
+        raise ValidationError({param: [str(error)]}) from None
+
+
+@extend_schema_field({"type": "string", "example": "majors"})
+class WatchlistParamField(serializers.Field):
+    """A serializer field for `watchlist`: an id or a name in, the user's Watchlist out."""
+
+    default_error_messages = {"invalid": "expected a watchlist id or name"}
+
+    def to_internal_value(self, data: object) -> Watchlist:
+        if not isinstance(data, str | int) or isinstance(data, bool):
+            self.fail("invalid")
+        try:
+            return watchlist_find(
+                owner=getattr(self.context.get("request"), "user", None), ref=data
+            )
+        except WatchlistNotFound as error:
+            raise ValidationError(str(error)) from None
+
+    def to_representation(self, value: Watchlist) -> int:
+        return value.pk
+
+
+@extend_schema_field({"type": "string", "example": "majors"})
+class WatchlistParamFilter(filters.CharFilter):
+    """The `watchlist` filter of a FilterSet: keeps the rows whose `field_name` (a symbol) is a
+    coin of the requesting user's watchlist, named by id or by name (`watchlist_param`)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("help_text", WATCHLIST_PARAM_HELP)
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs: QuerySet, value: str) -> QuerySet:
+        if value in (None, ""):
+            return qs
+        watchlist = watchlist_param(getattr(self.parent, "request", None), value)
+        return qs.filter(**{f"{self.field_name}__in": watchlist.coins.values("symbol")})
 
 
 class WatchlistRefSerializer(serializers.Serializer):
@@ -621,6 +675,15 @@ class WatchlistCoinsSerializer(serializers.Serializer):
     )
 
 
+class WatchlistReplaceCoinsSerializer(serializers.Serializer):
+    coins = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        allow_empty=True,
+        max_length=MAX_SCAN_SYMBOLS,
+        help_text=f"The whole new list. {COINS_HELP}",
+    )
+
+
 @contextmanager
 def watchlist_errors() -> Iterator[None]:
     """The watchlist services' refusals as 400s naming the field: `coins` or `name`."""
@@ -659,6 +722,13 @@ def watchlist_errors() -> Iterator[None]:
         request=WatchlistCoinsSerializer,
         responses=WatchlistSerializer,
     ),
+    replace_coins=extend_schema(
+        summary="Replace the coins of a watchlist",
+        description="The watchlist holds exactly these coins afterwards (an empty list empties "
+        "it). Unknown symbols are refused, all listed, and nothing changes. Owner only.",
+        request=WatchlistReplaceCoinsSerializer,
+        responses=WatchlistSerializer,
+    ),
     scan=extend_schema(
         summary="Scan a watchlist",
         description="Starts a run of `scanner` (default all) over the watchlist's coins.",
@@ -672,7 +742,8 @@ class WatchlistViewSet(viewsets.GenericViewSet):
     queryset = Watchlist.objects.none()
     serializer_class = WatchlistSerializer
     filterset_fields = ["name"]
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    # PUT only for `coins` (replace the list): there is no `update`, so PUT on a watchlist is 405.
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Watchlist]:
         return own_watchlists(self.request).prefetch_related("coins").order_by("name", "id")
@@ -729,6 +800,15 @@ class WatchlistViewSet(viewsets.GenericViewSet):
             watchlist_remove_coins(watchlist=watchlist, symbols=params.validated_data["coins"])
         return self._answer(watchlist)
 
+    @action(detail=True, methods=["put"], url_path="coins")
+    def replace_coins(self, request: Request, pk: str | None = None) -> Response:
+        watchlist = self.get_object()
+        params = WatchlistReplaceCoinsSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        with watchlist_errors():
+            watchlist_replace_coins(watchlist=watchlist, symbols=params.validated_data["coins"])
+        return self._answer(watchlist)
+
     @action(detail=True, methods=["post"])
     def scan(self, request: Request, pk: str | None = None) -> Response:
         watchlist = self.get_object()
@@ -740,3 +820,18 @@ class WatchlistViewSet(viewsets.GenericViewSet):
             watchlist_id=watchlist.pk,
             as_of=params.validated_data.get("as_of"),
         )
+
+    @extend_schema(
+        summary="Latest results of a watchlist's coins",
+        description="For each coin of the watchlist and each scanner, its latest result up to "
+        "the market time now, from whichever run scanned it (a scan of this watchlist or of the "
+        "universe); ordered by symbol and scanner. A coin no scanner has seen has no row. "
+        "Owner only: another user's watchlist is a 404.",
+        responses=ScanResultSerializer(many=True),
+    )
+    @scan.mapping.get
+    def latest_results(self, request: Request, pk: str | None = None) -> Response:
+        watchlist = self.get_object()
+        results = watchlist_latest_results(watchlist=watchlist, now=market_now())
+        page = self.paginate_queryset(results)
+        return self.get_paginated_response(ScanResultSerializer(page, many=True).data)
