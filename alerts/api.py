@@ -14,7 +14,8 @@ from rest_framework.response import Response
 from alerts.models import RESENDABLE_STATES, Alert, AlertKind, AlertState, AlertTier
 from alerts.services import alert_resend
 from cryptosatx.api import Conflict
-from scanners.api import WatchlistParamFilter, own_watchlists
+from scanners.api import own_watchlists
+from scanners.watchlist_params import WatchlistParamFilter
 from tracking.api import SinceUntilForm
 
 

@@ -14,7 +14,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from scanners.api import WATCHLIST_PARAM_HELP, watchlist_param
+from scanners.watchlist_params import WATCHLIST_PARAM_HELP, watchlist_param
 from scoring.models import UnifiedRanking
 from scoring.ranking import ranking_latest
 from scoring.services import DIRECTIONS, TIERS

@@ -20,9 +20,9 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from cryptosatx.api import Conflict
-from scanners.api import WATCHLIST_PARAM_HELP, WatchlistParamField
 from scanners.replay_clock import market_now
 from scanners.scanning import UnknownSymbols, normalize_symbol, symbols_validate
+from scanners.watchlist_params import WATCHLIST_PARAM_HELP, WatchlistParamField
 from scoring.models import UnifiedRanking
 from scoring.services import TIERS
 from tracking import analytics
