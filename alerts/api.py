@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from alerts.models import RESENDABLE_STATES, Alert, AlertKind, AlertState, AlertTier
 from alerts.services import alert_resend
 from cryptosatx.api import Conflict
+from scanners.api import own_watchlists
+from scanners.watchlist_params import WatchlistParamFilter
 from tracking.api import SinceUntilForm
 
 
@@ -30,10 +34,15 @@ class AlertFilter(filters.FilterSet):
     until = filters.IsoDateTimeFilter(
         field_name="created_at", lookup_expr="lte", help_text="Written at or before (ISO 8601)."
     )
+    watchlist = WatchlistParamFilter(
+        field_name="signal__symbol",
+        help_text="Only alerts of signals on the coins of this watchlist: one of yours, by id "
+        "or by name (digests and summaries have no coin and are left out).",
+    )
 
     class Meta:
         model = Alert
-        fields = ["tier", "state", "chat", "kind", "since", "until"]
+        fields = ["tier", "state", "chat", "kind", "since", "until", "watchlist"]
         form = SinceUntilForm
 
 
@@ -82,7 +91,8 @@ class AlertSerializer(serializers.ModelSerializer):
         description="The alert outbox, newest first: every alert written for a signal (sent, "
         "waiting, folded into a digest by a cap, or suppressed because its tier is switched "
         "off), digests and summaries. `since`/`until` bound when the alert was written "
-        "(wall time).",
+        "(market time for signal alerts and digests: the replay clock in a replay; wall time "
+        "for the rest). `watchlist` (id or name, yours) keeps the alerts on its coins.",
     ),
     retrieve=extend_schema(summary="One alert"),
 )
@@ -110,3 +120,43 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
                 "can be sent again."
             )
         return Response(self.get_serializer(alert).data)
+
+
+class WatchlistAlertFilter(AlertFilter):
+    """The alert filters, less `watchlist` (the path names it)."""
+
+    watchlist = None
+
+    class Meta(AlertFilter.Meta):
+        fields = ["tier", "state", "chat", "since", "until"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Alerts on a watchlist's coins",
+        description="The alerts of signals on the coins the watchlist holds now, newest first "
+        "(filters as /api/alerts/). Owner only: another user's watchlist is a 404.",
+    )
+)
+class WatchlistAlertViewSet(viewsets.GenericViewSet):
+    """GET /api/watchlists/{id}/alerts, served by the alerts app (scanners does not depend on
+    it); the watchlist is looked up among the requesting user's own."""
+
+    serializer_class = AlertSerializer
+    filterset_class = WatchlistAlertFilter
+
+    def get_queryset(self) -> QuerySet[Alert]:
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no watchlist
+            return Alert.objects.none()
+        watchlist = get_object_or_404(own_watchlists(self.request), pk=self.kwargs["pk"])
+        return (
+            Alert.objects.filter(
+                kind=AlertKind.SIGNAL, signal__symbol__in=watchlist.coins.values("symbol")
+            )
+            .select_related("signal")
+            .order_by("-created_at", "-id")
+        )
+
+    def list(self, request: Request, pk: str | None = None) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)

@@ -1,6 +1,8 @@
-"""Caps on alerts sent one by one, counted in wall time (they protect the user's phone, so a
-replay's market time does not enter): MAX_ALERTS_PER_HOUR across tiers in the last hour, and
-TIER_1_MAX_PER_DAY / TIER_2_MAX_PER_DAY per tier in the last 24 hours.
+"""Caps on alerts sent one by one, counted in market time (`created_at`, which
+services.alerts_for_signal sets to `market_now()`: the replay clock in a replay, else the wall
+clock): MAX_ALERTS_PER_HOUR across tiers in the last hour, and TIER_1_MAX_PER_DAY /
+TIER_2_MAX_PER_DAY per tier in the last 24 hours. A replay that runs a market day in minutes
+therefore sends what a live day would, not one hour's worth.
 
 A row counts while it is or may be on its way to the phone: SENT, PENDING, SENDING, RETRYING and
 UNCONFIRMED (it may have arrived). Digests, summaries and reports do not count: the caps limit
@@ -10,7 +12,9 @@ When a cap is hit nothing is dropped. The higher tier wins: with the hour full, 
 the slot of the lowest-tier alert of the hour still waiting (PENDING, a lower tier than its own),
 which is folded into the digest instead; otherwise the new alert is folded. A folded row gets
 state DIGESTED and points to the chat's open digest (a PENDING digest row, sent when the oldest
-alert of the hour leaves the window, at most an hour later), whose text is rendered again.
+alert of the hour leaves the window, at most an hour of market time later: its `next_attempt_at`
+is in market time, which the outbox compares with `market_now()`), whose text is rendered again.
+At the end of a replay `services.digests_flush` makes the open digest due at once.
 
 Callers hold the chat's `AlertChat` row lock (see services.alerts_for_signal).
 """

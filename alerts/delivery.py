@@ -136,13 +136,18 @@ class TelegramLimiter:
 # --- claiming -----------------------------------------------------------------------------------
 
 
-def _heads(live: list[Alert], now: datetime) -> tuple[list[Alert], list[datetime]]:
+def _heads(
+    live: list[Alert], now: datetime, market: datetime | None = None
+) -> tuple[list[Alert], list[datetime]]:
     """Per (channel, chat), walking live rows in creation order: the row to send now, if any, and
     when a waiting chat falls due.
 
-    A SENDING row, or a RETRYING one not yet due, blocks its chat (so order holds). A PENDING row
-    with a future `next_attempt_at` (an open digest) is passed over without blocking.
+    A SENDING row, or a RETRYING one not yet due (`next_attempt_at` in wall time, against `now`),
+    blocks its chat (so order holds). A PENDING row with a `next_attempt_at` is an open digest,
+    held until that moment of MARKET time (`market`, default `now`: the caps count in market
+    time, services.alerts_for_signal); it is passed over without blocking.
     """
+    market = now if market is None else market
     by_chat: dict[tuple[str, str], list[Alert]] = {}
     for alert in live:
         by_chat.setdefault((alert.channel, str(alert.chat_id)), []).append(alert)
@@ -152,14 +157,25 @@ def _heads(live: list[Alert], now: datetime) -> tuple[list[Alert], list[datetime
         for alert in rows:
             if alert.state == AlertState.SENDING:
                 break
-            if alert.next_attempt_at is None or alert.next_attempt_at <= now:
+            held = alert.state == AlertState.PENDING
+            if alert.next_attempt_at is None or alert.next_attempt_at <= (market if held else now):
                 ready.append(alert)
                 break
-            waits.append(alert.next_attempt_at)
+            # An open digest's wait, told in wall time: as long as the market takes at 1:1.
+            waits.append(now + (alert.next_attempt_at - market) if held else alert.next_attempt_at)
             if alert.state == AlertState.RETRYING:
                 break
     ready.sort(key=lambda a: (a.created_at, a.pk))
     return ready, waits
+
+
+def _market_now(now: datetime) -> datetime:
+    """Market time for comparing open digests: the replay clock in a replay, else `now`."""
+    if settings.MARKET_SOURCE == "replay":
+        from scanners.replay_clock import market_now
+
+        return market_now()
+    return now
 
 
 def _live() -> Any:
@@ -178,7 +194,7 @@ def outbox_claim(*, now: datetime | None = None, limit: int = 30) -> list[Alert]
     now = now or timezone.now()
     claimed: list[Alert] = []
     with transaction.atomic():
-        ready, _ = _heads(list(_live().select_for_update()), now)
+        ready, _ = _heads(list(_live().select_for_update()), now, _market_now(now))
         for head in ready[:limit]:
             taken = Alert.objects.filter(pk=head.pk, state=head.state).update(
                 state=AlertState.SENDING, claimed_at=now, attempts=F("attempts") + 1
@@ -194,7 +210,7 @@ def outbox_claim(*, now: datetime | None = None, limit: int = 30) -> list[Alert]
 def next_due_at() -> datetime | None:
     """When the earliest waiting chat head falls due (None: nothing is waiting)."""
     now = timezone.now()
-    ready, waits = _heads(list(_live()), now)
+    ready, waits = _heads(list(_live()), now, _market_now(now))
     if ready:
         return now
     return min(waits) if waits else None
@@ -477,5 +493,5 @@ def outbox_send_due(
 def outbox_has_due(*, now: datetime | None = None) -> bool:
     """Whether some chat has a row to send right now."""
     now = now or timezone.now()
-    ready, _ = _heads(list(_live()), now)
+    ready, _ = _heads(list(_live()), now, _market_now(now))
     return bool(ready)

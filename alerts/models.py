@@ -74,7 +74,10 @@ class Alert(models.Model):
     next_attempt_at = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="Wall time a RETRYING row (or an open digest, PENDING) is due; empty: now.",
+        help_text=(
+            "When a RETRYING row is due (wall time) or an open digest, PENDING, is due (market "
+            "time); empty: now."
+        ),
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -88,7 +91,9 @@ class Alert(models.Model):
         related_name="folded",
         help_text="The digest this alert was folded into by a cap.",
     )
-    # Wall time (caps count in it); a default rather than auto_now_add so tests can place rows.
+    # Signal alerts and digests: market time (the replay clock in a replay, else the wall clock;
+    # caps count in it). Other rows: wall time. A default rather than auto_now_add so tests can
+    # place rows.
     created_at = models.DateTimeField(default=timezone.now)
     # Summaries and reports (alerts/summaries.py): the first day of the period they cover.
     period = models.DateField(

@@ -14,7 +14,7 @@ from html import escape
 from django.conf import settings
 
 from alerts.models import AlertTier
-from alerts.rules import SignalContext
+from alerts.rules import SignalContext, own_context
 
 MAX_MESSAGE_CHARS = 4096
 MAX_REASONS = 3
@@ -149,16 +149,22 @@ def render_signal_alert(signal, tier: int, context: SignalContext) -> str:
     return _fit(blocks)
 
 
+def own_value(signal) -> str:
+    """The value the signal's scanner measured, as the single alert shows it ("RSI(14) 17.7",
+    never the 0–100 component score 82.3 the RSI maps to), unescaped."""
+    return headline_score(signal, own_context(signal))
+
+
 def digest_line(alert) -> str:
-    """One folded alert in a digest: tier mark, symbol, direction, type, score, link."""
+    """One folded alert in a digest: tier mark, symbol, direction, type, its scanner's own value,
+    link."""
     signal = alert.signal
     mark = TIER_MARKS.get(alert.tier, f"T{alert.tier}")
     if signal is None:
         return f"{mark} {e(alert.get_kind_display())}"
-    score = f" {number(signal.scanner_score)}" if signal.scanner_score is not None else ""
     return (
         f'{mark} <a href="{e(signal_url(signal.pk))}">{e(signal.symbol)}</a> '
-        f"{e(signal.direction)} · {e(signal_type(signal))}{e(score)}"
+        f"{e(signal.direction)} · {e(signal_type(signal))} {e(own_value(signal))}"
     )
 
 

@@ -1,18 +1,21 @@
-"""The alert tier of a signal (the original plan's tiers; issue 6, "Tiers").
+"""The alert tier of a signal (docs/SCORING.md, "Alert tiers"; the SHORT side mirrors the LONG).
 
-TIER 1 (urgent): MSS ≥ 90, accumulation ≥ 9, or RSI < 20 together with accumulation ≥ 7; or a
-unified TIER_1.
-TIER 2 (high): MSS 75–89, accumulation 7–8, distribution ≥ 7, RSI < 25; or a unified TIER_2.
-TIER 3 (medium): MSS 60–74, accumulation 5–6, RSI < 30 (by default listed in the daily summary
-only, TELEGRAM_TIER_3_ENABLED).
-Anything else: no alert (None).
+| tier | LONG | SHORT |
+|---|---|---|
+| TIER 1 (urgent) | MSS ≥ 90; accumulation ≥ 9; RSI < 20 with accumulation ≥ 7 | distribution ≥ 9;
+  RSI > 80 with distribution ≥ 7 |
+| TIER 2 (high) | MSS 75–89; accumulation 7–8; RSI < 25 | distribution 7–8; RSI > 75 |
+| TIER 3 (medium) | MSS 60–74; accumulation 5–6; RSI < 30 | distribution 5–6; RSI > 70 |
 
-The thresholds below are the original plan's, kept as named constants here: they define what
-"urgent" means to the phone, not what a scanner says (the scanners' own thresholds are settings).
+A unified TIER_1 / TIER_2 in the signal's direction is that tier on either side. TIER 3 is by
+default listed in the daily summary only (TELEGRAM_TIER_3_ENABLED). With ALERT_SHORT_SIGNALS off a
+SHORT signal has no tier (no alert, not even a suppressed row). Anything else: no alert (None).
+
+The thresholds below are the contract's, kept as named constants here: they define what "urgent"
+means to the phone, not what a scanner says (the scanners' own thresholds are settings).
 
 Direction: MSS, accumulation and oversold RSI are LONG evidence and tier LONG signals only;
-distribution is SHORT evidence and tiers SHORT signals only. The plan names "distribution 7–8"
-for TIER 2 and no distribution rule for TIER 1, so distribution 9–10 is TIER 2 as well.
+distribution and overbought RSI are SHORT evidence and tier SHORT signals only.
 
 Scores come from the signal itself and from the other scanners' results for the same coin in the
 same scan run (`ScanResult`), so "RSI < 20 together with accumulation ≥ 7" works when a run of
@@ -38,12 +41,20 @@ TIER_1_RSI_WITH_ACCUMULATION = 7.0
 
 TIER_2_MSS = 75.0
 TIER_2_ACCUMULATION = 7.0
-TIER_2_DISTRIBUTION = 7.0
 TIER_2_RSI_BELOW = 25.0
 
 TIER_3_MSS = 60.0
 TIER_3_ACCUMULATION = 5.0
 TIER_3_RSI_BELOW = 30.0
+
+# The SHORT side, the mirror of the LONG one (SCORING.md, added 2026-12-02).
+TIER_1_DISTRIBUTION = 9.0
+TIER_1_RSI_ABOVE = 80.0  # together with distribution ≥ TIER_1_RSI_WITH_DISTRIBUTION
+TIER_1_RSI_WITH_DISTRIBUTION = 7.0
+TIER_2_DISTRIBUTION = 7.0
+TIER_2_RSI_ABOVE = 75.0
+TIER_3_DISTRIBUTION = 5.0
+TIER_3_RSI_ABOVE = 70.0
 
 UNIFIED_TIERS = {"TIER_1": AlertTier.TIER_1, "TIER_2": AlertTier.TIER_2}
 
@@ -120,14 +131,29 @@ def signal_context(signal) -> SignalContext:
     )
 
 
+def own_context(signal) -> SignalContext:
+    """The context of a signal from its own row only (no query): the values its scanner measured,
+    for lists (digests, summaries) that show each signal's own value."""
+    unified_score = signal.unified_score
+    if signal.scanner == "unified" and unified_score is None:
+        unified_score = signal.scanner_score
+    return SignalContext(
+        scores=scanner_scores(signal.scanner, signal.scores or {}, signal.completeness),
+        unified_tier=(signal.tier or None) if signal.scanner == "unified" else None,
+        unified_score=unified_score if signal.scanner == "unified" else None,
+        confidence=signal.confidence,
+    )
+
+
 def tier_for(direction: str, scores: Mapping[str, float], unified_tier: str | None = None):
-    """The alert tier (AlertTier) of a signal in `direction` with these scores; None: no alert."""
+    """The alert tier (AlertTier) of a signal in `direction` with these scores; None: no alert
+    (also for any SHORT signal while ALERT_SHORT_SIGNALS is off)."""
     mss = scores.get("mss")
     accumulation = scores.get("accumulation")
     distribution = scores.get("distribution")
     rsi = scores.get("rsi")
-    long = direction == LONG
-    short = direction == SHORT
+    if direction == SHORT and not settings.ALERT_SHORT_SIGNALS:
+        return None
 
     def at_least(value: float | None, threshold: float) -> bool:
         return value is not None and value >= threshold
@@ -135,10 +161,11 @@ def tier_for(direction: str, scores: Mapping[str, float], unified_tier: str | No
     def below(value: float | None, threshold: float) -> bool:
         return value is not None and value < threshold
 
-    unified = UNIFIED_TIERS.get(unified_tier or "")
-    if unified == AlertTier.TIER_1 or (
-        long
-        and (
+    def above(value: float | None, threshold: float) -> bool:
+        return value is not None and value > threshold
+
+    if direction == LONG:
+        tier_1 = (
             at_least(mss, TIER_1_MSS)
             or at_least(accumulation, TIER_1_ACCUMULATION)
             or (
@@ -146,26 +173,31 @@ def tier_for(direction: str, scores: Mapping[str, float], unified_tier: str | No
                 and at_least(accumulation, TIER_1_RSI_WITH_ACCUMULATION)
             )
         )
-    ):
-        return AlertTier.TIER_1
-    if (
-        unified == AlertTier.TIER_2
-        or (
-            long
-            and (
-                at_least(mss, TIER_2_MSS)
-                or at_least(accumulation, TIER_2_ACCUMULATION)
-                or below(rsi, TIER_2_RSI_BELOW)
-            )
+        tier_2 = (
+            at_least(mss, TIER_2_MSS)
+            or at_least(accumulation, TIER_2_ACCUMULATION)
+            or below(rsi, TIER_2_RSI_BELOW)
         )
-        or (short and at_least(distribution, TIER_2_DISTRIBUTION))
-    ):
+        tier_3 = (
+            at_least(mss, TIER_3_MSS)
+            or at_least(accumulation, TIER_3_ACCUMULATION)
+            or below(rsi, TIER_3_RSI_BELOW)
+        )
+    elif direction == SHORT:
+        tier_1 = at_least(distribution, TIER_1_DISTRIBUTION) or (
+            above(rsi, TIER_1_RSI_ABOVE) and at_least(distribution, TIER_1_RSI_WITH_DISTRIBUTION)
+        )
+        tier_2 = at_least(distribution, TIER_2_DISTRIBUTION) or above(rsi, TIER_2_RSI_ABOVE)
+        tier_3 = at_least(distribution, TIER_3_DISTRIBUTION) or above(rsi, TIER_3_RSI_ABOVE)
+    else:
+        tier_1 = tier_2 = tier_3 = False
+
+    unified = UNIFIED_TIERS.get(unified_tier or "")
+    if unified == AlertTier.TIER_1 or tier_1:
+        return AlertTier.TIER_1
+    if unified == AlertTier.TIER_2 or tier_2:
         return AlertTier.TIER_2
-    if long and (
-        at_least(mss, TIER_3_MSS)
-        or at_least(accumulation, TIER_3_ACCUMULATION)
-        or below(rsi, TIER_3_RSI_BELOW)
-    ):
+    if tier_3:
         return AlertTier.TIER_3
     return None
 

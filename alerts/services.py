@@ -28,6 +28,7 @@ from alerts.models import (
 )
 from alerts.rendering import render_signal_alert
 from alerts.rules import signal_context, signal_tier
+from scanners.replay_clock import market_now
 
 logger = logging.getLogger(__name__)
 
@@ -98,14 +99,20 @@ def already_alerted(signal, tier: int, channel: str, chat_id: str) -> Alert | No
 def alerts_for_signal(signal, *, now: datetime | None = None) -> list[Alert]:
     """Write the alert of a just-recorded signal (in its transaction): none when it has no alert
     tier or the coin was just alerted; SUPPRESSED when its tier is switched off or muted; else
-    PENDING, or
-    DIGESTED when a cap holds it back. Idempotent: a second call returns the existing row."""
+    PENDING, or DIGESTED when a cap holds it back. Idempotent: a second call returns the existing
+    row.
+
+    `now` (default `market_now()`: the replay clock in a replay, else the wall clock) is the
+    alert's `created_at` and the moment the caps count back from, so a replay's caps and digests
+    follow market time. A `/mute` is in wall time (the person muted for real hours)."""
     context = signal_context(signal)
     tier = signal_tier(signal, context)
     if tier is None:
         return []
     tier = AlertTier(tier)
-    now = now or timezone.now()
+    now = now or market_now()
+    # Outside a replay market time is the wall time; in one, a mute still counts real hours.
+    wall_now = timezone.now() if settings.MARKET_SOURCE == "replay" else now
     channel, chat_id = alert_destination()
     with transaction.atomic():
         chat_lock(channel, chat_id)
@@ -139,7 +146,7 @@ def alerts_for_signal(signal, *, now: datetime | None = None) -> list[Alert]:
         )
         try:
             with transaction.atomic():  # a savepoint: a lost race must not poison the caller
-                if tier_enabled(tier) and not tier_muted(tier, now):
+                if tier_enabled(tier) and not tier_muted(tier, wall_now):
                     caps.alert_admit(alert, now)
                 else:
                     alert.state = AlertState.SUPPRESSED
@@ -189,3 +196,21 @@ def alert_resend(alert: Alert) -> bool:
         alert.refresh_from_db()
         logger.info("alert #%s queued to be sent again", alert.pk)
     return bool(updated)
+
+
+def digests_flush() -> list[int]:
+    """Make every open digest (PENDING, held until its hour of market time ends) due now and
+    nudge the sender: for the end of a replay, whose market hour may never end. Returns the ids.
+    The digests stay rows of the outbox: sent, or retried, like any alert."""
+    with transaction.atomic():
+        ids = list(
+            Alert.objects.select_for_update()
+            .filter(kind=AlertKind.DIGEST, state=AlertState.PENDING, next_attempt_at__isnull=False)
+            .values_list("pk", flat=True)
+        )
+        if ids:
+            Alert.objects.filter(pk__in=ids).update(next_attempt_at=None)
+            send_soon()
+    if ids:
+        logger.info("open digest(s) %s due now", ids)
+    return ids

@@ -46,6 +46,7 @@ from alerts.rendering import (
     _fit,
     e,
     number,
+    own_value,
     signal_url,
 )
 from alerts.services import alert_destination, send_soon
@@ -232,6 +233,7 @@ def summary_data(period: Period) -> dict[str, Any]:
             "direction": alert.signal.direction,
             "scanner": alert.signal.scanner,
             "score": alert.signal.scanner_score,
+            "value": own_value(alert.signal),  # what its scanner measured, as the alert shows
             "as_of": alert.signal.as_of,
         }
         for alert in alerts.filter(state=AlertState.SUPPRESSED)
@@ -376,8 +378,7 @@ def summary_text(data: dict[str, Any]) -> str:
         lines = [
             f'{TIER_MARKS.get(row["tier"], "")} <a href="{e(signal_url(row["signal_id"]))}">'
             f"{e(row['symbol'])}</a> {e(row['direction'])} · "
-            f"{e(SIGNAL_TYPES.get(row['scanner'], row['scanner']))}"
-            + (f" {e(number(row['score']))}" if row["score"] is not None else "")
+            f"{e(SIGNAL_TYPES.get(row['scanner'], row['scanner']))} {e(row['value'])}"
             for row in held[:MAX_HELD_BACK]
         ]
         if len(held) > MAX_HELD_BACK:
@@ -402,14 +403,24 @@ def monthly_report_text(data: dict[str, Any]) -> str:
 # --- sending ------------------------------------------------------------------------------------
 
 
-def summary_send(period: Period) -> tuple[Alert, bool]:
+def scanned_by(period: Period) -> bool:
+    """Whether the product had scanned by the period's end: a period that ends before the first
+    scan run (by market time) has nothing to report, so it gets no summary at all."""
+    return ScanRun.objects.filter(as_of__lte=period.end).exists()
+
+
+def summary_send(period: Period) -> tuple[Alert | None, bool]:
     """The period's summary in the outbox for the alert destination: (row, created). Once per
-    (kind, channel, chat, period): a second call returns the existing row and queues nothing."""
+    (kind, channel, chat, period): a second call returns the existing row and queues nothing.
+    (None, False) for a period that ends before the first scan (`scanned_by`)."""
     channel, chat_id = alert_destination()
     key = {"kind": period.kind, "channel": channel, "chat_id": chat_id, "period": period.first_day}
     existing = Alert.objects.filter(**key).first()
     if existing is not None:
         return existing, False
+    if not scanned_by(period):
+        logger.info("no %s for %s: it ends before the first scan", period.kind, period.first_day)
+        return None, False
     text = summary_text(summary_data(period))
     try:
         with transaction.atomic():
@@ -423,7 +434,7 @@ def summary_send(period: Period) -> tuple[Alert, bool]:
     return alert, True
 
 
-def summary_send_due(kind: str, *, now: datetime | None = None) -> tuple[Alert, bool]:
+def summary_send_due(kind: str, *, now: datetime | None = None) -> tuple[Alert | None, bool]:
     """Beat's crontab: the last complete period (yesterday / last week / last month)."""
     return summary_send(last_complete_period(kind, now))
 
@@ -443,6 +454,6 @@ def replay_summaries_due() -> list[Alert]:
         if period.send_at <= clock.start:
             continue  # due before the replay began: its data was never scanned
         alert, new = summary_send(period)
-        if new:
+        if new and alert is not None:
             created.append(alert)
     return created

@@ -25,7 +25,12 @@ def _send(kind: str, day: str | None) -> dict:
     else:
         period = summaries.last_complete_period(kind)
     alert, created = summaries.summary_send(period)
-    return {"alert": alert.pk, "created": created, "period": period.first_day.isoformat()}
+    # alert None: the period ends before the first scan, so there is nothing to report.
+    return {
+        "alert": alert.pk if alert is not None else None,
+        "created": created,
+        "period": period.first_day.isoformat(),
+    }
 
 
 # All are safe to run twice: one row per (kind, chat, period), enforced by a unique constraint.

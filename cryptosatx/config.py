@@ -389,6 +389,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Send TIER 3 alerts one by one (by default they appear only in the daily summary).",
     ),
     Setting(
+        "ALERT_SHORT_SIGNALS",
+        True,
+        _boolean,
+        ALERTS,
+        "Alert SHORT signals (distribution, overbought RSI); off: only LONG signals alert.",
+    ),
+    Setting(
         "MAX_ALERTS_PER_HOUR",
         10,
         _whole_number(1),
@@ -414,10 +421,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "SITE_URL",
-        "http://127.0.0.1:8000",
+        None,
         _http_url,
         ALERTS,
-        "Public address of the web UI, for links in alerts.",
+        "Public address of the web UI, for links in alerts; unset: "
+        "`http://RUN_HOST:RUN_PORT` (0.0.0.0 shown as 127.0.0.1).",
     ),
     # --- replay / embedded ------------------------------------------------------------------------
     Setting("RUN_HOST", "127.0.0.1", _text, REPLAY, "Address `make run` serves on."),
@@ -640,10 +648,25 @@ def _check_consistency(config: dict[str, Any]) -> None:
             f"(got {config['TIER_1_MIN_SCORE']}, {config['TIER_2_MIN_SCORE']}, "
             f"{config['TIER_3_MIN_SCORE']})"
         )
+    if config["SITE_URL"] is None:
+        config["SITE_URL"] = served_url(config["RUN_HOST"], config["RUN_PORT"])
     if config["DEBUG"] is None:
         # The embedded default is a local, single-user product; a deployment with its own
         # database is a server and gets production defaults.
         config["DEBUG"] = not config["DATABASE_URL"]
+
+
+def served_url(host: str, port: int) -> str:
+    """The address `make run` answers on, as a link: a wildcard bind address (0.0.0.0, ::) is
+    reached on the loopback address, an IPv6 address goes in brackets."""
+    host = host.strip() or "127.0.0.1"
+    if host == "0.0.0.0":  # noqa: S104 - reading the bind address, not binding
+        host = "127.0.0.1"
+    elif host in ("::", "[::]"):
+        host = "[::1]"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def settings_table_markdown() -> str:

@@ -4,8 +4,10 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import APIRootView
 
+from alerts import urls as alerts_urls
 from cryptosatx import health
 from scanners import urls as scanners_urls
+from tracking import performance_urls
 from tracking import urls as tracking_urls
 
 # Django's own errors: JSON in the error envelope under /api/, Django's HTML pages elsewhere.
@@ -18,12 +20,18 @@ admin.site.site_header = "CryptoSatX"
 admin.site.site_title = "CryptoSatX admin"
 admin.site.index_title = "Markets, scans and signals"
 
-# The API root lists every collection of every app: {path: url name}.
-API_ROOT = {
-    prefix: f"{basename}-list"
-    for module in (scanners_urls, tracking_urls)
-    for prefix, _viewset, basename in module.router.registry
-} | {"scan/unified-ranking": "unified-ranking"}
+# The API root lists every resource reachable without an id: {path: url name}. Every app's router
+# collections, the unified ranking, every /api/performance/ endpoint, health and the schema.
+API_ROOT = (
+    {
+        prefix: f"{basename}-list"
+        for module in (scanners_urls, tracking_urls, alerts_urls)
+        for prefix, _viewset, basename in module.router.registry
+    }
+    | {"scan/unified-ranking": "unified-ranking"}
+    | {f"performance/{pattern.pattern}": pattern.name for pattern in performance_urls.urlpatterns}
+    | {"health": "health", "schema": "schema", "docs": "swagger-ui"}
+)
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),

@@ -56,8 +56,10 @@ from scanners.watchlists import (
     watchlist_add_coins,
     watchlist_create,
     watchlist_delete,
+    watchlist_latest_results,
     watchlist_remove_coins,
     watchlist_rename,
+    watchlist_replace_coins,
 )
 
 MAX_CANDLES = 1000
@@ -626,6 +628,15 @@ class WatchlistCoinsSerializer(BodySerializer):
     )
 
 
+class WatchlistReplaceCoinsSerializer(serializers.Serializer):
+    coins = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        allow_empty=True,
+        max_length=MAX_SCAN_SYMBOLS,
+        help_text=f"The whole new list. {COINS_HELP}",
+    )
+
+
 @contextmanager
 def watchlist_errors() -> Iterator[None]:
     """The watchlist services' refusals as 400s naming the field: `coins` or `name`."""
@@ -664,6 +675,13 @@ def watchlist_errors() -> Iterator[None]:
         request=WatchlistCoinsSerializer,
         responses=WatchlistSerializer,
     ),
+    replace_coins=extend_schema(
+        summary="Replace the coins of a watchlist",
+        description="The watchlist holds exactly these coins afterwards (an empty list empties "
+        "it). Unknown symbols are refused, all listed, and nothing changes. Owner only.",
+        request=WatchlistReplaceCoinsSerializer,
+        responses=WatchlistSerializer,
+    ),
     scan=extend_schema(
         summary="Scan a watchlist",
         description="Starts a run of `scanner` (default all) over the watchlist's coins.",
@@ -677,7 +695,8 @@ class WatchlistViewSet(viewsets.GenericViewSet):
     queryset = Watchlist.objects.none()
     serializer_class = WatchlistSerializer
     filterset_fields = ["name"]
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    # PUT only for `coins` (replace the list): there is no `update`, so PUT on a watchlist is 405.
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Watchlist]:
         return own_watchlists(self.request).prefetch_related("coins").order_by("name", "id")
@@ -734,6 +753,15 @@ class WatchlistViewSet(viewsets.GenericViewSet):
             watchlist_remove_coins(watchlist=watchlist, symbols=params.validated_data["coins"])
         return self._answer(watchlist)
 
+    @action(detail=True, methods=["put"], url_path="coins")
+    def replace_coins(self, request: Request, pk: str | None = None) -> Response:
+        watchlist = self.get_object()
+        params = WatchlistReplaceCoinsSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        with watchlist_errors():
+            watchlist_replace_coins(watchlist=watchlist, symbols=params.validated_data["coins"])
+        return self._answer(watchlist)
+
     @action(detail=True, methods=["post"])
     def scan(self, request: Request, pk: str | None = None) -> Response:
         watchlist = self.get_object()
@@ -745,3 +773,18 @@ class WatchlistViewSet(viewsets.GenericViewSet):
             watchlist_id=watchlist.pk,
             as_of=params.validated_data.get("as_of"),
         )
+
+    @extend_schema(
+        summary="Latest results of a watchlist's coins",
+        description="For each coin of the watchlist and each scanner, its latest result up to "
+        "the market time now, from whichever run scanned it (a scan of this watchlist or of the "
+        "universe); ordered by symbol and scanner. A coin no scanner has seen has no row. "
+        "Owner only: another user's watchlist is a 404.",
+        responses=ScanResultSerializer(many=True),
+    )
+    @scan.mapping.get
+    def latest_results(self, request: Request, pk: str | None = None) -> Response:
+        watchlist = self.get_object()
+        results = watchlist_latest_results(watchlist=watchlist, now=market_now())
+        page = self.paginate_queryset(results)
+        return self.get_paginated_response(ScanResultSerializer(page, many=True).data)

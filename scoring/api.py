@@ -14,7 +14,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from scanners.api import own_watchlists
+from scanners.watchlist_params import WATCHLIST_PARAM_HELP, watchlist_param
 from scoring.models import UnifiedRanking
 from scoring.ranking import ranking_latest
 from scoring.services import DIRECTIONS, TIERS
@@ -30,11 +30,8 @@ class RankingFilter(filters.FilterSet):
     min_score = filters.NumberFilter(
         min_value=0, max_value=100, help_text="Only unified scores at least this (0–100)."
     )
-    watchlist = extend_schema_field(OpenApiTypes.INT)(
-        filters.ModelChoiceFilter(
-            queryset=own_watchlists,
-            help_text="Only the coins of this watchlist (one of your own, by id).",
-        )
+    watchlist = extend_schema_field(OpenApiTypes.STR)(
+        filters.CharFilter(help_text=WATCHLIST_PARAM_HELP)
     )
 
     class Meta:
@@ -43,7 +40,9 @@ class RankingFilter(filters.FilterSet):
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet[UnifiedRanking]:
         params = self.form.cleaned_data
-        watchlist = params.get("watchlist")
+        watchlist = (
+            watchlist_param(self.request, params["watchlist"]) if params.get("watchlist") else None
+        )
         selected: dict = {
             "tier": params.get("tier") or None,
             "direction": params.get("direction") or None,

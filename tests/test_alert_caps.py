@@ -1,5 +1,6 @@
-"""Caps: MAX_ALERTS_PER_HOUR across tiers, TIER_1/TIER_2_MAX_PER_DAY per tier, in wall time. The
-higher tier wins, the rest fold into a digest, and nothing is ever lost."""
+"""Caps: MAX_ALERTS_PER_HOUR across tiers, TIER_1/TIER_2_MAX_PER_DAY per tier, in market time (the
+replay clock in a replay, else the wall clock). The higher tier wins, the rest fold into a digest,
+and nothing is ever lost."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from alerts import delivery
 from alerts.models import Alert, AlertKind, AlertState
-from alerts.services import alerts_for_signal
+from alerts.services import alerts_for_signal, digests_flush
+from scanners.models import ReplayClock
+from scanners.replay_clock import CLOCK_PK
 from tests.factories import SignalAlertFactory, SignalFactory
 
 pytestmark = pytest.mark.django_db
@@ -16,6 +20,7 @@ pytestmark = pytest.mark.django_db
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 UNIFIED_TIER = {1: "TIER_1", 2: "TIER_2"}
 TIER_3_SCORES = {"rsi": 28.0}  # RSI < 30: TIER 3
+HOUR_STEP = timedelta(hours=1)
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +67,7 @@ def test_the_hourly_cap_folds_the_rest_into_one_digest_and_loses_nothing() -> No
     assert Alert.objects.filter(kind=AlertKind.SIGNAL).count() == 5  # every alert is a row
 
 
-def test_the_hour_is_a_sliding_window_of_wall_time() -> None:
+def test_the_hour_is_a_sliding_window() -> None:
     for n in range(3):
         alert(2, n, minutes=0)
     assert alert(2, 3, minutes=59).state == AlertState.DIGESTED
@@ -146,3 +151,68 @@ def test_caps_are_counted_per_chat(settings) -> None:
     telegram = alert(2, 1)
     assert (telegram.channel, telegram.chat_id, telegram.state) == ("telegram", "42", "pending")
     assert alert(2, 2).state == AlertState.DIGESTED
+
+
+@pytest.fixture
+def replay_clock(settings) -> ReplayClock:
+    """A replay standing at NOW in market time, long before the wall clock's today."""
+    settings.MARKET_SOURCE = "replay"
+    return ReplayClock.objects.create(
+        pk=CLOCK_PK, market_time=NOW, start=NOW, end=NOW + timedelta(days=30), step=HOUR_STEP
+    )
+
+
+def move(clock: ReplayClock, minutes: float) -> None:
+    clock.market_time = NOW + timedelta(minutes=minutes)
+    clock.save(update_fields=["market_time"])
+
+
+def replayed_alert(tier: int, n: int) -> Alert:
+    """An alert written the way the signal receiver writes it: at `market_now()`."""
+    [row] = alerts_for_signal(signal_of_tier(tier, n))
+    return row
+
+
+def test_in_a_replay_the_hour_follows_the_replay_clock_not_the_wall_clock(replay_clock) -> None:
+    # The wall clock barely moves while the replay runs a market hour through: the caps must
+    # count the market hour, or a replayed day would send one hour's worth of alerts.
+    rows = [replayed_alert(2, n) for n in range(3)]
+    assert {row.created_at for row in rows} == {NOW}
+    move(replay_clock, 59)
+    assert replayed_alert(2, 3).state == AlertState.DIGESTED
+    move(replay_clock, 61)
+    assert replayed_alert(2, 4).state == AlertState.PENDING
+
+
+def test_in_a_replay_the_daily_cap_follows_the_replay_clock(replay_clock, settings) -> None:
+    settings.TIER_1_MAX_PER_DAY = 1
+    assert replayed_alert(1, 0).state == AlertState.PENDING
+    move(replay_clock, 23 * 60)
+    assert replayed_alert(1, 1).state == AlertState.DIGESTED
+    move(replay_clock, 24 * 60 + 1)
+    assert replayed_alert(1, 2).state == AlertState.PENDING
+
+
+def test_in_a_replay_the_digest_is_held_until_its_market_hour_ends(replay_clock) -> None:
+    for n in range(3):
+        replayed_alert(2, n)
+    held = replayed_alert(2, 3)
+    Alert.objects.filter(kind=AlertKind.SIGNAL, state=AlertState.PENDING).update(
+        state=AlertState.SENT
+    )
+    assert held.digest.next_attempt_at == NOW + HOUR_STEP  # market time
+    assert not delivery.outbox_has_due()  # although the wall clock is years past NOW + 1 h
+    move(replay_clock, 60)
+    assert [row.pk for row in delivery.outbox_claim()] == [held.digest_id]
+
+
+def test_flushing_makes_the_open_digest_due_at_once(replay_clock) -> None:
+    for n in range(4):
+        replayed_alert(2, n)
+    Alert.objects.filter(kind=AlertKind.SIGNAL, state=AlertState.PENDING).update(
+        state=AlertState.SENT
+    )
+    [digest] = Alert.objects.filter(kind=AlertKind.DIGEST)
+    assert not delivery.outbox_has_due()
+    assert digests_flush() == [digest.pk]
+    assert delivery.outbox_has_due()

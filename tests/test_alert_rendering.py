@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import pytest
 
 from alerts.models import Alert, AlertTier
-from alerts.rendering import MAX_MESSAGE_CHARS, render_digest, render_signal_alert
+from alerts.rendering import MAX_MESSAGE_CHARS, render_digest, render_signal_alert, signal_url
 from alerts.rules import SignalContext
 from tests.factories import SignalFactory
 
@@ -130,3 +130,32 @@ def test_a_long_digest_says_how_many_more_and_stays_under_the_limit() -> None:
     assert "more (see Alerts in the admin)" in shown.text.splitlines()[-1]
     listed = len(shown.hrefs)
     assert f"… and {500 - listed} more" in shown.text
+
+
+@pytest.mark.parametrize(
+    ("scanner", "scores", "value"),
+    [
+        ("rsi", {"rsi": 17.7}, "RSI(14) 17.7"),
+        ("smart_money", {"accumulation": 8.5, "distribution": 1.0}, "Accumulation 8.5/10"),
+        ("mss", {"mss": 91.0}, "MSS 91/100"),
+    ],
+)
+def test_a_digest_shows_each_scanners_own_value_as_the_single_alert_does(
+    scanner, scores, value
+) -> None:
+    signal = SignalFactory(scanner=scanner, scores=scores, scanner_score=82.3)
+    single = parse(render_signal_alert(signal, AlertTier.TIER_2, SignalContext(scores=scores)))
+    digest = parse(render_digest([Alert(tier=2, signal=signal)])).text
+    assert f"Score: {value}" in single.text
+    assert value in digest
+    assert "82.3" not in digest  # the 0–100 component score the value maps to
+
+
+def test_alert_links_use_the_address_the_product_is_served_on(settings) -> None:
+    from cryptosatx.config import load_config
+
+    settings.SITE_URL = load_config({"RUN_HOST": "0.0.0.0", "RUN_PORT": "9100"})["SITE_URL"]
+    signal = SignalFactory()
+    shown = parse(render_digest([Alert(tier=1, signal=signal)]))
+    assert shown.hrefs == [f"http://127.0.0.1:9100/admin/tracking/signal/{signal.pk}/change/"]
+    assert shown.hrefs == [signal_url(signal.pk)]

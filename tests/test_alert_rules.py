@@ -1,4 +1,5 @@
-"""The alert tier of a signal: the original plan's thresholds, at and around each of them."""
+"""The alert tier of a signal: the contract's thresholds (docs/SCORING.md, "Alert tiers"), LONG
+and SHORT, at and around each of them."""
 
 from __future__ import annotations
 
@@ -34,14 +35,30 @@ CASES = [
     ("LONG", {"rsi": 29.99}, None, T3),
     ("LONG", {"rsi": 30.0}, None, None),
     ("LONG", {"rsi": 50.0, "accumulation": 3, "mss": 40.0}, None, None),
-    ("SHORT", {"distribution": 7}, None, T2),
+    # The SHORT side mirrors the LONG one.
+    ("SHORT", {"distribution": 10}, None, T1),
+    ("SHORT", {"distribution": 9}, None, T1),
+    ("SHORT", {"distribution": 8.99}, None, T2),
     ("SHORT", {"distribution": 8}, None, T2),
-    ("SHORT", {"distribution": 10}, None, T2),
-    ("SHORT", {"distribution": 6.99}, None, None),
-    # LONG evidence does not tier a SHORT signal, nor distribution a LONG one.
+    ("SHORT", {"distribution": 7}, None, T2),
+    ("SHORT", {"distribution": 6.99}, None, T3),
+    ("SHORT", {"distribution": 6}, None, T3),
+    ("SHORT", {"distribution": 5}, None, T3),
+    ("SHORT", {"distribution": 4.99}, None, None),
+    ("SHORT", {"rsi": 81.0, "distribution": 7}, None, T1),
+    ("SHORT", {"rsi": 80.0, "distribution": 7}, None, T2),
+    ("SHORT", {"rsi": 81.0, "distribution": 6.99}, None, T2),
+    ("SHORT", {"rsi": 85.0}, None, T2),
+    ("SHORT", {"rsi": 76.0}, None, T2),
+    ("SHORT", {"rsi": 75.01}, None, T2),
+    ("SHORT", {"rsi": 75.0}, None, T3),
+    ("SHORT", {"rsi": 71.0}, None, T3),
+    ("SHORT", {"rsi": 70.0}, None, None),
+    ("SHORT", {"rsi": 50.0, "distribution": 3}, None, None),
+    # LONG evidence does not tier a SHORT signal, nor SHORT evidence a LONG one.
     ("SHORT", {"accumulation": 9, "mss": 95.0, "rsi": 10.0}, None, None),
     ("LONG", {"distribution": 9}, None, None),
-    ("SHORT", {"rsi": 85.0}, None, None),
+    ("LONG", {"rsi": 85.0}, None, None),
     # The unified ranking's tier, either direction.
     ("LONG", {}, "TIER_1", T1),
     ("SHORT", {}, "TIER_1", T1),
@@ -105,3 +122,34 @@ def test_a_unified_signal_uses_its_own_tier() -> None:
     signal = SignalFactory(scanner="unified", tier="TIER_2", unified_score=74.0)
     assert signal_tier(signal) == T2
     assert signal_context(signal).unified_score == 74.0
+
+
+@pytest.mark.parametrize(
+    "scores", [{"distribution": 9}, {"rsi": 81.0, "distribution": 7}, {"rsi": 71.0}]
+)
+def test_short_signals_have_no_tier_when_short_alerts_are_switched_off(settings, scores) -> None:
+    settings.ALERT_SHORT_SIGNALS = False
+    assert tier_for("SHORT", scores) is None
+    assert tier_for("SHORT", {}, "TIER_1") is None
+    assert tier_for("LONG", {"accumulation": 9}) == T1
+
+
+@pytest.mark.django_db
+def test_rsi_above_80_with_distribution_7_from_the_same_run_is_tier_1() -> None:
+    run = ScanRunFactory(scanner="all", symbols=["Z/USDT"])
+    ScanResultFactory(
+        run=run,
+        scanner="smart_money",
+        symbol="Z/USDT",
+        direction="SHORT",
+        scores={"accumulation": 1, "distribution": 7},
+    )
+    signal = SignalFactory(
+        scanner="rsi",
+        symbol="Z/USDT",
+        direction="SHORT",
+        scores={"rsi": 81.0},
+        scan_run=run,
+        as_of=run.as_of,
+    )
+    assert signal_tier(signal) == T1

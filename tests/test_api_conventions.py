@@ -33,6 +33,9 @@ ENDPOINTS = [
     ("post", "/api/watchlists/1/coins/add"),
     ("post", "/api/watchlists/1/coins/remove"),
     ("post", "/api/watchlists/1/scan"),
+    ("get", "/api/watchlists/1/scan"),
+    ("put", "/api/watchlists/1/coins"),
+    ("get", "/api/watchlists/1/alerts"),
 ]
 
 
@@ -229,6 +232,8 @@ def test_the_schema_documents_every_endpoint(schema):
         "/api/watchlists/{id}/coins/add",
         "/api/watchlists/{id}/coins/remove",
         "/api/watchlists/{id}/scan",
+        "/api/watchlists/{id}/coins",
+        "/api/watchlists/{id}/alerts",
     } <= set(schema["paths"])
 
 

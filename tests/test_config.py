@@ -90,6 +90,22 @@ def test_debug_defaults_on_only_for_the_embedded_database() -> None:
     assert load_config({"DATABASE_URL": "postgres://u@h/db"})["DEBUG"] is False
 
 
+def test_site_url_follows_run_host_and_run_port_unless_set() -> None:
+    assert load_config({})["SITE_URL"] == "http://127.0.0.1:8000"
+    assert (
+        load_config({"RUN_HOST": "scanner.lan", "RUN_PORT": "9100"})["SITE_URL"]
+        == "http://scanner.lan:9100"
+    )
+    assert load_config({"RUN_HOST": "0.0.0.0", "RUN_PORT": "9100"})["SITE_URL"] == (
+        "http://127.0.0.1:9100"
+    )
+    assert load_config({"RUN_HOST": "::1"})["SITE_URL"] == "http://[::1]:8000"
+    assert (
+        load_config({"RUN_PORT": "9100", "SITE_URL": "https://scan.example.org/"})["SITE_URL"]
+        == "https://scan.example.org"
+    )
+
+
 def test_replay_start_is_read_as_utc() -> None:
     config = load_config({"REPLAY_START": "2024-03-01T12:00Z"})
     assert config["REPLAY_START"] == datetime(2024, 3, 1, 12, tzinfo=UTC)

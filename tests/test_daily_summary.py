@@ -168,6 +168,7 @@ def test_the_summary_is_sent_once_per_day_even_if_the_task_runs_twice(
 ) -> None:
     # 08:00 on 2024-03-06 in Berlin: "yesterday" is 2024-03-05.
     monkeypatch.setattr(summaries, "market_now", lambda: datetime(2024, 3, 6, 8, 0, tzinfo=BERLIN))
+    ScanRunFactory(as_of=DAY_START + timedelta(hours=1))
     first = summary_tasks.daily_summary()
     second = summary_tasks.daily_summary()
     delivery.outbox_send_due(max_seconds=5)
@@ -236,6 +237,7 @@ def test_in_a_replay_summaries_follow_market_time(settings) -> None:
         end=start + timedelta(days=60),
         step=timedelta(hours=1),
     )
+    ScanRunFactory(as_of=start)  # the replay's first scan
     assert summaries.replay_summaries_due() == []
 
     clock.market_time = datetime(2024, 3, 5, 7, 0, tzinfo=UTC)  # 08:00 Berlin
@@ -254,6 +256,24 @@ def test_in_a_replay_summaries_follow_market_time(settings) -> None:
         (AlertKind.MONTHLY_REPORT, date(2024, 3, 1)),
         (AlertKind.WEEKLY_REPORT, date(2024, 3, 25)),
     ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "kind", [AlertKind.DAILY_SUMMARY, AlertKind.WEEKLY_REPORT, AlertKind.MONTHLY_REPORT]
+)
+def test_no_report_for_a_period_that_ends_before_the_first_scan(kind) -> None:
+    # The first scan ran on Thursday 7 March 2024; it is now Monday 1 April, 08:30 in Berlin.
+    ScanRunFactory(as_of=datetime(2024, 3, 7, 10, 0, tzinfo=UTC))
+    before = summaries.period_containing(kind, date(2024, 2, 20))
+    assert summaries.summary_send(before) == (None, False)
+    assert not Alert.objects.filter(kind=kind).exists()
+
+    alert, created = summaries.summary_send_due(
+        kind, now=datetime(2024, 4, 1, 8, 30, tzinfo=BERLIN)
+    )  # yesterday, last week, last month: each ends after the first scan
+    assert created
+    assert alert.kind == kind
 
 
 def test_beat_schedules_the_summaries_at_the_summary_hour(settings) -> None:

@@ -317,6 +317,15 @@ def test_a_watchlist_of_yours_filters_to_its_coins(api, user, signals):
     assert [row["group"] for row in by_symbol["groups"]] == ["SOL/USDT"]
 
 
+def test_a_watchlist_of_yours_may_be_named_instead_of_numbered(api, user, signals):
+    watchlist = WatchlistFactory(owner=user, name="alts")
+    watchlist.coins.create(symbol="SOL/USDT")
+    assert data(api.get(url("stats"), {"watchlist": "alts"}))["n"] == 3
+    assert data(api.get(url("stats"), {"watchlist": "alts"}))["filters"]["watchlist"] == (
+        watchlist.pk
+    )
+
+
 def test_filters_apply_to_the_breakdowns(api, signals):
     by_scanner = data(api.get(url("by-scanner"), {"direction": "SHORT"}))
     assert {row["group"]: row["n"] for row in by_scanner["groups"]} == {
@@ -373,8 +382,8 @@ def test_another_users_watchlist_is_refused_like_a_missing_one(api, signals):
     theirs.coins.create(symbol="BTC/USDT")
     refused = field_error(api.get(url("stats"), {"watchlist": theirs.pk}), "watchlist")
     missing = field_error(api.get(url("stats"), {"watchlist": 999_999}), "watchlist")
-    assert refused == [f'Invalid pk "{theirs.pk}" - object does not exist.']
-    assert missing == ['Invalid pk "999999" - object does not exist.']
+    assert refused == [f"no watchlist of yours has the id or name '{theirs.pk}'"]
+    assert missing == ["no watchlist of yours has the id or name '999999'"]
 
 
 # --- the tracker --------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from alerts.models import Alert, AlertKind, AlertState
+from alerts.services import alerts_for_signal
 from scanners.models import ReplayClock, RunStatus, ScanRun
 from scanners.replay_clock import CLOCK_PK
 from tests.factories import START, SignalFactory
@@ -72,6 +74,30 @@ def test_a_replay_puts_the_clock_back_as_it_found_it() -> None:
     replay("--start", FROM.isoformat(), "--end", (FROM + HOUR).isoformat(), "--symbols", "AAA")
     after = ReplayClock.objects.get()
     assert (after.market_time, after.start, after.end) == (clock.market_time, START, clock.end)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("replay_settings")
+def test_the_digest_of_held_back_alerts_is_sent_before_the_replay_ends(settings) -> None:
+    settings.TELEGRAM_BOT_TOKEN = settings.TELEGRAM_CHAT_ID = ""  # the console channel
+    settings.MAX_ALERTS_PER_HOUR = 1
+    make_coins("AAA")
+    alerted = [
+        SignalFactory(scanner="unified", tier="TIER_2", symbol=f"D{n}/USDT", as_of=FROM)
+        for n in range(3)
+    ]
+    # Written at the market time of the replay's last half hour: the digest's hour would end
+    # half an hour after the replay does.
+    for signal in alerted:
+        alerts_for_signal(signal, now=FROM + HOUR / 2)
+    digest = Alert.objects.get(kind=AlertKind.DIGEST)
+    assert digest.next_attempt_at == FROM + HOUR + HOUR / 2
+
+    replay("--start", FROM.isoformat(), "--end", (FROM + HOUR).isoformat(), "--symbols", "AAA")
+
+    digest.refresh_from_db()
+    assert digest.state == AlertState.SENT
+    assert digest.folded.count() == 2
 
 
 @pytest.mark.django_db

@@ -7,12 +7,12 @@ from datetime import UTC
 from django import forms
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, viewsets
 
 from scanners.scanning import normalize_symbol
 from scoring.services import TIERS
-from tracking.models import Direction, Signal, SignalScanner
+from tracking.models import HORIZON_DELTAS, Direction, OutcomeCheck, Signal, SignalScanner
 
 
 class SinceUntilForm(forms.Form):
@@ -92,6 +92,67 @@ class SignalSerializer(serializers.ModelSerializer):
         return data
 
 
+class OutcomeCheckSerializer(serializers.ModelSerializer):
+    """One horizon of a signal's outcome (docs/SCORING.md, "Outcomes"); the result fields are
+    null until the check has run."""
+
+    horizon = serializers.CharField(help_text="1h, 4h, 24h, 7d or 30d.")
+    status = serializers.CharField(
+        help_text="pending, claimed, done or unavailable (no price at the due time)."
+    )
+    outcome = serializers.CharField(
+        allow_null=True, help_text="WIN, LOSS or NEUTRAL once done; null before."
+    )
+    first_barrier = serializers.CharField(
+        allow_null=True,
+        help_text="Which barrier (win or loss) the price touched first; null if none or not run.",
+    )
+
+    class Meta:
+        model = OutcomeCheck
+        fields = [
+            "horizon",
+            "due_at",
+            "status",
+            "attempts",
+            "checked_at",
+            "exit_price",
+            "return_pct",
+            "adjusted_return_pct",
+            "outcome",
+            "mfe_pct",
+            "mae_pct",
+            "first_barrier",
+            "btc_return_pct",
+            "excess_return_pct",
+            "unavailable_reason",
+        ]
+
+    def to_representation(self, check: OutcomeCheck) -> dict:
+        data = super().to_representation(check)
+        data["outcome"] = data["outcome"] or None
+        data["first_barrier"] = data["first_barrier"] or None
+        return data
+
+
+class SignalDetailSerializer(SignalSerializer):
+    outcome_checks = serializers.SerializerMethodField(
+        help_text="Its outcome checks, one per horizon in order (1h … 30d)."
+    )
+
+    class Meta(SignalSerializer.Meta):
+        fields = [*SignalSerializer.Meta.fields, "outcome_checks"]
+
+    @extend_schema_field(OutcomeCheckSerializer(many=True))
+    def get_outcome_checks(self, signal: Signal) -> list[dict]:
+        order = list(HORIZON_DELTAS)
+        checks = sorted(
+            signal.outcome_checks.all(),
+            key=lambda check: order.index(check.horizon) if check.horizon in order else len(order),
+        )
+        return OutcomeCheckSerializer(checks, many=True).data
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="Signals",
@@ -99,9 +160,22 @@ class SignalSerializer(serializers.ModelSerializer):
         "TIER_1/TIER_2 of the unified ranking (scanner `unified`). `since`/`until` bound the "
         "signal's market time (as_of).",
     ),
-    retrieve=extend_schema(summary="One signal"),
+    retrieve=extend_schema(
+        summary="One signal",
+        description="The signal with its outcome checks (1h, 4h, 24h, 7d, 30d): due time, "
+        "status and, once run, the return, outcome, excursions and BTC comparison.",
+    ),
 )
 class SignalViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Signal.objects.order_by("-as_of", "-id")
     serializer_class = SignalSerializer
     filterset_class = SignalFilter
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        return SignalDetailSerializer if self.action == "retrieve" else SignalSerializer
+
+    def get_queryset(self) -> QuerySet[Signal]:
+        queryset = super().get_queryset()
+        if self.action == "retrieve":
+            queryset = queryset.prefetch_related("outcome_checks")
+        return queryset

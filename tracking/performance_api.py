@@ -20,10 +20,9 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from cryptosatx.api import BodySerializer, Conflict
-from scanners.api import own_watchlists
-from scanners.models import Watchlist
 from scanners.replay_clock import market_now
 from scanners.scanning import UnknownSymbols, normalize_symbol, symbols_validate
+from scanners.watchlist_params import WATCHLIST_PARAM_HELP, WatchlistParamField
 from scoring.models import UnifiedRanking
 from scoring.services import TIERS
 from tracking import analytics
@@ -96,16 +95,7 @@ class PerformanceQuerySerializer(serializers.Serializer):
         max_length=64,
         help_text="Only this coin: BTC, BTCUSDT and BTC/USDT all mean BTC/USDT.",
     )
-    watchlist = serializers.PrimaryKeyRelatedField(
-        queryset=Watchlist.objects.none(),
-        required=False,
-        help_text="Only the coins of this watchlist (one of yours, by id).",
-    )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if "watchlist" in self.fields:
-            self.fields["watchlist"].queryset = own_watchlists(self.context.get("request"))
+    watchlist = WatchlistParamField(required=False, help_text=WATCHLIST_PARAM_HELP)
 
     def validate_scanner(self, value: str) -> str:
         return scanner_validate(value)

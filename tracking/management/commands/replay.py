@@ -126,6 +126,7 @@ class Command(BaseCommand):
             self._replay(
                 start, end, speed=speed, symbols=symbols, tally=tally, timeout=options["timeout"]
             )
+            self._send_digests(options["timeout"])
         finally:
             if embedded is not None:
                 embedded.stop()
@@ -223,6 +224,22 @@ class Command(BaseCommand):
                     "and outcomes queues?"
                 )
             pause.wait(POLL_SECONDS)
+
+    def _send_digests(self, timeout: float) -> None:
+        """The open digest of alerts the caps held back waits for its market hour to end, which a
+        replay's end may never reach: send it now, before the replay ends (and its worker stops).
+        One that cannot be sent yet stays in the outbox, retried like any alert."""
+        from alerts.models import Alert, AlertState
+        from alerts.services import digests_flush
+
+        digests = digests_flush()
+        unsent = Alert.objects.filter(
+            pk__in=digests, state__in=[AlertState.PENDING, AlertState.SENDING]
+        )
+        try:
+            self._wait(lambda: not unsent.exists(), timeout, "the digest of held-back alerts")
+        except CommandError as error:
+            self.stderr.write(f"{error}; it stays in the outbox and is sent later")
 
     # --- the clock --------------------------------------------------------------------------
 
