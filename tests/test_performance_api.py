@@ -300,6 +300,8 @@ def test_the_filters_are_echoed(api, signals):
     stats = data(api.get(url("stats"), {"symbol": "btc", "days": "12", "horizon": "4h"}))
     assert stats["filters"] == {
         "days": 12,
+        "since": None,
+        "until": None,
         "horizon": "4h",
         "scanner": None,
         "tier": None,
