@@ -145,8 +145,7 @@ def rollup_plan(window: Range, *, end_is_now: bool) -> RollupPlan | None:
     The start's day is either read from its rollup less its rows before the start, or from its rows
     from the start on, whichever covers fewer hours. The end's day likewise, except when the end is
     now (`end_is_now`): there it is always its rollup less the rows after now, which live are none
-    (in a replay, the rows a later position of the clock recorded). When both ends fall in one day
-    the end's day is read by the second way if the first would leave a negative day between them.
+    (in a replay, the rows a later position of the clock recorded).
     """
     if window.start is not None and (
         window.start > window.end
@@ -167,12 +166,8 @@ def rollup_plan(window: Range, *, end_is_now: bool) -> RollupPlan | None:
         first_day = first
     last = _midnight(window.end)
     after_end = (Range(window.end, not window.end_included, last + DAY, False), -1)
+    # (A start in the second half of the end's day puts the end there too: never a negative day.)
     if end_is_now or window.end - last >= DAY / 2:
-        end_day = last + DAY
-        edges.append(after_end)
-    elif first_day is not None and last < first_day:
-        # Both ends in one day whose rollup is not read: its rows from the start minus those after
-        # the end.
         end_day = last + DAY
         edges.append(after_end)
     else:
