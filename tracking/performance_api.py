@@ -443,7 +443,8 @@ HEADLINE = (
     "The numbers are of each signal's outcome at `horizon` (default 24h) for signals whose as_of "
     "lies in the last `days` days of market time, or in [`since`, `until`] (both included). "
     "win_rate = wins / checked outcomes (neutral included); decisive_win_rate = wins / (wins + "
-    "losses); every rate has its 95 % Wilson interval and n, and a group with fewer than ANALYTICS_MIN_SAMPLE checked outcomes is "
+    "losses); every rate has its 95 % Wilson interval and n, and a group with fewer than "
+    "ANALYTICS_MIN_SAMPLE checked outcomes is "
     "'too few to judge'."
 )
 
