@@ -111,10 +111,14 @@ def test_the_summary_equals_the_hand_computation(fixture):
     summary = performance_summary(f())
     assert summary == {
         "period_days": 30,
+        "since": None,
+        "until": None,
         "horizon": "24h",
         "as_of": NOW,
         "filters": {
             "days": 30,
+            "since": None,
+            "until": None,
             "horizon": "24h",
             "scanner": None,
             "tier": None,

@@ -7,6 +7,8 @@ import json
 from datetime import timedelta
 
 import pytest
+import yaml
+from django.core.management import call_command
 from rest_framework.test import APIClient
 from rest_framework.utils.encoders import JSONEncoder
 
@@ -300,6 +302,8 @@ def test_the_filters_are_echoed(api, signals):
     stats = data(api.get(url("stats"), {"symbol": "btc", "days": "12", "horizon": "4h"}))
     assert stats["filters"] == {
         "days": 12,
+        "since": None,
+        "until": None,
         "horizon": "4h",
         "scanner": None,
         "tier": None,
@@ -496,3 +500,82 @@ def test_a_tracked_signal_within_the_cooldown_is_a_409(api, btc):
     other = api.post(url("track-signal"), body | {"direction": "SHORT"}, format="json")
     assert other.status_code == 201
     assert Signal.objects.count() == 2
+
+
+# --- the window: since and until ----------------------------------------------------------------
+
+SINCE, UNTIL = NOW - 3 * DAY + 2 * timedelta(hours=1), NOW - 3 * DAY + 5 * timedelta(hours=1)
+WINDOW = {"since": "2024-02-07T02:00:00Z", "until": "2024-02-07T05:00"}
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "service", "days", "serializer"),
+    SERVICE_VIEWS,
+    ids=[row[0] for row in SERVICE_VIEWS],
+)
+def test_each_endpoint_takes_since_and_until(api, signals, name, params, service, days, serializer):
+    got = data(api.get(url(name), params | WINDOW))
+    filters = analytics.PerformanceFilters(days=None, since=SINCE, until=UNTIL, now=NOW)
+    assert got == as_json(service(filters))
+    assert as_json(serializer(got).data) == got
+
+
+def test_since_and_until_both_include_a_signal_at_exactly_their_time(api, signals):
+    # The fixture's signals 2 to 5 lie at NOW − 3 days + 2 h … + 5 h: exactly at since and until.
+    stats = data(api.get(url("stats"), WINDOW))
+    assert (stats["n"], stats["period_days"]) == (4, None)
+    assert (stats["since"], stats["until"], stats["as_of"]) == (
+        "2024-02-07T02:00:00Z",
+        "2024-02-07T05:00:00Z",
+        "2024-02-07T05:00:00Z",
+    )
+    inside = {"since": "2024-02-07T02:00:00.000001", "until": "2024-02-07T04:59:59.999999"}
+    assert data(api.get(url("stats"), inside))["n"] == 2
+
+
+def test_since_alone_reaches_to_now_and_until_alone_has_no_start(api, signals):
+    assert data(api.get(url("stats"), {"since": "2024-02-07T03:00"}))["n"] == 7
+    assert data(api.get(url("stats"), {"until": "2024-02-07T03:00"}))["n"] == 4
+
+
+def test_a_date_means_its_midnight_utc(api, signals):
+    # The 20-day-old signal is at 2024-01-21T00:00: until=2024-01-21 takes it, until=2024-01-20 not.
+    assert data(api.get(url("stats"), {"until": "2024-01-21"}))["n"] == 1
+    assert data(api.get(url("stats"), {"until": "2024-01-20"}))["n"] == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"days": "7", "since": "2024-02-01"}, "days"),
+        ({"days": "7", "until": "2024-02-01"}, "days"),
+        ({"since": "2024-02-02", "until": "2024-02-01"}, "since"),
+        ({"since": "last week"}, "since"),
+        ({"until": "2024-02-31"}, "until"),
+    ],
+)
+@pytest.mark.parametrize("name", ["stats", "report", "by-interval", "top-performers"])
+def test_a_bad_window_is_a_400_naming_the_parameter(api, signals, name, params, field):
+    messages = field_error(api.get(url(name), params), field)
+    if field == "days":
+        assert messages == [
+            "days cannot be combined with since or until: give either days, or since and/or "
+            "until (not days with since or until)"
+        ]
+
+
+def test_the_schema_documents_since_and_until_wherever_days_is(tmp_path):
+    path = tmp_path / "schema.yml"
+    call_command("spectacular", "--file", str(path))
+    schema = yaml.safe_load(path.read_text())
+    taking_days = 0
+    for path_name, operations in schema["paths"].items():
+        for operation in operations.values():
+            parameters = {p["name"]: p for p in operation.get("parameters", [])}
+            if "days" not in parameters:
+                continue
+            taking_days += 1
+            for name in ("since", "until"):
+                assert "ISO 8601" in parameters[name]["description"], (path_name, name)
+            assert "since" in parameters["days"]["description"]
+    assert taking_days == 9

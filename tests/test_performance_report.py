@@ -100,3 +100,35 @@ def test_the_text_report_of_an_empty_database(settings):
 def test_days_must_be_a_positive_whole_number(days):
     with pytest.raises(CommandError, match="--days"):
         run("--days", days)
+
+
+# --- the window: --since and --until ------------------------------------------------------------
+
+
+def test_json_with_since_and_until_equals_the_apis_report(signals):
+    window = {"since": "2024-01-21", "until": "2024-02-05T06:00"}
+    report = json.loads(run("--json", "--since", window["since"], "--until", window["until"]))
+    assert report == api_data("/api/performance/report", window)
+    # The ten mss signals of 2024-01-21 00:00 … 09:00 and the rsi ones up to 06:00, both ends in.
+    assert report["summary"]["n"] == 10 + 7
+
+
+def test_the_text_report_names_its_since_and_until(signals):
+    text = run("--since", "2024-02-05T00:00", "--until", "2024-02-06")
+    assert "Performance of 2024-02-05T00:00:00Z to 2024-02-06T00:00:00Z, both included" in text
+    assert "outcomes checked 25" in text  # 00:00 … 23:00 and the one at midnight
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--days", "7", "--since", "2024-02-01"], "--days"),
+        (["--days", "7", "--until", "2024-02-01"], "--days"),
+        (["--since", "2024-02-02", "--until", "2024-02-01"], "--since"),
+        (["--since", "soon"], "--since"),
+        (["--until", "2024-02-30"], "--until"),
+    ],
+)
+def test_a_bad_window_is_refused_naming_the_option(args, named):
+    with pytest.raises(CommandError, match=f"^{named}: "):
+        run(*args)

@@ -3,8 +3,13 @@ passes, a summary, and the replay clock left as it was found."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -14,8 +19,9 @@ from alerts.models import Alert, AlertKind, AlertState
 from alerts.services import alerts_for_signal
 from scanners.models import ReplayClock, RunStatus, ScanRun
 from scanners.replay_clock import CLOCK_PK
-from tests.factories import START, SignalFactory
+from tests.factories import START, CheckedOutcomeFactory, SignalFactory
 from tests.test_scan_pipeline import make_coins
+from tracking import analytics
 from tracking.models import CheckStatus
 from tracking.outcomes import checks_create_for
 
@@ -106,3 +112,69 @@ def test_a_replay_of_an_empty_period_is_refused() -> None:
     make_coins("AAA")
     with pytest.raises(CommandError, match="nothing to replay"):
         replay("--start", "2030-01-01", "--end", "2030-02-01")
+
+
+# --- the window's numbers and the report command --------------------------------------------------
+
+
+GROUP_LINE = re.compile(r"^\S+ +\d+ +.* \[[\d.]+–[\d.]+\]")
+
+
+def group_lines(text: str) -> list[str]:
+    """The group lines of a text report or replay summary: a group, n, a rate and its interval."""
+    return [line for line in text.splitlines() if GROUP_LINE.match(line)]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("replay_settings")
+def test_the_report_command_a_replay_prints_shows_its_summarys_numbers() -> None:
+    make_coins("AAA", "BBB", "BTC")
+    # Checked 24h outcomes at exactly --start and --end (in the window) and an hour on either
+    # side of it (out).
+    for as_of, return_pct in ((FROM, 6.0), (TO, -4.0), (FROM - HOUR, 9.0), (TO + HOUR, 9.0)):
+        signal = SignalFactory(scanner="rsi", symbol="AAA/USDT", tier="TIER_1", as_of=as_of)
+        CheckedOutcomeFactory(signal=signal, return_pct=return_pct)
+
+    summary = replay("--start", FROM.isoformat(), "--end", TO.isoformat(), "--symbols", "AAA/USDT")
+
+    command = summary.splitlines()[-1].split()
+    assert command[:3] == ["python", "manage.py", "performance_report"]
+    assert command[3:] == ["--since", "2024-01-05T04:00:00Z", "--until", "2024-01-05T10:00:00Z"]
+    report = StringIO()
+    call_command(*command[2:], stdout=report)
+    shown = group_lines(summary)
+    # By scanner, direction and tier one group each, by horizon five.
+    assert len(shown) == 8
+    assert set(shown) <= set(group_lines(report.getvalue()))
+    numbers = analytics.performance_report(
+        analytics.PerformanceFilters(days=None, since=FROM, until=TO)
+    )
+    assert [(row["group"], row["n"], row["wins"]) for row in numbers["by_scanner"]] == [
+        ("rsi", 2, 1)
+    ]
+    assert next(line for line in shown if line.startswith("rsi ")).split()[1:5] == [
+        "2", "50.00", "%", "[9.5–90.5]"
+    ]  # fmt: skip
+    assert "too few to judge" in summary
+
+
+def test_a_replay_on_a_fresh_var_dir_says_to_migrate_without_a_traceback(tmp_path: Path) -> None:
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    environment |= {"VAR_DIR": str(tmp_path), "MARKET_SOURCE": "replay"}
+    finished = subprocess.run(
+        [sys.executable, "manage.py", "replay", "--start", "2024-01-01", "--end", "2024-01-02"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 1
+    assert "Traceback" not in finished.stderr
+    assert "CommandError: the database has" in finished.stderr
+    assert "`python manage.py migrate`" in finished.stderr

@@ -10,7 +10,8 @@ the rows are added in; a mean or sum is the float nearest to its exact value.
 
 Definitions (all returns in percent, direction-adjusted: positive = in the signal's favour):
 - The window: signals whose `as_of` lies in (now − days, now], now = the current market time
-  (`market_now()`, the replay clock in a replay). Without `days`, all signals up to now.
+  (`market_now()`, the replay clock in a replay). Without `days`, all signals up to now. Or, with
+  `since` and/or `until`, in [since, until] (tracking/windows.py says how a window is named).
 - The headline horizon is 24h (HEADLINE_HORIZON): the numbers of one signal are those of its 24h
   check unless `horizon` says otherwise. `performance_by("horizon", ...)` shows all five.
 - n = checked outcomes (DONE) in the group. win rate = wins / n (neutral included, as in the
@@ -37,7 +38,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -46,7 +47,7 @@ from django.db.models import F, Q, QuerySet, Value
 
 from scanners.models import WatchlistCoin
 from scanners.replay_clock import market_now
-from tracking import rollups
+from tracking import rollups, windows
 from tracking.models import (
     CheckStatus,
     Horizon,
@@ -142,7 +143,9 @@ def analytics_settings() -> Iterator[None]:
 @dataclass(frozen=True)
 class PerformanceFilters:
     """What to aggregate. `days` counts back from `now` (default: the current market time) over
-    the signals' as_of; None = all signals up to now. `watchlist_id` keeps the signals of the
+    the signals' as_of; None = all signals up to now. `since`/`until` (aware datetimes; then
+    `days` must be None) select as_of in [since, until], until defaulting to now
+    (tracking/windows.py). `watchlist_id` keeps the signals of the
     watchlist's coins (ownership is the caller's business). Values are trusted: the API and the
     command validate them."""
 
@@ -154,6 +157,8 @@ class PerformanceFilters:
     symbol: str | None = None
     watchlist_id: int | None = None
     now: datetime | None = None
+    since: datetime | None = None
+    until: datetime | None = None
 
     def resolved(self) -> PerformanceFilters:
         """The same filters with `now` fixed, so every part of a report reads one window."""
@@ -161,10 +166,7 @@ class PerformanceFilters:
 
     def signal_q(self, prefix: str = "") -> Q:
         """The conditions on the signal (prefix "signal__" from an OutcomeCheck)."""
-        now = self.now if self.now is not None else market_now()
-        q = Q(**{f"{prefix}as_of__lte": now})
-        if self.days is not None:
-            q &= Q(**{f"{prefix}as_of__gt": now - timedelta(days=self.days)})
+        q = self.as_of_range().q(f"{prefix}as_of")
         for name in ("scanner", "tier", "direction", "symbol"):
             value = getattr(self, name)
             if value:
@@ -174,9 +176,26 @@ class PerformanceFilters:
             q &= Q(**{f"{prefix}symbol__in": coins})
         return q
 
+    def as_of_range(self) -> windows.Range:
+        """The window's range of as_of (`now` as resolved, else the current market time)."""
+        now = self.now if self.now is not None else market_now()
+        return windows.report_range(now, self.days, self.since, self.until)
+
+    def period(self) -> dict[str, Any]:
+        """The window as every response states it: period_days (None with since/until), since
+        and until as given (None when not), as_of = where the window ends (until, else now)."""
+        return {
+            "period_days": self.days,
+            "since": self.since,
+            "until": self.until,
+            "as_of": self.until if self.until is not None else self.now,
+        }
+
     def echo(self) -> dict[str, Any]:
         return {
             "days": self.days,
+            "since": self.since,
+            "until": self.until,
             "horizon": self.horizon,
             "scanner": self.scanner,
             "tier": self.tier,
@@ -265,7 +284,6 @@ def metrics(row: dict[str, Any]) -> dict[str, Any]:
 # The dimensions the window aggregates at the filters' horizon (by horizon reads every horizon).
 WINDOW_DIMENSIONS = ("scanner", "tier", "direction", "symbol")
 SIGNAL_DIMENSIONS = ("scanner", "tier", "direction")
-DAY = timedelta(days=1)
 
 
 def _empty_row() -> dict[str, Any]:
@@ -313,10 +331,6 @@ class Window:
     # With `top`: (best, worst) as `_top_signals` gives them; else None.
     top_signals: tuple[list, list] | None = None
     horizons: list[dict[str, Any]] | None = None
-
-
-def _midnight(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def window(
@@ -376,10 +390,9 @@ def _window_sql(
     """The window query (see `window`): a UNION ALL of the overall row, the signal count, the
     horizons and each group set (kind, grp, sums...), ordered by kind and group value.
 
-    The window (start, now] as whole UTC days of rollups corrected by rows: the day of `start`
-    is either read from its rollup less its rows at or before start, or from its rows after
-    start, whichever reads fewer hours; the day of `now` from its rollup less its rows after now
-    (live, there are none). So a request reads at most half a day of rows, whatever the window.
+    The window as whole UTC days of rollups corrected by rows at its ends
+    (`windows.rollup_plan`): at most about half a day of rows at each end, whatever the window.
+    An empty window (since after now) is read from the rows, of which it has none.
     Each part reads the smallest rollup level with the columns its filters and groups need
     (overall and horizons: `TOTAL` without filters; scanner, tier, direction: `DIMENSIONS`;
     symbols: `SYMBOL`); a part no level serves (a symbol or watchlist filter together with a
@@ -390,29 +403,25 @@ def _window_sql(
     quote = connection.ops.quote_name
     signal_table, check_table = quote(Signal._meta.db_table), quote(OutcomeCheck._meta.db_table)
     rollup_table = quote(OutcomeRollup._meta.db_table)
-    now = filters.now
-    start = None if filters.days is None else now - timedelta(days=filters.days)
     # As the ORM passes them (SQLite compares the stored text: naive UTC, no offset).
     at, on = connection.ops.adapt_datetimefield_value, connection.ops.adapt_datefield_value
 
     # Row ranges: (condition on s.as_of, its parameters, +1 to add them or -1 to take them out).
     Ranges = list[tuple[str, list[Any], int]]
-    if start is None:
-        window_ranges: Ranges = [("s.as_of <= %s", [at(now)], 1)]
-    else:
-        window_ranges = [("s.as_of > %s AND s.as_of <= %s", [at(start), at(now)], 1)]
-    end_day = _midnight(now) + DAY  # the rollups' days end before it
-    edge_ranges: Ranges = [("s.as_of > %s AND s.as_of < %s", [at(now), at(end_day)], -1)]
-    first_day = None
-    if start is not None:
-        first_day = _midnight(start)
-        if start - first_day < DAY / 2:
-            edge_ranges.append(("s.as_of >= %s AND s.as_of <= %s", [at(first_day), at(start)], -1))
-        else:
-            first_day += DAY
-            edge_ranges.append(("s.as_of > %s AND s.as_of < %s", [at(start), at(first_day)], 1))
-    day_range = "r.day < %s" if first_day is None else "r.day >= %s AND r.day < %s"
-    day_params = [on(day.date()) for day in (first_day, end_day) if day is not None]
+
+    def as_sql(as_of: windows.Range, sign: int) -> tuple[str, list[Any], int]:
+        condition, bounds = as_of.sql("s.as_of")
+        return condition, [at(bound) for bound in bounds], sign
+
+    as_of_range = filters.as_of_range()
+    window_ranges: Ranges = [as_sql(as_of_range, 1)]
+    plan = windows.rollup_plan(as_of_range, end_is_now=filters.until is None)
+    if plan is None:
+        from_rows = True
+        plan = windows.RollupPlan(first_day=None, end_day=filters.now.date(), edges=())
+    edge_ranges: Ranges = [as_sql(edge, sign) for edge, sign in plan.edges]
+    day_range = "r.day < %s" if plan.first_day is None else "r.day >= %s AND r.day < %s"
+    day_params = [on(day) for day in (plan.first_day, plan.end_day) if day is not None]
 
     def conditions(alias: str) -> tuple[str, list[Any]]:
         parts, values = [], []
@@ -571,9 +580,8 @@ def _window_sql(
 def _summary(filters: PerformanceFilters, data: Window) -> dict[str, Any]:
     numbers = metrics(data.overall)
     return {
-        "period_days": filters.days,
+        **filters.period(),
         "horizon": filters.horizon,
-        "as_of": filters.now,
         "filters": filters.echo(),
         "min_sample": min_sample(),
         "total_signals": data.total_signals,
@@ -616,9 +624,8 @@ def performance_by(dimension: str, filters: PerformanceFilters) -> dict[str, Any
         groups = _groups(window(filters, (dimension,)).groups[dimension])
     return {
         "dimension": dimension,
-        "period_days": filters.days,
+        **filters.period(),
         "horizon": None if dimension == "horizon" else filters.horizon,
-        "as_of": filters.now,
         "min_sample": min_sample(),
         "groups": groups,
     }
@@ -708,9 +715,8 @@ def _top(
         return [{"symbol": row["group"], **metrics(row)} for row in ordered[:limit]]
 
     return {
-        "period_days": filters.days,
+        **filters.period(),
         "horizon": filters.horizon,
-        "as_of": filters.now,
         "limit": limit,
         "min_signals_per_symbol": TOP_SYMBOL_MIN_SIGNALS,
         "best_signals": best_signals,
@@ -900,9 +906,8 @@ def _recommend(filters: PerformanceFilters, data: Window) -> dict[str, Any]:
             )
 
     return {
-        "period_days": filters.days,
+        **filters.period(),
         "horizon": filters.horizon,
-        "as_of": filters.now,
         "min_sample": smallest,
         "recommendations": said,
         "withheld": withheld,

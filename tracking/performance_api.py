@@ -25,7 +25,7 @@ from scanners.scanning import UnknownSymbols, normalize_symbol, symbols_validate
 from scanners.watchlist_params import WATCHLIST_PARAM_HELP, WatchlistParamField
 from scoring.models import UnifiedRanking
 from scoring.services import TIERS
-from tracking import analytics
+from tracking import analytics, windows
 from tracking.api import SignalSerializer
 from tracking.models import Direction, Horizon, SignalScanner
 from tracking.outcomes import tracker_set_enabled, tracker_stats
@@ -64,8 +64,36 @@ def symbol_validate(value: str) -> str:
 # --- query parameters ---------------------------------------------------------------------------
 
 
+def _moment(value: str, parameter: str) -> Any:
+    try:
+        return windows.moment_parse(value, parameter)
+    except windows.WindowError as error:
+        raise serializers.ValidationError(error.message) from None
+
+
+SINCE_TEXT = (
+    "Signals from this market time on (by their as_of, included): an ISO 8601 date (its "
+    "midnight UTC) or time (UTC without an offset), e.g. 2024-03-01 or 2024-03-01T12:00Z. "
+    "Not with `days`."
+)
+UNTIL_TEXT = (
+    "Signals up to this market time (by their as_of, included, as in /api/signals/): an ISO "
+    "8601 date (its midnight UTC: until=2024-04-01 takes a signal at 2024-04-01T00:00, nothing "
+    "later) or time. Default: now (the replay clock in a replay). Not with `days`."
+)
+
+
+def _days_text(default: int) -> str:
+    return (
+        f"Signals of the last N days of market time (by their as_of), up to now (the replay "
+        f"clock in a replay). Default {default} unless `since` or `until` is given; not with "
+        "them."
+    )
+
+
 class PerformanceQuerySerializer(serializers.Serializer):
-    """The filters every analytics endpoint takes; `days` defaults per endpoint (30 here)."""
+    """The filters every analytics endpoint takes; the window is `days` (default per endpoint,
+    30 here) or `since`/`until` (tracking/windows.py), never both."""
 
     default_days = 30
 
@@ -73,8 +101,11 @@ class PerformanceQuerySerializer(serializers.Serializer):
         required=False,
         min_value=1,
         max_value=MAX_DAYS,
-        help_text="Signals of the last N days of market time (by their as_of). Default 30.",
+        help_text=_days_text(30),
     )
+    # Strings in the schema, parsed by windows.moment_parse (as the command parses them).
+    since = serializers.CharField(required=False, max_length=64, help_text=SINCE_TEXT)
+    until = serializers.CharField(required=False, max_length=64, help_text=UNTIL_TEXT)
     horizon = serializers.ChoiceField(
         choices=Horizon.choices,
         default=analytics.HEADLINE_HORIZON,
@@ -103,11 +134,28 @@ class PerformanceQuerySerializer(serializers.Serializer):
     def validate_symbol(self, value: str) -> str:
         return symbol_validate(value)
 
+    def validate_since(self, value: str) -> Any:
+        return _moment(value, "since")
+
+    def validate_until(self, value: str) -> Any:
+        return _moment(value, "until")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            windows.window_check(attrs.get("days"), attrs.get("since"), attrs.get("until"))
+        except windows.WindowError as error:
+            raise serializers.ValidationError({error.parameter: [error.message]}) from None
+        return attrs
+
     def filters(self) -> analytics.PerformanceFilters:
         params = self.validated_data
         watchlist = params.get("watchlist")
+        since, until = params.get("since"), params.get("until")
+        explicit = since is not None or until is not None
         return analytics.PerformanceFilters(
-            days=params.get("days", self.default_days),
+            days=None if explicit else params.get("days", self.default_days),
+            since=since,
+            until=until,
             horizon=params.get("horizon", analytics.HEADLINE_HORIZON),
             scanner=params.get("scanner"),
             tier=params.get("tier"),
@@ -124,7 +172,7 @@ class WeekQuerySerializer(PerformanceQuerySerializer):
         required=False,
         min_value=1,
         max_value=MAX_DAYS,
-        help_text="Signals of the last N days of market time (by their as_of). Default 7.",
+        help_text=_days_text(7),
     )
 
 
@@ -149,6 +197,18 @@ def parse(request: Request, serializer_class: type[PerformanceQuerySerializer]) 
 
 
 # --- response schemas (documentation; the views return the services' data) ---------------------
+
+
+def _period_days() -> serializers.IntegerField:
+    return serializers.IntegerField(
+        allow_null=True, help_text="`days` of the window; null when it is since/until."
+    )
+
+
+def _bound(name: str) -> serializers.DateTimeField:
+    return serializers.DateTimeField(
+        allow_null=True, help_text=f"`{name}` of the window as given (UTC); null when not given."
+    )
 
 
 class IntervalSerializer(serializers.Serializer):
@@ -202,6 +262,8 @@ class MetricsSerializer(serializers.Serializer):
 
 class FiltersSerializer(serializers.Serializer):
     days = serializers.IntegerField(allow_null=True)
+    since = serializers.DateTimeField(allow_null=True)
+    until = serializers.DateTimeField(allow_null=True)
     horizon = serializers.CharField()
     scanner = serializers.CharField(allow_null=True)
     tier = serializers.CharField(allow_null=True)
@@ -211,9 +273,13 @@ class FiltersSerializer(serializers.Serializer):
 
 
 class StatsSerializer(MetricsSerializer):
-    period_days = serializers.IntegerField()
+    period_days = _period_days()
+    since = _bound("since")
+    until = _bound("until")
     horizon = serializers.CharField()
-    as_of = serializers.DateTimeField(help_text="Market time the period ends at.")
+    as_of = serializers.DateTimeField(
+        help_text="Market time the period ends at (included): `until`, else now."
+    )
     filters = FiltersSerializer()
     min_sample = serializers.IntegerField(help_text="ANALYTICS_MIN_SAMPLE.")
     total_signals = serializers.IntegerField(help_text="Signals in the period.")
@@ -232,7 +298,9 @@ class GroupSerializer(MetricsSerializer):
 
 class BreakdownSerializer(serializers.Serializer):
     dimension = serializers.CharField()
-    period_days = serializers.IntegerField()
+    period_days = _period_days()
+    since = _bound("since")
+    until = _bound("until")
     horizon = serializers.CharField(allow_null=True, help_text="Null in by-interval.")
     as_of = serializers.DateTimeField()
     min_sample = serializers.IntegerField()
@@ -260,7 +328,9 @@ class PerformerSymbolSerializer(MetricsSerializer):
 
 
 class TopPerformersSerializer(serializers.Serializer):
-    period_days = serializers.IntegerField()
+    period_days = _period_days()
+    since = _bound("since")
+    until = _bound("until")
     horizon = serializers.CharField()
     as_of = serializers.DateTimeField()
     limit = serializers.IntegerField()
@@ -292,7 +362,9 @@ class WithheldSerializer(serializers.Serializer):
 
 
 class RecommendationsSerializer(serializers.Serializer):
-    period_days = serializers.IntegerField()
+    period_days = _period_days()
+    since = _bound("since")
+    until = _bound("until")
     horizon = serializers.CharField()
     as_of = serializers.DateTimeField()
     min_sample = serializers.IntegerField()
@@ -359,9 +431,10 @@ class TrackSignalSerializer(BodySerializer):
 
 HEADLINE = (
     "The numbers are of each signal's outcome at `horizon` (default 24h) for signals whose as_of "
-    "lies in the last `days` days of market time. win_rate = wins / checked outcomes (neutral "
-    "included); decisive_win_rate = wins / (wins + losses); every rate has its 95 % Wilson "
-    "interval and n, and a group with fewer than ANALYTICS_MIN_SAMPLE checked outcomes is "
+    "lies in the last `days` days of market time, or in [`since`, `until`] (both included). "
+    "win_rate = wins / checked outcomes (neutral included); decisive_win_rate = wins / (wins + "
+    "losses); every rate has its 95 % Wilson interval and n, and a group with fewer than "
+    "ANALYTICS_MIN_SAMPLE checked outcomes is "
     "'too few to judge'."
 )
 

@@ -1,5 +1,8 @@
-"""python manage.py performance_report [--days N] [--horizon H] [--json]: the performance report
-of GET /api/performance/report, as text or (--json) as exactly the API's `data`."""
+"""python manage.py performance_report [--days N | --since ISO --until ISO] [--horizon H] [--json]:
+the performance report of GET /api/performance/report, as text or (--json) as exactly the API's
+`data`. The window is the API's: `--days` (default 7) counts back from now (the replay clock in a
+replay), `--since`/`--until` bound the signals' as_of, both ends included (tracking/windows.py).
+Who may run it: whoever runs manage.py (the operator); it only reads."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rest_framework.utils.encoders import JSONEncoder
 
-from tracking import analytics
+from tracking import analytics, windows
 from tracking.models import Horizon
 
 DEFAULT_DAYS = 7  # as GET /api/performance/report
@@ -23,6 +26,27 @@ def _positive_days(raw: str) -> int:
     if days < 1:
         raise CommandError(f"--days must be a whole number of at least 1, not {raw!r}")
     return days
+
+
+def _moment(raw: str | None, name: str) -> Any:
+    if raw is None:
+        return None
+    try:
+        return windows.moment_parse(raw, name)
+    except windows.WindowError as error:
+        raise CommandError(f"--{name}: {error.message}") from None
+
+
+def _period(summary: dict[str, Any]) -> str:
+    """The window in words: the last N days to as_of, or since/until as given."""
+    if summary["period_days"] is not None or (
+        summary["since"] is None and summary["until"] is None
+    ):
+        return f"the last {summary['period_days']} days to {summary['as_of']:%Y-%m-%d %H:%M} UTC"
+    since = "the start" if summary["since"] is None else windows.show(summary["since"])
+    if summary["until"] is None:
+        return f"{since} to now ({summary['as_of']:%Y-%m-%d %H:%M} UTC), both included"
+    return f"{since} to {windows.show(summary['until'])}, both included"
 
 
 def _pct(value: float | None) -> str:
@@ -44,7 +68,8 @@ GROUP_HEADER = (
 )
 
 
-def _group_line(row: dict[str, Any], name: str) -> str:
+def group_line(row: dict[str, Any], name: str) -> str:
+    """One group's line of the text report (the replay's summary prints the same lines)."""
     return (
         f"{(row[name] or 'none'):<14} {row['n']:>5} {_interval(row, 'win_rate'):>28} "
         f"{_pct(row['decisive_win_rate']):>10} {_pct(row['expectancy_pct']):>11} "
@@ -55,8 +80,7 @@ def _group_line(row: dict[str, Any], name: str) -> str:
 def render_text(report: dict[str, Any]) -> str:
     summary = report["summary"]
     lines = [
-        f"Performance of the last {summary['period_days']} days to "
-        f"{summary['as_of']:%Y-%m-%d %H:%M} UTC (market time), outcomes at {summary['horizon']}",
+        f"Performance of {_period(summary)} (market time), outcomes at {summary['horizon']}",
         "",
         f"signals {summary['total_signals']}, outcomes checked {summary['outcomes_checked']}, "
         f"pending {summary['outcomes_pending']}, unavailable {summary['outcomes_unavailable']}",
@@ -79,11 +103,11 @@ def render_text(report: dict[str, Any]) -> str:
         ("By signal type", "by_signal_type"),
     ):
         lines += ["", title, GROUP_HEADER]
-        lines += [_group_line(row, "group") for row in report[key]] or ["(none)"]
+        lines += [group_line(row, "group") for row in report[key]] or ["(none)"]
     top = report["top_performers"]
     for title, key in (("Best symbols", "best_symbols"), ("Worst symbols", "worst_symbols")):
         lines += ["", f"{title} (n >= {top['min_signals_per_symbol']})", GROUP_HEADER]
-        lines += [_group_line(row, "symbol") for row in top[key]] or ["(none)"]
+        lines += [group_line(row, "symbol") for row in top[key]] or ["(none)"]
     advice = report["recommendations"]
     lines += ["", "Recommendations"]
     lines += [f"[{r['priority']}] {r['message']}" for r in advice["recommendations"]] or ["(none)"]
@@ -101,8 +125,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--days",
-            default=str(DEFAULT_DAYS),
-            help=f"signals of the last N days of market time (default {DEFAULT_DAYS})",
+            help=f"signals of the last N days of market time (default {DEFAULT_DAYS} unless "
+            "--since or --until is given; not with them)",
+        )
+        parser.add_argument(
+            "--since",
+            help="signals from this market time on, included: ISO 8601 date (its midnight UTC) "
+            "or time (UTC without an offset), e.g. 2024-03-01 or 2024-03-01T12:00Z",
+        )
+        parser.add_argument(
+            "--until",
+            help="signals up to this market time, included (default: now); a date means its "
+            "midnight UTC",
         )
         parser.add_argument(
             "--horizon",
@@ -115,8 +149,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        since, until = _moment(options["since"], "since"), _moment(options["until"], "until")
+        days = None if options["days"] is None else _positive_days(options["days"])
+        try:
+            windows.window_check(days, since, until)
+        except windows.WindowError as error:
+            raise CommandError(f"--{error.parameter}: {error.message}") from None
+        if days is None and since is None and until is None:
+            days = DEFAULT_DAYS
         filters = analytics.PerformanceFilters(
-            days=_positive_days(options["days"]), horizon=options["horizon"]
+            days=days, since=since, until=until, horizon=options["horizon"]
         )
         report = analytics.performance_report(filters)
         if options["json"]:

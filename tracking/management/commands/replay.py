@@ -10,12 +10,21 @@ meanwhile, or it moves the same clock).
 
 `--speed max` steps as soon as the step's scans and checks are done; `--speed N` runs N market
 seconds per real second at most (like REPLAY_SPEED). A summary follows: scans, coins, signals,
-checks done and unavailable, win rate per horizon.
+checks done and unavailable, then the outcomes of the window [--start, --end] (both included,
+as the replay steps at both) by scanner, direction, tier (at the 24h horizon) and horizon, with
+n, win rate, 95 % Wilson interval and judgement ("too few to judge" below ANALYTICS_MIN_SAMPLE),
+read by the analytics service (tracking/analytics.py, the report's numbers), and the
+`performance_report --since … --until …` command that prints the whole report of that window.
 
 The clock: the replay needs the one replay clock. The command saves it, moves it, and puts it back
 as it found it at the end (or deletes it when there was none, so the next `make run` creates it
 from the store as usual): `make run` continues where it was. The signals and checks the replay
-recorded stay, with their as_of in the replayed period.
+recorded stay, with their as_of in the replayed period; a report of `--days` counts back from
+the restored clock (or the wall clock), so the replayed period is reported by its dates, with the
+printed command.
+
+A database without its migrations is refused with what to run (CommandError), before anything
+else reads it. Who may run it: whoever runs manage.py (the operator).
 """
 
 from __future__ import annotations
@@ -28,15 +37,18 @@ from functools import partial
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
-from django.db.models import Count, Q
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.migrations.executor import MigrationExecutor
+from django.db.models import Count
 from tqdm import tqdm
 
 from scanners import scanning, schedules
 from scanners.market_data.base import show_time
 from scanners.models import ReplayClock, RunStatus, RunTrigger, ScanRun
 from scanners.replay_clock import CLOCK_PK, ensure_clock, get_clock, store_span
-from tracking.models import HORIZON_DELTAS, CheckStatus, Outcome, OutcomeCheck, Signal
+from tracking import analytics, windows
+from tracking.management.commands.performance_report import GROUP_HEADER, group_line
+from tracking.models import CheckStatus, OutcomeCheck, Signal
 from tracking.outcomes import OPEN, checks_sweep
 
 STEP = timedelta(hours=1)
@@ -52,6 +64,22 @@ def _moment(raw: str, name: str) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def _migrations_check() -> None:
+    """Refuse a database whose migrations are not all applied (a fresh VAR_DIR), naming the
+    commands to run: the replay would otherwise end in a traceback of a missing table. It does not
+    migrate itself: a fresh database has no candles either, which `make run` (migrate, then
+    load_sample) sets up."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    executor = MigrationExecutor(connection)
+    unapplied = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    if unapplied:
+        raise CommandError(
+            f"the database has {len(unapplied)} unapplied migration(s) (a fresh VAR_DIR?): run "
+            "`python manage.py migrate` and `python manage.py load_sample` first (`make run` does "
+            "both), then the replay"
+        )
 
 
 def _speed(raw: str) -> float | None:
@@ -92,6 +120,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         if settings.MARKET_SOURCE != "replay":
             raise CommandError("replay needs MARKET_SOURCE=replay")
+        _migrations_check()
         start = _moment(options["start"], "--start")
         end = _moment(options["end"], "--end")
         speed = _speed(options["speed"])
@@ -102,7 +131,10 @@ class Command(BaseCommand):
         )
         span = store_span()
         if span is None:
-            raise CommandError("the candle store is empty: import history first (load_sample)")
+            raise CommandError(
+                "the candle store is empty: import history first (`python manage.py load_sample` "
+                "loads the bundled sample; `make run` does it on its first start)"
+            )
         end = min(end, span.last_close_time)
         if start >= end:
             raise CommandError(
@@ -284,21 +316,41 @@ class Command(BaseCommand):
             f"{counts.get(CheckStatus.UNAVAILABLE, 0)} unavailable, "
             f"{sum(counts.get(status, 0) for status in OPEN)} not yet due",
             "",
-            f"{'horizon':8} {'checked':>8} {'wins':>6} {'losses':>7} {'win rate':>9}",
+            *window_summary(start, end),
         ]
-        per_horizon = {
-            row["horizon"]: row
-            for row in checks.filter(status=CheckStatus.DONE)
-            .values("horizon")
-            .annotate(
-                n=Count("id"),
-                wins=Count("id", filter=Q(outcome=Outcome.WIN)),
-                losses=Count("id", filter=Q(outcome=Outcome.LOSS)),
-            )
-            .order_by()
-        }
-        for horizon in HORIZON_DELTAS:
-            row = per_horizon.get(horizon, {"n": 0, "wins": 0, "losses": 0})
-            rate = f"{row['wins'] / row['n']:.1%}" if row["n"] else "–"
-            lines.append(f"{horizon:8} {row['n']:>8} {row['wins']:>6} {row['losses']:>7} {rate:>9}")
         return "\n".join(lines)
+
+
+def report_command(start: datetime, end: datetime) -> str:
+    """The command that prints the full report of the replayed window [start, end]."""
+    return (
+        f"python manage.py performance_report --since {windows.show(start)} "
+        f"--until {windows.show(end)}"
+    )
+
+
+def window_summary(start: datetime, end: datetime) -> list[str]:
+    """The window's outcomes by scanner, direction, tier (at the headline horizon) and horizon,
+    from the analytics service's report of [start, end] (the report's own lines), then the
+    command that prints that whole report. Every signal with as_of in the window counts, this
+    replay's and any recorded there before."""
+    report = analytics.performance_report(
+        analytics.PerformanceFilters(days=None, since=start, until=end)
+    )
+    summary = report["summary"]
+    lines = [
+        f"Outcomes of the signals of {windows.show(start)} to {windows.show(end)} (both "
+        f"included): {summary['total_signals']} signals, {summary['outcomes_checked']} checked "
+        f"at {summary['horizon']}; a group with n < {summary['min_sample']} is "
+        f"'{analytics.TOO_FEW}'",
+    ]
+    for title, key in (
+        (f"By scanner ({summary['horizon']})", "by_scanner"),
+        (f"By direction ({summary['horizon']})", "by_signal_type"),
+        (f"By tier ({summary['horizon']})", "by_tier"),
+        ("By horizon", "by_interval"),
+    ):
+        lines += ["", title, GROUP_HEADER]
+        lines += [group_line(row, "group") for row in report[key]] or ["(none)"]
+    lines += ["", "The full report of this window:", f"  {report_command(start, end)}"]
+    return lines
