@@ -1,4 +1,4 @@
-"""Social trending: LunarCrush's metrics, or CoinGecko's trending rank (docs/SCORING.md, "Social")."""
+"""Social trending: LunarCrush metrics, or CoinGecko's trending rank (docs/SCORING.md, "Social")."""
 
 from __future__ import annotations
 
