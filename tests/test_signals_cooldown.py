@@ -126,6 +126,28 @@ def test_a_coin_without_a_price_gets_no_signal() -> None:
 
 
 @pytest.mark.django_db
+def test_a_stale_entry_price_records_no_signal(caplog) -> None:
+    market = MarketFactory(base="SIG")
+    hourly_candles(market, [100.0] * 46)  # the last closes at T0 - 2 h: a data gap at T0
+    with caplog.at_level("WARNING", logger="tracking.services"):
+        run = finished_scan(T0, direction="LONG", long=90.0, smart_money_long=90.0)
+
+    assert not Signal.objects.exists()
+    assert run.status == RunStatus.FINISHED
+    assert "an entry price more than 1 h old is stale" in caplog.text
+
+
+@pytest.mark.django_db
+def test_an_entry_price_one_hour_old_records_the_signal() -> None:
+    market = MarketFactory(base="SIG")
+    hourly_candles(market, [100.0] * 47)  # the last closes at T0 - 1 h
+    finished_scan(T0, direction="LONG", long=40.0)
+
+    [signal] = signals("rsi")
+    assert signal.entry_price == 100.0
+
+
+@pytest.mark.django_db
 def test_finish_scan_twice_records_nothing_twice(priced_market) -> None:
     run = finished_scan(T0, direction="LONG", long=90.0, smart_money_long=90.0)
     before = list(Signal.objects.values_list("scanner", "direction"))
