@@ -85,6 +85,8 @@ class RankingUpdate:
 
     rows: list[UnifiedRanking]
     due: list[UnifiedRanking]  # rows entering TIER_1/TIER_2 whose hour is final and undecided
+    hour: datetime | None = None  # the run's hour
+    hour_final: bool = False  # no other run of the hour is still to rank: its rows are final
 
 
 def latest_results(
@@ -252,8 +254,9 @@ def ranking_update_for_run(run: ScanRun, *, config: ScoringConfig | None = None)
             batch_size=500,
         )
         due = _due_for_signals(hour, run=run)
+        hour_final = not runs_still_to_rank(hour, besides=run).exists()
     stored = list(UnifiedRanking.objects.filter(symbol__in=symbols, hour=hour).order_by("symbol"))
-    return RankingUpdate(rows=stored, due=due)
+    return RankingUpdate(rows=stored, due=due, hour=hour, hour_final=hour_final)
 
 
 def ranking_mark_decided(rows: Iterable[UnifiedRanking]) -> int:

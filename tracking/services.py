@@ -99,6 +99,7 @@ def signals_record_for_run(run: ScanRun, update: RankingUpdate) -> list[Signal]:
     """
     candidates = signal_candidates(run, update)
     if not candidates:
+        signals_refresh_unified_context(update)
         return []
     markets = candle_store.markets_by_symbol(
         {candidate.symbol for candidate in candidates}, exchange=settings.EXCHANGE
@@ -130,7 +131,37 @@ def signals_record_for_run(run: ScanRun, update: RankingUpdate) -> list[Signal]:
         if signal is not None:
             recorded.append(signal)
     ranking_mark_decided(update.due)
+    signals_refresh_unified_context(update)
     return recorded
+
+
+def signals_refresh_unified_context(update: RankingUpdate) -> int:
+    """Once the run's hour is final, give the hour's scanner-rule signals the unified score, tier
+    and confidence of their coin's final row (a run that finished earlier recorded them with the
+    row as it stood then), so they do not depend on the order the hour's runs finished in."""
+    if not update.hour_final or update.hour is None:
+        return 0
+    hour_rows = {
+        row.symbol: row
+        for row in UnifiedRanking.objects.filter(hour=update.hour).only(
+            "symbol", "unified_score", "tier", "confidence"
+        )
+    }
+    changed = 0
+    in_hour = Signal.objects.filter(
+        as_of__gte=update.hour, as_of__lt=update.hour + timedelta(hours=1)
+    ).exclude(scanner=UNIFIED)
+    for signal in in_hour.only("pk", "symbol", "unified_score", "tier", "confidence"):
+        row = hour_rows.get(signal.symbol)
+        context = (
+            (row.unified_score, row.tier, row.confidence) if row is not None else (None, "", None)
+        )
+        if (signal.unified_score, signal.tier, signal.confidence) != context:
+            Signal.objects.filter(pk=signal.pk).update(
+                unified_score=context[0], tier=context[1], confidence=context[2]
+            )
+            changed += 1
+    return changed
 
 
 def signal_record(
