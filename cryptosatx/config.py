@@ -583,6 +583,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Completeness TIER_1 needs; with less it is shown as TIER_2.",
     ),
     Setting(
+        "TIER_2_MIN_COMPLETENESS",
+        0.4,
+        _number(0, 1),
+        SCORING,
+        "Completeness TIER_2 needs; with less it is shown as TIER_3.",
+    ),
+    Setting(
         "SIGNAL_COOLDOWN_HOURS",
         24.0,
         _positive_interval,

@@ -43,6 +43,8 @@ PRICE_TIMEFRAME = "1h"
 # A price or a 24h window whose newest candle closed this long before as_of or earlier is stale:
 # the market was halted, delisted, or its history has a hole there.
 STALE_AFTER = timedelta(hours=24)
+# A signal's entry price must be fresher: no signal is recorded at a price hours old.
+ENTRY_PRICE_MAX_AGE = timedelta(hours=1)
 
 _CANDLE_FIELDS = (
     "open_time",
@@ -270,6 +272,38 @@ def price_at(market: Market, as_of: datetime, *, max_age: timedelta = STALE_AFTE
     Missing when no 1h candle has closed yet, or when the last one closed `max_age` or more
     before as_of (a halt, a delisting or a hole in the history): a stale price is not a price.
     """
+    last = _last_close(market, as_of)
+    if isinstance(last, Missing):
+        return last
+    closed_at, close = last
+    if closed_at <= as_of - max_age:
+        return Missing(
+            f"the last 1h candle of {market.symbol} closed at {show_time(closed_at)}, "
+            f"{_hours(as_of - closed_at)} before {show_time(as_of)}: no price in that gap"
+        )
+    return close
+
+
+def entry_price_at(
+    market: Market, as_of: datetime, *, max_age: timedelta = ENTRY_PRICE_MAX_AGE
+) -> Maybe[float]:
+    """A signal's entry price: `price_at`, but Missing when the last 1h candle closed more than
+    `max_age` (1 h) before as_of (docs/SCORING.md, "Stale is missing")."""
+    last = _last_close(market, as_of)
+    if isinstance(last, Missing):
+        return last
+    closed_at, close = last
+    if as_of - closed_at > max_age:
+        return Missing(
+            f"the last 1h candle of {market.symbol} closed {_hours(as_of - closed_at)} before "
+            f"{show_time(as_of)} (at {show_time(closed_at)}): an entry price more than "
+            f"{_hours(max_age)} old is stale"
+        )
+    return close
+
+
+def _last_close(market: Market, as_of: datetime) -> Maybe[tuple[datetime, float]]:
+    """(close time, close) of the market's last 1h candle closed at or before as_of."""
     last = (
         Candle.objects.filter(
             market=market,
@@ -284,13 +318,7 @@ def price_at(market: Market, as_of: datetime, *, max_age: timedelta = STALE_AFTE
     if last is None:
         return Missing(f"no 1h candle of {market.symbol} closed at or before {show_time(as_of)}")
     open_time, close = last
-    closed_at = open_time + timeframe_duration(PRICE_TIMEFRAME)
-    if closed_at <= as_of - max_age:
-        return Missing(
-            f"the last 1h candle of {market.symbol} closed at {show_time(closed_at)}, "
-            f"{_hours(as_of - closed_at)} before {show_time(as_of)}: no price in that gap"
-        )
-    return close
+    return open_time + timeframe_duration(PRICE_TIMEFRAME), close
 
 
 # --- funding and open interest ---------------------------------------------------------------

@@ -1,94 +1,197 @@
-"""The unified ranking: updated for the coins of a scan run, read as the latest row per symbol.
+"""The unified ranking: one row per coin and hour, recomputed by every run of that hour.
 
-After a run, each of its coins is scored again from the latest `ScanResult` of every scanner for
-that coin (as of the run's as_of, whichever run wrote it) with `scoring.services.unified_score`,
-and stored as one `UnifiedRanking` row per (run, coin). The row also says whether the coin
-*entered* TIER_1/TIER_2 with it (`should_record_unified_signal` against the coin's previous row),
-so recording unified signals never depends on when it runs.
+docs/SCORING.md, "One ranking per coin and hour". A run's final step (`ranking_update_for_run`)
+takes the hour's lock, then recomputes the row of each of its coins for the run's hour H (as_of
+floored) and upserts it:
+
+- the row's as_of T is the latest as_of among the coin's results in H (the hour's latest scan of
+  it), and the row is `unified_score` at T of the results with as_of ≤ T (`ranking_compute`);
+- every run's results are committed by its batches before its final step starts, and the final
+  steps of one hour run one after another (`pg_advisory_xact_lock` on H; SQLite serialises writes
+  anyway), each reading after it holds the lock. So the last of them reads every result of the
+  hour and writes the row a recomputation from scratch gives, whatever order they finish in.
+
+The row also says whether the coin *entered* TIER_1/TIER_2 with it (against its previous row, the
+latest of the hours before within the longest freshness window). The unified signals of an hour
+are decided once its rows are final: by the final step that finds no other run of the hour still
+to rank (`RankedRun` marks those that have). Until then the rows wait (`signal_decided` False),
+and an hour whose last run never ranked (it was lost) is decided by a later run's final step
+within `SIGNAL_DECISION_LOOKBACK`.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from django.db.models import F, QuerySet, Window
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
+from django.utils import timezone
 
-from scanners.models import ScanResult, ScanRun
+from scanners.models import RunStatus, ScanResult, ScanRun
+from scanners.scanning import scanner_interval
 from scoring.config import ScoringConfig
-from scoring.models import UnifiedRanking
+from scoring.models import RankedRun, UnifiedRanking
 from scoring.services import should_record_unified_signal, unified_score
 
 _CHUNK = 500
+HOUR = timedelta(hours=1)
+# Results are read this many times their freshness window back, so that the breakdown can name a
+# stale component with its age; older ones are not read at all (the lookup stays bounded).
+STALE_LOOKBACK_FACTOR = 2
+# An hour whose unified signals were never decided (its last run was lost) is decided by a later
+# run's final step within this time of it; later than that, a signal would be news of a day ago.
+SIGNAL_DECISION_LOOKBACK = timedelta(hours=24)
+# Namespace of the advisory locks (the first key of pg_advisory_xact_lock(int, int)); the second
+# key is the hour, in hours since the epoch.
+_LOCK_NAMESPACE = 0x52414E4B  # "RANK"
+
+_RANKING_FIELDS = (
+    "scan_run",
+    "as_of",
+    "direction",
+    "unified_score",
+    "score_long",
+    "score_short",
+    "tier",
+    "score_tier",
+    "confirmations",
+    "confirmed_by",
+    "confidence",
+    "recommendation",
+    "completeness",
+    "breakdown",
+    "reasons",
+    "notes",
+    "enters_signal_tier",
+    "signal_decided",
+)
 
 
-def latest_results(symbols: Sequence[str], *, as_of) -> dict[str, list[ScanResult]]:
-    """Per symbol, the latest ScanResult of each scanner at or before as_of."""
+def coin_hour(as_of: datetime) -> datetime:
+    """The hour a scan as of `as_of` ranks its coins in: as_of floored to the hour."""
+    return as_of.replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class RankingUpdate:
+    """What a run's final step did: its coins' rows, and the rows whose signal is now due."""
+
+    rows: list[UnifiedRanking]
+    due: list[UnifiedRanking]  # rows entering TIER_1/TIER_2 whose hour is final and undecided
+    hour: datetime | None = None  # the run's hour
+    hour_final: bool = False  # no other run of the hour is still to rank: its rows are final
+
+
+def latest_results(
+    symbols: Sequence[str], *, as_of: datetime, config: ScoringConfig | None = None
+) -> dict[str, list[ScanResult]]:
+    """Per symbol, the latest ScanResult of each scanner at or before as_of, among those at most
+    `STALE_LOOKBACK_FACTOR` × its freshness window old (older ones could not count anyway).
+
+    Bounded: each scanner's range of the `scanresult_latest` index (symbol, scanner, as_of) is
+    read, never a coin's whole history. MSS rows keep their inputs (the listing time decides
+    whether they count); the others are read without them.
+    """
+    config = config or ScoringConfig.from_settings()
     by_symbol: dict[str, list[ScanResult]] = defaultdict(list)
+    windows = {
+        name: timedelta(hours=STALE_LOOKBACK_FACTOR * config.max_age_hours(name))
+        for name in config.weights
+    }
+    with_inputs = [name for name in windows if name == "mss"]
+    without_inputs = [name for name in windows if name != "mss"]
     for chunk in _chunks(symbols):
-        rows = (
-            ScanResult.objects.filter(symbol__in=chunk, as_of__lte=as_of)
-            .annotate(
-                position=Window(
-                    RowNumber(),
-                    partition_by=[F("symbol"), F("scanner")],
-                    order_by=[F("as_of").desc(), F("id").desc()],
+        for names, defer in ((without_inputs, True), (with_inputs, False)):
+            if not names:
+                continue
+            in_window = Q()
+            for name in names:
+                in_window |= Q(scanner=name, as_of__gte=as_of - windows[name])
+            rows = (
+                ScanResult.objects.filter(in_window, symbol__in=chunk, as_of__lte=as_of)
+                .annotate(
+                    position=Window(
+                        RowNumber(),
+                        partition_by=[F("symbol"), F("scanner")],
+                        order_by=[F("as_of").desc(), F("id").desc()],
+                    )
                 )
+                .filter(position=1)
             )
-            .filter(position=1)
-            .defer("inputs")
-        )
-        for row in rows:
-            by_symbol[row.symbol].append(row)
+            if defer:
+                rows = rows.defer("inputs")
+            for row in rows:
+                by_symbol[row.symbol].append(row)
     return by_symbol
 
 
-def previous_rankings(symbols: Sequence[str], *, run: ScanRun) -> dict[str, UnifiedRanking]:
-    """Per symbol, its latest ranking row before this run's (at or before the run's as_of)."""
+def previous_rankings(
+    symbols: Sequence[str], *, hour: datetime, config: ScoringConfig | None = None
+) -> dict[str, UnifiedRanking]:
+    """Per symbol, its latest row of the hours before `hour`, within the longest freshness
+    window (an older row ranked the coin from results that no longer count: no previous row)."""
+    config = config or ScoringConfig.from_settings()
+    since = hour - timedelta(hours=math.ceil(config.longest_max_age_hours))
     previous: dict[str, UnifiedRanking] = {}
     for chunk in _chunks(symbols):
         rows = (
-            UnifiedRanking.objects.filter(symbol__in=chunk, as_of__lte=run.as_of)
-            .exclude(scan_run=run)
+            UnifiedRanking.objects.filter(symbol__in=chunk, hour__gte=since, hour__lt=hour)
             .annotate(
                 position=Window(
-                    RowNumber(),
-                    partition_by=[F("symbol")],
-                    order_by=[F("as_of").desc(), F("id").desc()],
+                    RowNumber(), partition_by=[F("symbol")], order_by=[F("hour").desc()]
                 )
             )
             .filter(position=1)
-            .only("id", "symbol", "tier", "direction")
+            .only("id", "symbol", "hour", "tier", "direction")
         )
         previous.update({row.symbol: row for row in rows})
     return previous
 
 
-def ranking_update_for_run(
-    run: ScanRun, *, config: ScoringConfig | None = None
+def ranking_compute(
+    symbols: Sequence[str], *, hour: datetime, config: ScoringConfig | None = None
 ) -> list[UnifiedRanking]:
-    """Score the run's scanned coins again and store their rows; idempotent (rows unique on
-    (run, symbol): a second call writes nothing and returns the same rows)."""
+    """The rows (unsaved) of `symbols` in `hour` from the results stored now: each at the coin's
+    latest scan T in that hour, from the results with as_of ≤ T. A coin without a result in the
+    hour, or with nothing to score, has no row. The same function recomputes a row from scratch.
+    """
     config = config or ScoringConfig.from_settings()
-    symbols = sorted(set(ScanResult.objects.filter(run=run).values_list("symbol", flat=True)))
-    already = set(UnifiedRanking.objects.filter(scan_run=run).values_list("symbol", flat=True))
-    symbols = [symbol for symbol in symbols if symbol not in already]
-    results = latest_results(symbols, as_of=run.as_of)
-    previous = previous_rankings(symbols, run=run)
+    hour = coin_hour(hour)
+    latest_scan: dict[str, tuple[datetime, int]] = {}
+    for chunk in _chunks(symbols):
+        in_hour = ScanResult.objects.filter(
+            symbol__in=chunk, as_of__gte=hour, as_of__lt=hour + HOUR
+        ).values_list("symbol", "as_of", "run_id")
+        for symbol, as_of, run_id in in_hour:
+            if symbol not in latest_scan or (as_of, run_id) > latest_scan[symbol]:
+                latest_scan[symbol] = (as_of, run_id)
+    if not latest_scan:
+        return []
+    ranked = sorted(latest_scan)
+    results = latest_results(
+        ranked, as_of=max(as_of for as_of, _run in latest_scan.values()), config=config
+    )
+    previous = previous_rankings(ranked, hour=hour, config=config)
     rows = []
-    for symbol in symbols:
-        scored = unified_score(results.get(symbol, []), config=config, as_of=run.as_of)
+    for symbol in ranked:
+        as_of, run_id = latest_scan[symbol]
+        scored = unified_score(results.get(symbol, []), config=config, as_of=as_of)
         if scored is None:
             continue
         before = previous.get(symbol)
         rows.append(
             UnifiedRanking(
-                scan_run=run,
+                scan_run_id=run_id,
                 symbol=symbol,
-                as_of=run.as_of,
+                hour=hour,
+                as_of=as_of,
                 direction=scored.direction,
                 unified_score=scored.unified_score,
                 score_long=scored.scores.get("LONG"),
@@ -109,10 +212,78 @@ def ranking_update_for_run(
                     previous_direction=before.direction if before else None,
                     new_direction=scored.direction,
                 ),
+                signal_decided=False,
             )
         )
-    UnifiedRanking.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
-    return list(UnifiedRanking.objects.filter(scan_run=run).order_by("symbol"))
+    return rows
+
+
+def ranking_update_for_run(run: ScanRun, *, config: ScoringConfig | None = None) -> RankingUpdate:
+    """Recompute and store the rows of the run's coins in its hour, and say which unified signals
+    are due; idempotent (a second call rewrites the same rows).
+
+    Runs in one transaction holding the hour's lock, taken before anything is read. A recomputed
+    row whose entry was already decided keeps it decided when it still enters in the same
+    direction (the cooldown would refuse a second signal anyway).
+    """
+    config = config or ScoringConfig.from_settings()
+    hour = coin_hour(run.as_of)
+    with transaction.atomic():
+        _lock_hour(hour)
+        # Marked first: on SQLite this write takes the database's write lock before anything is
+        # read, which serialises the final steps as the advisory lock does on PostgreSQL.
+        RankedRun.objects.bulk_create([RankedRun(run=run, hour=hour)], ignore_conflicts=True)
+        symbols = sorted(set(ScanResult.objects.filter(run=run).values_list("symbol", flat=True)))
+        rows = ranking_compute(symbols, hour=hour, config=config)
+        decided = {
+            (symbol, direction)
+            for symbol, direction in UnifiedRanking.objects.filter(
+                symbol__in=[row.symbol for row in rows],
+                hour=hour,
+                enters_signal_tier=True,
+                signal_decided=True,
+            ).values_list("symbol", "direction")
+        }
+        for row in rows:
+            row.signal_decided = row.enters_signal_tier and (row.symbol, row.direction) in decided
+        UnifiedRanking.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["symbol", "hour"],
+            update_fields=[*_RANKING_FIELDS, "updated_at"],
+            batch_size=500,
+        )
+        due = _due_for_signals(hour, run=run)
+        hour_final = not runs_still_to_rank(hour, besides=run).exists()
+    stored = list(UnifiedRanking.objects.filter(symbol__in=symbols, hour=hour).order_by("symbol"))
+    return RankingUpdate(rows=stored, due=due, hour=hour, hour_final=hour_final)
+
+
+def ranking_mark_decided(rows: Iterable[UnifiedRanking]) -> int:
+    """Mark rows' unified signals decided (after recording them or finding them refused)."""
+    return UnifiedRanking.objects.filter(pk__in=[row.pk for row in rows]).update(
+        signal_decided=True
+    )
+
+
+def runs_still_to_rank(hour: datetime, *, besides: ScanRun | None = None) -> QuerySet[ScanRun]:
+    """Runs of `hour` (as_of in it) that are queued or running, have not ranked yet and are not
+    stale (created longer than their scanner's interval ago: `scan_start` fails those)."""
+    pending = ScanRun.objects.filter(
+        as_of__gte=hour,
+        as_of__lt=hour + HOUR,
+        status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
+        ranked__isnull=True,
+    )
+    if besides is not None:
+        pending = pending.exclude(pk=besides.pk)
+    now = timezone.now()
+    alive = [
+        run.pk
+        for run in pending.only("pk", "scanner", "created_at")
+        if now - run.created_at <= scanner_interval(run.scanner)
+    ]
+    return ScanRun.objects.filter(pk__in=alive)
 
 
 def ranking_latest(filters: dict[str, Any] | None = None) -> QuerySet[UnifiedRanking]:
@@ -152,6 +323,35 @@ def ranking_latest(filters: dict[str, Any] | None = None) -> QuerySet[UnifiedRan
     if filters.get("min_confidence") is not None:
         ranking = ranking.filter(confidence__gte=int(filters["min_confidence"]))
     return ranking.order_by("-unified_score", "symbol")
+
+
+# --- internals --------------------------------------------------------------------------------
+
+
+def _due_for_signals(hour: datetime, *, run: ScanRun) -> list[UnifiedRanking]:
+    """Undecided entering rows of `hour` and of earlier hours within SIGNAL_DECISION_LOOKBACK,
+    each only once no other run of its hour is still to rank."""
+    undecided = UnifiedRanking.objects.filter(
+        enters_signal_tier=True,
+        signal_decided=False,
+        hour__gte=hour - SIGNAL_DECISION_LOOKBACK,
+        hour__lte=hour,
+    )
+    hours = sorted(set(undecided.values_list("hour", flat=True)))
+    final = [each for each in hours if not runs_still_to_rank(each, besides=run).exists()]
+    if not final:
+        return []
+    return list(undecided.filter(hour__in=final).order_by("hour", "symbol"))
+
+
+def _lock_hour(hour: datetime) -> None:
+    """Serialise the final steps of one hour until this transaction ends (PostgreSQL; on SQLite
+    the caller's first write takes the database's write lock, which serialises them)."""
+    if connection.vendor != "postgresql":
+        return
+    hours_since_epoch = int(hour.timestamp() // 3600)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, hours_since_epoch])
 
 
 def _chunks(items: Iterable[str]) -> Iterator[list[str]]:

@@ -18,9 +18,15 @@ How a score is made, in one place:
 3. The tier comes from the score (≥ TIER_1_MIN_SCORE, ≥ TIER_2_MIN_SCORE, ≥ TIER_3_MIN_SCORE, else
    TIER_4). A TIER_1 score with fewer than MIN_CONFIRMATIONS_TIER1 confirmations or a completeness
    below TIER_1_MIN_COMPLETENESS is shown as TIER_2, and `notes` says why.
+   A TIER_2 (by score or by that demotion) with completeness below TIER_2_MIN_COMPLETENESS is
+   shown as TIER_3.
 4. Confirmations are the scanners with a rule of their own (smart money, MSS, RSI, social) whose
    rule fired (`result.direction`) in the coin's direction in their latest scan; whale and volume
    never confirm. Confidence: ≤ 1 confirmation → 60, 2 → 75, ≥ 3 → 85.
+5. Only fresh results count (in the score and in confirmations): a result at most its scanner's
+   interval + 1 h older than the score's as_of T, and an MSS result only while the coin is younger
+   than MSS_MAX_AGE_HOURS at T. A stale result is a missing component; its breakdown entry says
+   `stale` with its age. Results with as_of after T are not seen at all.
 
 Scores and completeness are rounded to `SCORE_DECIMALS` decimals, so float noise in the weights
 (0.3 + 0.25 + ... is not exactly 1.0 in binary) can never move a coin across a tier boundary.
@@ -31,7 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from scoring.config import ScoringConfig
@@ -48,6 +54,7 @@ TIERS = (TIER_1, TIER_2, TIER_3, TIER_4)
 SIGNAL_TIERS = frozenset({TIER_1, TIER_2})
 
 SCORE_DECIMALS = 6
+_HOUR = timedelta(hours=1)
 
 COMPONENT_LABELS: Mapping[str, str] = {
     "smart_money": "smart money",
@@ -168,6 +175,19 @@ def apply_tier_1_rules(
     return (TIER_2 if notes else TIER_1), notes
 
 
+def apply_tier_2_rule(
+    tier: str, *, completeness: float, config: ScoringConfig
+) -> tuple[str, list[str]]:
+    """The tier shown: a TIER_2 with completeness below TIER_2_MIN_COMPLETENESS is TIER_3 (one
+    component is not a strong buy). Returns the tier and the note saying why (empty when kept)."""
+    if tier != TIER_2 or completeness >= config.tier_2_min_completeness:
+        return tier, []
+    return TIER_3, [
+        f"TIER_2, but completeness {completeness:.2f} is below the "
+        f"{config.tier_2_min_completeness:.2f} TIER_2 needs: shown as TIER_3."
+    ]
+
+
 def confidence_for_confirmations(confirmations: int) -> int:
     """≤ 1 confirmation → 60, 2 → 75, ≥ 3 → 85."""
     if confirmations >= 3:
@@ -208,6 +228,14 @@ def should_record_unified_signal(
 # --- the score --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Staleness:
+    """Why a scanner's latest result does not count at T: too old, or (MSS) the coin too old."""
+
+    age_hours: float  # of the result at T
+    reason: str
+
+
 def latest_results(results: Sequence[ScannerResultLike]) -> dict[str, ScannerResultLike]:
     """The latest result per scanner (largest as_of; on a tie the later one in `results`).
 
@@ -224,19 +252,81 @@ def latest_results(results: Sequence[ScannerResultLike]) -> dict[str, ScannerRes
     return latest
 
 
+def staleness(
+    result: ScannerResultLike, *, as_of: datetime, config: ScoringConfig
+) -> Staleness | None:
+    """None when `result` counts at `as_of`; else why not (docs/SCORING.md, "Fresh components").
+
+    A result counts while its age is at most its scanner's interval + 1 h. An MSS result also
+    needs the coin younger than MSS_MAX_AGE_HOURS at as_of (listing time from the result's
+    inputs; an MSS result without one is judged by its age alone).
+    """
+    age = (as_of - result.as_of) / _HOUR
+    label = COMPONENT_LABELS.get(result.scanner, result.scanner)
+    limit = config.max_age_hours(result.scanner)
+    if age > limit:
+        return Staleness(
+            age,
+            f"{label} result {age:.1f} h old, older than the {limit:g} h it counts for "
+            f"(its interval + 1 h): stale",
+        )
+    if result.scanner == "mss":
+        listed_at = _listed_at(result)
+        if listed_at is not None:
+            coin_age = (as_of - listed_at) / _HOUR
+            if coin_age >= config.mss_max_age_hours:
+                return Staleness(
+                    age,
+                    f"MSS result no longer counts: the coin is {coin_age:.1f} h old at as_of, "
+                    f"MSS scores coins younger than {config.mss_max_age_hours:g} h",
+                )
+    return None
+
+
+def fresh_results(
+    results: Sequence[ScannerResultLike], *, as_of: datetime, config: ScoringConfig
+) -> tuple[dict[str, ScannerResultLike], dict[str, tuple[ScannerResultLike, Staleness]]]:
+    """(the latest result per scanner that counts at as_of, the latest ones that are stale).
+
+    Results with as_of after `as_of` are not seen: the score at T is a function of the results
+    with as_of ≤ T alone.
+    """
+    latest = latest_results([result for result in results if result.as_of <= as_of])
+    fresh: dict[str, ScannerResultLike] = {}
+    stale: dict[str, tuple[ScannerResultLike, Staleness]] = {}
+    for name, result in latest.items():
+        why = staleness(result, as_of=as_of, config=config)
+        if why is None:
+            fresh[name] = result
+        else:
+            stale[name] = (result, why)
+    return fresh, stale
+
+
 def confirmations_for(
-    results: Sequence[ScannerResultLike], direction: Direction, *, config: ScoringConfig
+    results: Sequence[ScannerResultLike],
+    direction: Direction,
+    *,
+    config: ScoringConfig,
+    as_of: datetime | None = None,
 ) -> list[str]:
-    """Scanners with a rule of their own whose latest result fired in `direction` (weight order)."""
-    latest = latest_results(results)
-    return _confirmed_by(latest, direction, config)
+    """Scanners with a rule of their own whose latest fresh result fired in `direction` (weight
+    order); as_of defaults to the latest as_of among the results."""
+    fresh, _stale = fresh_results(results, as_of=_as_of(results, as_of), config=config)
+    return _confirmed_by(fresh, direction, config)
 
 
 def score_direction(
-    results: Sequence[ScannerResultLike], direction: Direction, *, config: ScoringConfig
+    results: Sequence[ScannerResultLike],
+    direction: Direction,
+    *,
+    config: ScoringConfig,
+    as_of: datetime | None = None,
 ) -> DirectionalScore:
     """The unified score of one coin in one direction, with its breakdown."""
-    return _score_direction(latest_results(results), direction, config)
+    as_of = _as_of(results, as_of)
+    fresh, stale = fresh_results(results, as_of=as_of, config=config)
+    return _score_direction(fresh, stale, direction, config, as_of)
 
 
 def unified_score(
@@ -245,20 +335,24 @@ def unified_score(
     config: ScoringConfig,
     as_of: datetime | None = None,
 ) -> UnifiedScore | None:
-    """The unified score of one coin from the latest result of each scanner that has run.
+    """The unified score of one coin at `as_of` from the latest fresh result of each scanner.
 
     `as_of` defaults to the latest as_of among the results. Returns None when there is nothing to
-    score: no results, or no component available in either direction. Raises ValueError for
+    score: no results, or no fresh component available in either direction. Raises ValueError for
     results of more than one coin or a component outside 0..100.
     """
-    latest = latest_results(results)
+    if not results:
+        return None
+    as_of = _as_of(results, as_of)
+    fresh, stale = fresh_results(results, as_of=as_of, config=config)
     notes = [
         f"Result of unknown scanner {name!r} ignored."
-        for name in latest
+        for name in fresh
         if name not in config.weights
     ]
     by_direction = {
-        direction: _score_direction(latest, direction, config) for direction in DIRECTIONS
+        direction: _score_direction(fresh, stale, direction, config, as_of)
+        for direction in DIRECTIONS
     }
     if all(scored.score is None for scored in by_direction.values()):
         return None
@@ -272,11 +366,12 @@ def unified_score(
         completeness=chosen.completeness,
         config=config,
     )
-    notes = demotion_notes + notes
-    symbol = next(iter(latest.values())).symbol
+    tier, tier_2_notes = apply_tier_2_rule(tier, completeness=chosen.completeness, config=config)
+    notes = demotion_notes + tier_2_notes + notes
+    symbol = next(iter(results)).symbol
     return UnifiedScore(
         symbol=symbol,
-        as_of=as_of if as_of is not None else max(result.as_of for result in latest.values()),
+        as_of=as_of,
         direction=chosen.direction,
         unified_score=chosen.score,
         scores={direction: by_direction[direction].score for direction in DIRECTIONS},
@@ -294,6 +389,28 @@ def unified_score(
 
 
 # --- internals --------------------------------------------------------------------------------
+
+
+def _as_of(results: Sequence[ScannerResultLike], as_of: datetime | None) -> datetime:
+    if as_of is not None:
+        return as_of
+    if not results:
+        raise ValueError("as_of is needed when there are no results")
+    return max(result.as_of for result in results)
+
+
+def _listed_at(result: ScannerResultLike) -> datetime | None:
+    """The listing time an MSS result was scored with (its inputs' `listed_at`), if it says."""
+    inputs = getattr(result, "inputs", None)
+    value = inputs.get("listed_at") if isinstance(inputs, Mapping) else None
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
 
 
 def _round(value: float) -> float:
@@ -330,15 +447,22 @@ def _confirmed_by(
 
 
 def _score_direction(
-    latest: Mapping[str, ScannerResultLike], direction: Direction, config: ScoringConfig
+    fresh: Mapping[str, ScannerResultLike],
+    stale: Mapping[str, tuple[ScannerResultLike, Staleness]],
+    direction: Direction,
+    config: ScoringConfig,
+    as_of: datetime,
 ) -> DirectionalScore:
     values: dict[str, float] = {}
     missing: dict[str, str] = {}
     for name in config.weights:
         label = COMPONENT_LABELS.get(name, name)
-        result = latest.get(name)
+        result = fresh.get(name)
         if result is None:
-            missing[name] = f"no {label} result for this coin"
+            if name in stale:
+                missing[name] = stale[name][1].reason
+            else:
+                missing[name] = f"no {label} result for this coin"
             continue
         value = _component_value(result, direction)
         if value is None:
@@ -355,11 +479,13 @@ def _score_direction(
         if values
         else None
     )
-    confirmed_by = _confirmed_by(latest, direction, config)
+    confirmed_by = _confirmed_by(fresh, direction, config)
 
     breakdown: dict[str, dict[str, Any]] = {}
     for name, weight in config.weights.items():
-        result = latest.get(name)
+        result = fresh.get(name)
+        stale_entry = stale.get(name)
+        seen = result if result is not None else (stale_entry[0] if stale_entry else None)
         available = name in values
         renormalised = weight / available_weight if available else 0.0
         breakdown[name] = {
@@ -373,7 +499,10 @@ def _score_direction(
             "missing": missing.get(name),
             "fired": result.direction if result is not None else None,
             "confirms": name in confirmed_by,
-            "as_of": result.as_of.isoformat() if result is not None else None,
+            "as_of": seen.as_of.isoformat() if seen is not None else None,
+            "age_hours": _round((as_of - seen.as_of) / _HOUR) if seen is not None else None,
+            "max_age_hours": config.max_age_hours(name),
+            "stale": stale_entry is not None,
         }
     return DirectionalScore(
         direction=direction,

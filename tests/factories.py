@@ -135,6 +135,7 @@ class UnifiedRankingFactory(factory.django.DjangoModelFactory):
     scan_run = factory.SubFactory(ScanRunFactory, scanner="all")
     symbol = factory.Sequence(lambda n: f"R{n}/USDT")
     as_of = factory.LazyAttribute(lambda row: row.scan_run.as_of)
+    hour = factory.LazyAttribute(lambda row: row.as_of.replace(minute=0, second=0, microsecond=0))
     direction = "LONG"
     unified_score = 60.0
     score_long = factory.LazyAttribute(lambda row: row.unified_score)

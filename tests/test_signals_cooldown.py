@@ -32,13 +32,23 @@ def priced_market():
     return market
 
 
-def finished_scan(as_of, *, direction=None, long=50.0, short=10.0, scanner="rsi"):
-    """A run of `scanner` whose result for SYMBOL has the given rule direction and components;
-    finished through tracking.services.scan_finish (what the chord body runs)."""
+def finished_scan(
+    as_of, *, direction=None, long=50.0, short=10.0, scanner="rsi", smart_money_long=None
+):
+    """A run of `scanner` whose result for SYMBOL has the given rule direction and components
+    (and, with `smart_money_long`, a smart-money result of that LONG component beside it, which
+    did not fire); finished through tracking.services.scan_finish (what the chord body runs)."""
     run = ScanRunFactory(scanner=scanner, as_of=as_of, symbols=[SYMBOL], status=RunStatus.RUNNING)
     ScanResultFactory(
         run=run, symbol=SYMBOL, direction=direction, component={"LONG": long, "SHORT": short}
     )
+    if smart_money_long is not None:
+        ScanResultFactory(
+            run=run,
+            scanner="smart_money",
+            symbol=SYMBOL,
+            component={"LONG": smart_money_long, "SHORT": 0.0},
+        )
     services.scan_finish(run.pk)
     run.refresh_from_db()
     return run
@@ -91,11 +101,12 @@ def test_the_cooldown_is_per_direction_and_scanner(priced_market) -> None:
 def test_a_unified_signal_is_recorded_only_when_a_coin_enters_tier_1_or_tier_2(
     priced_market,
 ) -> None:
-    # RSI alone: its component is the whole unified score (the others are missing).
-    first = finished_scan(T0, long=80.0)  # TIER_2: enters
-    finished_scan(T0 + timedelta(hours=30), long=82.0)  # still TIER_2: nothing new
-    finished_scan(T0 + timedelta(hours=60), long=40.0)  # falls to TIER_4
-    finished_scan(T0 + timedelta(hours=90), long=75.0)  # enters again, long after the cooldown
+    # RSI and smart money with the same component: the unified score (completeness 0.45).
+    first = finished_scan(T0, long=80.0, smart_money_long=80.0)  # TIER_2: enters
+    finished_scan(T0 + timedelta(hours=1), long=82.0, smart_money_long=82.0)  # still TIER_2
+    finished_scan(T0 + timedelta(hours=60), long=40.0, smart_money_long=40.0)  # falls to TIER_4
+    # Enters again, long after the cooldown.
+    finished_scan(T0 + timedelta(hours=90), long=75.0, smart_money_long=75.0)
 
     unified = signals("unified")
     assert [s.as_of for s in unified] == [T0, T0 + timedelta(hours=90)]
@@ -115,8 +126,30 @@ def test_a_coin_without_a_price_gets_no_signal() -> None:
 
 
 @pytest.mark.django_db
+def test_a_stale_entry_price_records_no_signal(caplog) -> None:
+    market = MarketFactory(base="SIG")
+    hourly_candles(market, [100.0] * 46)  # the last closes at T0 - 2 h: a data gap at T0
+    with caplog.at_level("WARNING", logger="tracking.services"):
+        run = finished_scan(T0, direction="LONG", long=90.0, smart_money_long=90.0)
+
+    assert not Signal.objects.exists()
+    assert run.status == RunStatus.FINISHED
+    assert "an entry price more than 1 h old is stale" in caplog.text
+
+
+@pytest.mark.django_db
+def test_an_entry_price_one_hour_old_records_the_signal() -> None:
+    market = MarketFactory(base="SIG")
+    hourly_candles(market, [100.0] * 47)  # the last closes at T0 - 1 h
+    finished_scan(T0, direction="LONG", long=40.0)
+
+    [signal] = signals("rsi")
+    assert signal.entry_price == 100.0
+
+
+@pytest.mark.django_db
 def test_finish_scan_twice_records_nothing_twice(priced_market) -> None:
-    run = finished_scan(T0, direction="LONG", long=90.0)
+    run = finished_scan(T0, direction="LONG", long=90.0, smart_money_long=90.0)
     before = list(Signal.objects.values_list("scanner", "direction"))
     services.scan_finish(run.pk)
     ScanRunFactory._meta.model.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)

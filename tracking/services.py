@@ -1,11 +1,13 @@
 """Recording signals after a scan run, and finishing the run.
 
 A signal is recorded when a scanner's own rule fired for a coin in the run (smart money, MSS, RSI,
-social; whale and volume are components only), and when the coin entered TIER_1/TIER_2 of the
-unified ranking with the run (scanner `unified`). At most one per (scanner, symbol, direction)
-within SIGNAL_COOLDOWN_HOURS of market time: the check and the insert run under a row lock on the
-key's `SignalKey` row, so two finish_scans running at once cannot both insert. The entry price is
-the price at the run's as_of (`candle_store.price_at`); a coin without one gets no signal.
+social; whale and volume are components only), and when a coin's final row of an hour entered
+TIER_1/TIER_2 of the unified ranking (scanner `unified`; decided once the hour's last run has
+ranked, `scoring.ranking`). At most one per (scanner, symbol, direction) within
+SIGNAL_COOLDOWN_HOURS of market time: the check and the insert run under a row lock on the key's
+`SignalKey` row, so two finish_scans running at once cannot both insert. The entry price is the
+price at the signal's as_of (`candle_store.entry_price_at`); a coin without one, or whose last 1h
+candle closed more than 1 h before as_of, gets no signal (logged as a warning).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from scanners.market_data import Missing
 from scanners.models import RUN_SCANNERS, RunStatus, ScanResult, ScanRun
 from scanners.scanning import run_fail_missing_coins, run_mark_finished
 from scoring.models import UnifiedRanking
-from scoring.ranking import ranking_update_for_run
+from scoring.ranking import RankingUpdate, ranking_mark_decided, ranking_update_for_run
 from tracking.models import UNIFIED, Signal, SignalKey
 from tracking.signals import signal_recorded
 
@@ -47,9 +49,11 @@ def cooldown() -> timedelta:
     return timedelta(hours=float(settings.SIGNAL_COOLDOWN_HOURS))
 
 
-def signal_candidates(run: ScanRun) -> list[SignalCandidate]:
-    """What the run says: scanner rules that fired, then coins that entered TIER_1/TIER_2."""
-    rankings = {row.symbol: row for row in UnifiedRanking.objects.filter(scan_run=run)}
+def signal_candidates(run: ScanRun, update: RankingUpdate) -> list[SignalCandidate]:
+    """What the run says: scanner rules that fired, then the coins whose final row of an hour
+    entered TIER_1/TIER_2 (`update.due`: of this run's hour once no other run of it is still to
+    rank, and of earlier hours whose last run never ranked)."""
+    rankings = {row.symbol: row for row in update.rows}
     candidates = []
     fired = ScanResult.objects.filter(
         run=run, scanner__in=RUN_SCANNERS, direction__in=["LONG", "SHORT"]
@@ -69,7 +73,7 @@ def signal_candidates(run: ScanRun) -> list[SignalCandidate]:
                 ranking=rankings.get(result.symbol),
             )
         )
-    for ranking in sorted(rankings.values(), key=lambda row: row.symbol):
+    for ranking in update.due:
         if ranking.enters_signal_tier:
             candidates.append(
                 SignalCandidate(
@@ -87,13 +91,15 @@ def signal_candidates(run: ScanRun) -> list[SignalCandidate]:
     return candidates
 
 
-def signals_record_for_run(run: ScanRun) -> list[Signal]:
+def signals_record_for_run(run: ScanRun, update: RankingUpdate) -> list[Signal]:
     """Record the run's signals (cooldown and entry price permitting); returns the new ones.
+    The due unified rows are marked decided afterwards, recorded or refused.
 
     Idempotent: run again, every candidate finds its own signal inside the cooldown.
     """
-    candidates = signal_candidates(run)
+    candidates = signal_candidates(run, update)
     if not candidates:
+        signals_refresh_unified_context(update)
         return []
     markets = candle_store.markets_by_symbol(
         {candidate.symbol for candidate in candidates}, exchange=settings.EXCHANGE
@@ -107,11 +113,11 @@ def signals_record_for_run(run: ScanRun) -> list[Signal]:
             prices[key] = (
                 Missing(f"no {settings.EXCHANGE} spot market {candidate.symbol}")
                 if market is None
-                else candle_store.price_at(market, candidate.as_of)
+                else candle_store.entry_price_at(market, candidate.as_of)
             )
         price = prices[key]
         if isinstance(price, Missing):
-            logger.info(
+            logger.warning(
                 "no %s %s signal for %s: no entry price (%s)",
                 candidate.scanner,
                 candidate.direction,
@@ -119,10 +125,43 @@ def signals_record_for_run(run: ScanRun) -> list[Signal]:
                 price.reason,
             )
             continue
-        signal = signal_record(candidate, entry_price=price, run=run)
+        # A unified signal belongs to the run of its row's latest result, whichever run decided.
+        owner = run if candidate.scanner != UNIFIED else candidate.ranking.scan_run
+        signal = signal_record(candidate, entry_price=price, run=owner)
         if signal is not None:
             recorded.append(signal)
+    ranking_mark_decided(update.due)
+    signals_refresh_unified_context(update)
     return recorded
+
+
+def signals_refresh_unified_context(update: RankingUpdate) -> int:
+    """Once the run's hour is final, give the hour's scanner-rule signals the unified score, tier
+    and confidence of their coin's final row (a run that finished earlier recorded them with the
+    row as it stood then), so they do not depend on the order the hour's runs finished in."""
+    if not update.hour_final or update.hour is None:
+        return 0
+    hour_rows = {
+        row.symbol: row
+        for row in UnifiedRanking.objects.filter(hour=update.hour).only(
+            "symbol", "unified_score", "tier", "confidence"
+        )
+    }
+    changed = 0
+    in_hour = Signal.objects.filter(
+        as_of__gte=update.hour, as_of__lt=update.hour + timedelta(hours=1)
+    ).exclude(scanner=UNIFIED)
+    for signal in in_hour.only("pk", "symbol", "unified_score", "tier", "confidence"):
+        row = hour_rows.get(signal.symbol)
+        context = (
+            (row.unified_score, row.tier, row.confidence) if row is not None else (None, "", None)
+        )
+        if (signal.unified_score, signal.tier, signal.confidence) != context:
+            Signal.objects.filter(pk=signal.pk).update(
+                unified_score=context[0], tier=context[1], confidence=context[2]
+            )
+            changed += 1
+    return changed
 
 
 def signal_record(
@@ -189,8 +228,8 @@ def scan_finish(run_id: int, *, give_up: bool = False) -> ScanRun | None:
     if give_up:
         lost = run_fail_missing_coins(run, "the batch of this coin was lost (never completed)")
         logger.warning("scan #%d: %d coins of lost batches recorded as failed", run.pk, lost)
-    ranking_update_for_run(run)
-    signals = signals_record_for_run(run)
+    update = ranking_update_for_run(run)
+    signals = signals_record_for_run(run, update)
     total = Signal.objects.filter(scan_run=run).count()
     logger.debug("scan #%d recorded %d new signals", run.pk, len(signals))
     return run_mark_finished(run.pk, signals_recorded=total)

@@ -255,6 +255,33 @@ def candles_until(candles: CandleSeries, as_of: datetime) -> CandleSeries:
     )
 
 
+# A candle input whose latest candle closed more than this before as_of is stale: the market was
+# halted, the source had an outage, or the history has a hole there (docs/SCORING.md, "Stale is
+# missing"). Scoring it would present hours-old prices as the market at as_of.
+CANDLE_MAX_AGE = HOUR
+
+
+def fresh_candles(candles: Maybe[CandleSeries], as_of: datetime) -> Maybe[CandleSeries]:
+    """The candles closed at as_of, or Missing when the latest of them closed more than
+    `CANDLE_MAX_AGE` before as_of (the reason says how long before). No candle closed at all is
+    left to the caller, which says what it needed."""
+    if isinstance(candles, Missing):
+        return candles
+    closed = candles_until(candles, as_of)
+    last = closed.last_close_time
+    if last is not None and as_of - last > CANDLE_MAX_AGE:
+        return Missing(
+            f"latest 1h candle closed {_hours_text(as_of - last)} before as_of "
+            f"(at {show_time(last)}, as_of {show_time(as_of)}): a data gap"
+        )
+    return closed
+
+
+def _hours_text(span: timedelta) -> str:
+    hours = span / HOUR
+    return f"{hours:.0f} h" if hours == int(hours) else f"{hours:.1f} h"
+
+
 def closed_between(candles: CandleSeries, start: datetime, end: datetime) -> CandleSeries:
     """The candles whose close time is in (start, end]."""
     return candles_until(candles, end).closed_after(start)
@@ -262,9 +289,9 @@ def closed_between(candles: CandleSeries, start: datetime, end: datetime) -> Can
 
 def price_change_pct(candles: Maybe[CandleSeries], as_of: datetime, hours: int) -> Maybe[float]:
     """Close of the last candle closed at as_of vs the close of the candle `hours` h before it."""
+    candles = fresh_candles(candles, as_of)
     if isinstance(candles, Missing):
         return candles
-    candles = candles_until(candles, as_of)
     if not len(candles):
         return Missing(f"no 1h candle closed at or before {show_time(as_of)}")
     then = candles.open_time[-1] - hours * 3_600_000
@@ -307,15 +334,29 @@ class Pressure:
 
 TAKER_WINDOW = timedelta(hours=24)
 UP_CANDLE_WINDOW = timedelta(hours=72)
+# Fewest candles a pressure window needs (docs/SCORING.md): one candle after a listing is not a
+# day's buying pressure. MSS's buy share of a new listing needs fewer.
+PRESSURE_MIN_CANDLES = 24
 
 
-def pressure_from_candles(candles: Maybe[CandleSeries], as_of: datetime) -> Maybe[Pressure]:
-    """Taker-buy share of the 24 h volume; without taker volume, the 72 h up-candle share."""
+def pressure_from_candles(
+    candles: Maybe[CandleSeries], as_of: datetime, *, min_candles: int = PRESSURE_MIN_CANDLES
+) -> Maybe[Pressure]:
+    """Taker-buy share of the 24 h volume; without taker volume, the 72 h up-candle share.
+
+    Missing when the window holds fewer than `min_candles` closed candles, or when the latest
+    candle is stale (`fresh_candles`).
+    """
+    candles = fresh_candles(candles, as_of)
     if isinstance(candles, Missing):
         return candles
-    candles = candles_until(candles, as_of)
     day = candles.closed_after(as_of - TAKER_WINDOW)
     if len(day) and not np.isnan(day.taker_buy_volume).any():
+        if len(day) < min_candles:
+            return Missing(
+                f"only {plural(len(day), '1h candle')} in the 24 h before {show_time(as_of)}; "
+                f"pressure needs at least {min_candles}"
+            )
         total = float(day.volume.sum())
         if total > 0:
             buy = float(day.taker_buy_volume.sum()) / total
@@ -323,6 +364,11 @@ def pressure_from_candles(candles: Maybe[CandleSeries], as_of: datetime) -> Mayb
     window = candles.closed_after(as_of - UP_CANDLE_WINDOW)
     if not len(window):
         return Missing(f"no 1h candle closed in the 72 h before {show_time(as_of)}")
+    if len(window) < min_candles:
+        return Missing(
+            f"only {plural(len(window), '1h candle')} in the 72 h before {show_time(as_of)}; "
+            f"pressure needs at least {min_candles}"
+        )
     total = float(window.volume.sum())
     if total <= 0:
         return Missing("no volume traded in the last 72 h")

@@ -157,6 +157,8 @@ TABLES: dict[str, tuple[str, PointTable, str]] = {
     "long_short_ratio": ("validation", LONG_SHORT, "top-trader long/short ratio"),
     "buy_share": ("validation", BUY_SHARE, "buy share"),
 }
+# A buy share needs this many candles since the listing (docs/SCORING.md, "MSS").
+BUY_SHARE_MIN_CANDLES = 6
 MAX_POINTS = sum(table.maximum for _phase, table, _label in TABLES.values())  # 100
 
 
@@ -209,7 +211,7 @@ class MssInputs:
             open_interest_change_pct=_part(open_interest, "change_24h_pct"),
             funding=funding_per_8h(funding),
             long_short_ratio=_part(long_short, "ratio"),
-            pressure=pressure_from_candles(candles, as_of),
+            pressure=pressure_from_candles(candles, as_of, min_candles=BUY_SHARE_MIN_CANDLES),
         )
 
 

@@ -15,7 +15,7 @@ from scanners.algorithms.common import (
     ScannerConfig,
     ScannerResult,
     Tally,
-    candles_until,
+    fresh_candles,
     nothing_scored,
 )
 from scanners.market_data.base import CandleSeries, Maybe, Missing, show_time
@@ -62,9 +62,10 @@ class RsiInputs:
     def build(
         cls, symbol: str, as_of: datetime, candles: Maybe[CandleSeries], *, window: int
     ) -> RsiInputs:
+        candles = fresh_candles(candles, as_of)
         if isinstance(candles, Missing):
             return cls(symbol, as_of, candles)
-        recent = candles_until(candles, as_of).tail(window)
+        recent = candles.tail(window)
         return cls(symbol, as_of, recent.close, recent.last_close_time)
 
 

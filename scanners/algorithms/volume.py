@@ -12,8 +12,8 @@ from scanners.algorithms.common import (
     ScannerConfig,
     ScannerResult,
     Tally,
-    candles_until,
     clamp,
+    fresh_candles,
     nothing_scored,
 )
 from scanners.market_data.base import CandleSeries, Maybe, Missing, show_time
@@ -50,9 +50,9 @@ class VolumeInputs:
 
 def volume_windows(candles: Maybe[CandleSeries], as_of: datetime) -> Maybe[VolumeWindows]:
     """The two windows from 1h candles; Missing unless all 24 + 168 hourly candles are there."""
+    candles = fresh_candles(candles, as_of)
     if isinstance(candles, Missing):
         return candles
-    candles = candles_until(candles, as_of)
     recent = candles.closed_after(as_of - DAY)
     before = candles.closed_after(as_of - DAY - timedelta(hours=BASELINE_HOURS))
     before_count = len(before) - len(recent)
