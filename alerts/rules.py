@@ -101,9 +101,11 @@ def scanner_scores(scanner: str, scores: Mapping[str, Any], completeness: float 
 
 def signal_context(signal) -> SignalContext:
     """The context of a recorded `tracking.Signal`: its own scores, the other scanners' results
-    for the coin in its scan run, and the run's unified ranking in the signal's direction."""
+    for the coin in its scan run, and the coin's unified row of the signal's hour in the signal's
+    direction."""
     from scanners.models import ScanResult
     from scoring.models import UnifiedRanking
+    from scoring.ranking import coin_hour
 
     scores: dict[str, float] = {}
     unified_tier = unified_score = None
@@ -111,8 +113,9 @@ def signal_context(signal) -> SignalContext:
         results = ScanResult.objects.filter(run_id=signal.scan_run_id, symbol=signal.symbol)
         for result in results.order_by("scanner"):
             scores.update(scanner_scores(result.scanner, result.scores, result.completeness))
+        # One ranking row per coin and hour (docs/SCORING.md): the signal's hour, not its run.
         ranking = UnifiedRanking.objects.filter(
-            scan_run_id=signal.scan_run_id, symbol=signal.symbol
+            symbol=signal.symbol, hour=coin_hour(signal.as_of)
         ).first()
         if ranking is not None and ranking.direction == signal.direction:
             unified_tier, unified_score = ranking.tier, ranking.unified_score

@@ -118,6 +118,20 @@ def test_the_runs_unified_tier_counts_only_in_the_signals_direction() -> None:
 
 
 @pytest.mark.django_db
+def test_the_coins_row_of_the_signals_hour_counts_whichever_run_computed_it() -> None:
+    rsi_run = ScanRunFactory(scanner="rsi")
+    smart_money_run = ScanRunFactory(scanner="smart_money", as_of=rsi_run.as_of)
+    # The hour's last finish recomputed the row: it names the smart-money run, not the RSI one.
+    UnifiedRankingFactory(
+        scan_run=smart_money_run, symbol="Y/USDT", direction="SHORT", tier="TIER_1"
+    )
+    signal = SignalFactory(
+        scanner="rsi", symbol="Y/USDT", direction="SHORT", scan_run=rsi_run, as_of=rsi_run.as_of
+    )
+    assert signal_context(signal).unified_tier == "TIER_1"
+
+
+@pytest.mark.django_db
 def test_a_unified_signal_uses_its_own_tier() -> None:
     signal = SignalFactory(scanner="unified", tier="TIER_2", unified_score=74.0)
     assert signal_tier(signal) == T2
