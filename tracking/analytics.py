@@ -9,6 +9,8 @@ intervals. Sums of returns are exact (integers of 10^-9 %), so they do not depen
 the rows are added in; a mean or sum is the float nearest to its exact value.
 
 Definitions (all returns in percent, direction-adjusted: positive = in the signal's favour):
+- Manual signals (tracked by hand through the API) are in no number unless `scanner` is
+  `manual`; then only those (of `owner_id` when given), read from the rows.
 - The window: signals whose `as_of` lies in (now − days, now], now = the current market time
   (`market_now()`, the replay clock in a replay). Without `days`, all signals up to now.
 - The headline horizon is 24h (HEADLINE_HORIZON): the numbers of one signal are those of its 24h
@@ -48,6 +50,7 @@ from scanners.models import WatchlistCoin
 from scanners.replay_clock import market_now
 from tracking import rollups
 from tracking.models import (
+    MANUAL,
     CheckStatus,
     Horizon,
     OutcomeCheck,
@@ -61,7 +64,8 @@ HEADLINE_HORIZON = Horizon.H24.value
 HORIZONS = tuple(Horizon.values)
 DIGITS = 4
 
-# Recommendation thresholds, in percent win rate (docs/SCORING.md, "Analytics", from the original plan).
+# Recommendation thresholds, in percent win rate (docs/SCORING.md, "Analytics", from the
+# original plan).
 EXCELLENT_WIN_RATE = 70.0
 GOOD_WIN_RATE = 55.0
 TIER_1_RAISE_BELOW = 60.0
@@ -144,7 +148,11 @@ class PerformanceFilters:
     """What to aggregate. `days` counts back from `now` (default: the current market time) over
     the signals' as_of; None = all signals up to now. `watchlist_id` keeps the signals of the
     watchlist's coins (ownership is the caller's business). Values are trusted: the API and the
-    command validate them."""
+    command validate them.
+
+    Manual signals (tracked by hand) count only with scanner=manual, and then only those of
+    `owner_id` when it is given (the API gives the requesting user's; the operator's command
+    none: everyone's). Every other selection leaves them out."""
 
     days: int | None = 30
     horizon: str = HEADLINE_HORIZON
@@ -153,7 +161,13 @@ class PerformanceFilters:
     direction: str | None = None
     symbol: str | None = None
     watchlist_id: int | None = None
+    owner_id: int | None = None
     now: datetime | None = None
+
+    @property
+    def manual(self) -> bool:
+        """Manual signals asked for (scanner=manual): read from the rows, never rolled up."""
+        return self.scanner == MANUAL
 
     def resolved(self) -> PerformanceFilters:
         """The same filters with `now` fixed, so every part of a report reads one window."""
@@ -172,6 +186,10 @@ class PerformanceFilters:
         if self.watchlist_id is not None:
             coins = WatchlistCoin.objects.filter(watchlist_id=self.watchlist_id).values("symbol")
             q &= Q(**{f"{prefix}symbol__in": coins})
+        if not self.scanner:
+            q &= ~Q(**{f"{prefix}scanner": MANUAL})
+        elif self.manual and self.owner_id is not None:
+            q &= Q(**{f"{prefix}owner_id": self.owner_id})
         return q
 
     def echo(self) -> dict[str, Any]:
@@ -421,6 +439,13 @@ def _window_sql(
             if value:
                 parts.append(f"{alias}.{name} = %s")
                 values.append(value)
+        if alias == "s" and not filters.scanner:
+            # Manual signals only with scanner=manual (the rollups never hold them).
+            parts.append(f"{alias}.scanner <> %s")
+            values.append(MANUAL)
+        if alias == "s" and filters.manual and filters.owner_id is not None:
+            parts.append(f"{alias}.owner_id = %s")
+            values.append(filters.owner_id)
         if filters.watchlist_id is not None:
             coins = quote(WatchlistCoin._meta.db_table)
             parts.append(f"{alias}.symbol IN (SELECT symbol FROM {coins} WHERE watchlist_id = %s)")  # noqa: S608
@@ -434,7 +459,7 @@ def _window_sql(
 
     def level(needs_dimensions: bool, needs_symbol: bool) -> int | None:
         """The smallest rollup level with these columns (None: the rows)."""
-        if from_rows or (needs_dimensions and needs_symbol):
+        if from_rows or filters.manual or (needs_dimensions and needs_symbol):
             return None
         if needs_symbol:
             return RollupLevel.SYMBOL

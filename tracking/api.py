@@ -1,16 +1,20 @@
-"""The signals API: what the scanners and the unified ranking said, newest first (read-only)."""
+"""The signals API: what the scanners and the unified ranking said, newest first (read-only).
+
+Any user sees every scanner's and the ranking's signals and their own manual ones; another user's
+manual signal is a 404 (cryptosatx/permissions.py)."""
 
 from __future__ import annotations
 
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 
+from cryptosatx.permissions import VIEW_ALL_SIGNALS, sees_everyones
 from scanners.scanning import normalize_symbol
 from scoring.services import TIERS
-from tracking.models import Direction, Signal, SignalScanner
+from tracking.models import MANUAL, Direction, Signal, SignalScanner
 
 
 class SinceUntilForm(forms.Form):
@@ -26,7 +30,8 @@ class SinceUntilForm(forms.Form):
 
 class SignalFilter(filters.FilterSet):
     scanner = filters.ChoiceFilter(
-        choices=SignalScanner.choices, help_text="The scanner that recorded it (or `unified`)."
+        choices=SignalScanner.choices,
+        help_text="The scanner that recorded it (or `unified`; `manual`: yours, tracked by hand).",
     )
     tier = filters.ChoiceFilter(
         choices=[(t, t) for t in TIERS], help_text="The coin's unified tier when it was recorded."
@@ -55,7 +60,8 @@ class SignalSerializer(serializers.ModelSerializer):
     # A plain string in the schema: a second choice set for fields named "scanner" (the runs' has
     # `all`, this one `unified`) would need an ENUM_NAME_OVERRIDES entry to be named cleanly.
     scanner = serializers.CharField(
-        help_text="smart_money, mss, rsi, social, or unified (the unified ranking)."
+        help_text="smart_money, mss, rsi, social, unified (the unified ranking), or manual "
+        "(tracked by hand through the API: yours)."
     )
     tier = serializers.CharField(
         allow_null=True, help_text="TIER_1..TIER_4; null where no unified score was known."
@@ -90,8 +96,9 @@ class SignalSerializer(serializers.ModelSerializer):
     list=extend_schema(
         summary="Signals",
         description="Recorded signals, newest first: a scanner's rule firing, or a coin entering "
-        "TIER_1/TIER_2 of the unified ranking (scanner `unified`). `since`/`until` bound the "
-        "signal's market time (as_of).",
+        "TIER_1/TIER_2 of the unified ranking (scanner `unified`), and the signals you tracked "
+        "by hand (scanner `manual`; nobody else's). `since`/`until` bound the signal's market "
+        "time (as_of).",
     ),
     retrieve=extend_schema(summary="One signal"),
 )
@@ -99,3 +106,10 @@ class SignalViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Signal.objects.order_by("-as_of", "-id")
     serializer_class = SignalSerializer
     filterset_class = SignalFilter
+
+    def get_queryset(self) -> QuerySet[Signal]:
+        queryset = super().get_queryset()
+        user = self.request.user
+        if sees_everyones(user, VIEW_ALL_SIGNALS):
+            return queryset
+        return queryset.filter(~Q(scanner=MANUAL) | Q(owner_id=user.pk))
