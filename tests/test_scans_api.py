@@ -120,9 +120,7 @@ def test_another_users_watchlist_run_is_a_404_everywhere(api):
     assert api.get("/api/scans/").json()["data"]["results"] == []
 
 
-def test_another_users_scan_of_coins_they_named_is_theirs_but_the_universe_is_everyones(
-    api, user
-):
+def test_another_users_scan_of_coins_they_named_is_theirs_but_the_universe_is_everyones(api, user):
     bob = UserFactory(username="bob")
     named = ScanRunFactory(requested_by=bob, symbols=["PEPE/USDT"])
     universe = ScanRunFactory(symbols=["BTC/USDT"])  # the schedule's: nobody requested it
