@@ -448,9 +448,7 @@ def test_tracking_a_signal_records_it_with_its_outcome_checks(api, btc):
     assert horizons == sorted(["1h", "4h", "24h", "7d", "30d"])
 
 
-def test_a_tracked_signal_needs_only_symbol_and_direction_and_enters_at_the_market_price(
-    api, btc
-):
+def test_a_tracked_signal_needs_only_symbol_and_direction_and_enters_at_the_market_price(api, btc):
     response = api.post(url("track-signal"), {"symbol": "BTC/USDT", "direction": "SHORT"})
     assert response.status_code == 201, response.json()
     body = response.json()["data"]
