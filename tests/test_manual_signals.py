@@ -208,3 +208,77 @@ def test_the_analytics_from_the_rollups_equal_those_from_the_rows_with_manual_si
     for scanner in (None, "manual"):
         filters = analytics.PerformanceFilters(days=30, scanner=scanner, now=NOW)
         assert analytics.window(filters) == analytics.window(filters, from_rows=True)
+
+
+# --- the embedded default's triggers (SQLite) -----------------------------------------------------
+
+
+@pytest.fixture
+def sqlite(tmp_path, django_db_blocker):
+    """A SQLite file with the signal, check and rollup tables and the rollup triggers (the suite's
+    own database is PostgreSQL; its `connections` are left alone)."""
+    from django.db.utils import ConnectionHandler
+
+    from tracking import rollups
+    from tracking.models import OutcomeCheck
+
+    handler = ConnectionHandler(
+        {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "x.db")}}
+    )
+    connection = handler["default"]
+    with django_db_blocker.unblock():
+        with connection.schema_editor(atomic=False) as editor:
+            for model in (Signal, OutcomeCheck, OutcomeRollup):
+                editor.create_model(model)
+            rollups.triggers_install(editor)
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA foreign_keys = OFF")  # no user or scan-run tables here
+        yield connection
+        connection.close()
+
+
+def insert(connection, instance) -> None:
+    fields = [field for field in type(instance)._meta.concrete_fields if not field.primary_key]
+    names = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    values = [
+        field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields
+    ]
+    table = type(instance)._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(values))})",
+            values,
+        )
+        instance.pk = cursor.lastrowid
+
+
+def test_the_sqlite_triggers_roll_up_scanner_signals_and_skip_manual_ones(sqlite):
+    from tracking.models import OutcomeCheck
+
+    as_of = NOW - timedelta(days=1)
+    made = {}
+    for scanner, owner_id in (("rsi", None), ("manual", 7)):
+        signal = Signal(
+            scanner=scanner, symbol="BTC/USDT", direction="LONG", as_of=as_of, entry_price=100.0,
+            completeness=1.0, owner_id=owner_id,
+        )  # fmt: skip
+        insert(sqlite, signal)
+        check = OutcomeCheck(
+            signal_id=signal.pk, horizon="24h", due_at=as_of + timedelta(days=1),
+            run_at=as_of + timedelta(days=1),
+        )  # fmt: skip
+        insert(sqlite, check)
+        made[scanner] = check
+    with sqlite.cursor() as cursor:
+        for check in made.values():  # both checks complete: a win
+            cursor.execute(
+                "UPDATE tracking_outcomecheck SET status = 'done', outcome = 'WIN', "
+                "adjusted_return_pct = 6.0 WHERE id = %s",
+                [check.pk],
+            )
+        cursor.execute(
+            "SELECT level, scanner, SUM(signals), SUM(n), SUM(wins) FROM tracking_outcomerollup "
+            "GROUP BY level, scanner ORDER BY level, scanner"
+        )
+        rows = cursor.fetchall()
+    assert rows == [(0, "", 1, 1, 1), (1, "rsi", 1, 1, 1), (2, "", 1, 1, 1)]
