@@ -5,9 +5,16 @@ rates, in the error envelope with Retry-After."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.test import APIClient
 
 from alerts.models import Alert
@@ -37,11 +44,17 @@ def sent_tasks(monkeypatch) -> list[tuple]:
     return sent
 
 
+def _clear_local_throttles() -> None:
+    cache = caches["throttle"]
+    if isinstance(cache, LocMemCache):  # never clear a Redis: that would flush its database
+        cache.clear()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_throttles():
-    caches["throttle"].clear()
+    _clear_local_throttles()
     yield
-    caches["throttle"].clear()
+    _clear_local_throttles()
 
 
 # --- global actions -------------------------------------------------------------------------------
@@ -145,6 +158,48 @@ def test_tracking_signals_has_its_own_rate(settings):
     body = {"symbol": "NOPE", "direction": "LONG"}
     assert api.post("/api/performance/track-signal", body, format="json").status_code == 400
     assert api.post("/api/performance/track-signal", body, format="json").status_code == 429
+
+
+@pytest.mark.redis
+def test_the_throttle_counts_are_shared_through_redis(settings):
+    """What one web process counted, another sees: the counts are in Redis, not in a process."""
+    location = "redis://127.0.0.1:6379/0"
+    prefix = f"test-throttle-{uuid.uuid4().hex}"  # the shared Redis: keys of this test only
+    settings.CACHES = {
+        **settings.CACHES,
+        "throttle": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": location,
+            "KEY_PREFIX": prefix,
+        },
+    }
+    settings.API_THROTTLE_USER = "2/min"
+    user = UserFactory()
+    assert [api_of(user).get("/api/markets/").status_code for _ in range(2)] == [200, 200]
+    another_process = RedisCache(location, {"KEY_PREFIX": prefix})
+    assert len(another_process.get(f"throttle_user_{user.pk}")) == 2
+    assert api_of(user).get("/api/markets/").status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("broker", "backend"),
+    [("redis://127.0.0.1:6379/0", "RedisCache"), ("memory://", "LocMemCache")],
+)
+def test_the_throttle_cache_is_redis_with_a_redis_broker_and_local_without(broker, backend):
+    code = (
+        "import django; from django.conf import settings; django.setup(); "
+        "print(settings.CACHES['throttle']['BACKEND'].rsplit('.', 1)[1])"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "cryptosatx.settings",
+        "CELERY_BROKER_URL": broker,
+        "THROTTLE_REDIS_URL": "",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == backend
 
 
 # --- login lockout ------------------------------------------------------------------------------
