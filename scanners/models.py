@@ -330,8 +330,7 @@ class ScanBatch(models.Model):
 
 
 class ScanResult(models.Model):
-    """One scanner's result for one coin in one run (docs/SCORING.md, "Result per coin and
-    scanner")."""
+    """One scanner's result for one coin in one run (docs/SCORING.md, "Result per coin")."""
 
     run = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="results")
     scanner = models.CharField(max_length=16)

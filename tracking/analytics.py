@@ -64,8 +64,7 @@ HEADLINE_HORIZON = Horizon.H24.value
 HORIZONS = tuple(Horizon.values)
 DIGITS = 4
 
-# Recommendation thresholds, in percent win rate (docs/SCORING.md, "Analytics", from the
-# original plan).
+# Recommendation thresholds, in percent win rate (docs/SCORING.md, "Analytics").
 EXCELLENT_WIN_RATE = 70.0
 GOOD_WIN_RATE = 55.0
 TIER_1_RAISE_BELOW = 60.0
