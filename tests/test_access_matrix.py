@@ -157,7 +157,8 @@ def _api_routes() -> set[tuple[str, str]]:
         callback = pattern.callback
         view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
         if getattr(callback, "actions", None):
-            methods = {method.upper() for method in callback.actions}
+            # HEAD is GET without the body (DRF adds it to `actions` at a view's first GET).
+            methods = {method.upper() for method in callback.actions if method != "head"}
         elif view_class is not None:
             methods = {
                 method.upper()
