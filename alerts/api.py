@@ -1,4 +1,5 @@
-"""The alerts API: the outbox's history, newest first, and resending a failed alert."""
+"""The alerts API: the outbox's history, newest first (any user), and resending a failed alert
+(staff: alerts.resend_alert, cryptosatx/permissions.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rest_framework.response import Response
 from alerts.models import RESENDABLE_STATES, Alert, AlertKind, AlertState, AlertTier
 from alerts.services import alert_resend
 from cryptosatx.api import Conflict
+from cryptosatx.permissions import CanResendAlert
 from scanners.api import own_watchlists
 from scanners.watchlist_params import WatchlistParamFilter
 from tracking.api import SinceUntilForm
@@ -104,14 +106,15 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         summary="Send a failed alert again",
         description="A failed or unconfirmed alert goes back to pending and is sent again "
-        "(an unconfirmed one may then arrive twice). 409 for any other state.",
+        "(an unconfirmed one may then arrive twice). 409 for any other state. Staff only "
+        "(permission alerts.resend_alert).",
         request=None,
         responses={
             200: AlertSerializer,
             409: OpenApiResponse(description="The alert is not failed or unconfirmed."),
         },
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], permission_classes=[CanResendAlert])
     def resend(self, request: Request, pk: str | None = None) -> Response:
         alert = self.get_object()
         if alert.state not in RESENDABLE_STATES or not alert_resend(alert):

@@ -103,6 +103,8 @@ class Alert(models.Model):
     )
 
     class Meta:
+        # Resending is global (it posts to the chat again): staff, or whoever an admin grants it.
+        permissions = [("resend_alert", "Can send a failed or unconfirmed alert again")]
         constraints = [
             models.UniqueConstraint(
                 fields=["signal", "chat_id", "kind"],

@@ -101,6 +101,17 @@ def _comma_list(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+RATE_PERIODS = ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")
+
+
+def _rate(raw: str) -> str:
+    """A request rate as DRF's throttles read it: `<requests>/<period>`, e.g. 60/min."""
+    count, _, period = raw.strip().partition("/")
+    if not count.isdigit() or int(count) < 1 or period not in RATE_PERIODS:
+        raise ValueError("expected <requests>/<period> such as 60/min (period: s, min, hour, day)")
+    return f"{int(count)}/{period}"
+
+
 def _time_zone(raw: str) -> str:
     try:
         zoneinfo.ZoneInfo(raw)
@@ -146,6 +157,7 @@ CORE = "Core"
 REPLAY = "Replay and the embedded default"
 LIVE = "Live market data (MARKET_SOURCE=binance)"
 ALERTS = "Alerts (Telegram)"
+ACCESS = "Access: login lockout and API throttling"
 
 SETTINGS: tuple[Setting, ...] = (
     # --- core ---------------------------------------------------------------------------------
@@ -596,6 +608,14 @@ SETTINGS: tuple[Setting, ...] = (
         SCORING,
         "At most one signal per scanner, symbol and direction within this time.",
     ),
+    Setting(
+        "MANUAL_PRICE_TOLERANCE_PCT",
+        20.0,
+        _number(0, 1000),
+        SCORING,
+        "A signal tracked by hand with its own entry price is refused when the price lies "
+        "outside that hour's low–high widened by this much.",
+    ),
     # --- outcomes / analytics -------------------------------------------------------------------
     Setting(
         "WIN_THRESHOLD_PCT",
@@ -617,6 +637,66 @@ SETTINGS: tuple[Setting, ...] = (
         _whole_number(1),
         OUTCOMES,
         "Groups with fewer checked outcomes are 'too few to judge'; no recommendation from them.",
+    ),
+    # --- access: lockout and throttling (README, "Throttling and lockout") ----------------------
+    Setting(
+        "LOGIN_FAILURE_LIMIT",
+        5,
+        _whole_number(1),
+        ACCESS,
+        "Failed logins (admin, session) after which the client is locked out (django-axes).",
+    ),
+    Setting(
+        "LOGIN_COOLOFF_MINUTES",
+        30.0,
+        _number(0.1),
+        ACCESS,
+        "How long a lockout lasts; an admin can lift it earlier (Axes → Access attempts, or "
+        "`python manage.py axes_reset`).",
+    ),
+    Setting(
+        "LOGIN_LOCKOUT_BY",
+        "ip",
+        _choice("ip", "username", "username_and_ip"),
+        ACCESS,
+        "What the failures are counted by: the client's IP address, the username tried, or the "
+        "pair.",
+    ),
+    Setting(
+        "API_THROTTLE_ANON",
+        "60/min",
+        _rate,
+        ACCESS,
+        "Requests per client IP without login to the open API endpoints (schema, docs).",
+    ),
+    Setting(
+        "API_THROTTLE_USER",
+        "600/min",
+        _rate,
+        ACCESS,
+        "API requests per user, all endpoints together.",
+    ),
+    Setting(
+        "API_THROTTLE_SCANS",
+        "30/hour",
+        _rate,
+        ACCESS,
+        "Scans a user may start (POST /api/scans/, /api/watchlists/{id}/scan).",
+    ),
+    Setting(
+        "API_THROTTLE_TRACK_SIGNAL",
+        "120/hour",
+        _rate,
+        ACCESS,
+        "Signals a user may track by hand (POST /api/performance/track-signal).",
+    ),
+    Setting(
+        "THROTTLE_REDIS_URL",
+        "",
+        _text,
+        ACCESS,
+        "Redis holding the API throttles' counts, shared by every web process. Default: the "
+        "Redis broker; in-process with the memory broker.",
     ),
 )
 

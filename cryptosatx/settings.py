@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -189,3 +190,43 @@ LOGGING = {
         "kombu.connection": {"level": "ERROR"},
     },
 }
+
+# --- access: login lockout and API throttling (README, "Throttling and lockout") ----------------
+# django-axes counts failed logins (the admin's and any session login) in the database, so a
+# lockout holds across every web process; the backend must come first (axes' docs).
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as axes' docs say
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = CONFIG["LOGIN_FAILURE_LIMIT"]
+AXES_COOLOFF_TIME = timedelta(minutes=CONFIG["LOGIN_COOLOFF_MINUTES"])
+AXES_LOCKOUT_PARAMETERS = {
+    "ip": ["ip_address"],
+    "username": ["username"],
+    "username_and_ip": [["username", "ip_address"]],
+}[CONFIG["LOGIN_LOCKOUT_BY"]]
+AXES_RESET_ON_SUCCESS = True
+
+# The API throttles' counts (cryptosatx/throttling.py) live in this cache: Redis when there is
+# one, so every gunicorn process counts against one budget; in-process in the embedded default.
+THROTTLE_CACHE = "throttle"
+_throttle_redis = CONFIG["THROTTLE_REDIS_URL"] or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
+CACHES[THROTTLE_CACHE] = (
+    {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": _throttle_redis,
+        "KEY_PREFIX": "cryptosatx-throttle",
+    }
+    if _throttle_redis
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}
+)
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "cryptosatx.throttling.AnonThrottle",
+    "cryptosatx.throttling.UserThrottle",
+]
+# axes says hello at every start-up; its lockouts (WARNING) and failures (INFO) still show.
+LOGGING["loggers"]["axes.apps"] = {"level": "WARNING"}

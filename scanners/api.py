@@ -2,7 +2,10 @@
 and their results, and the user's watchlists.
 
 Views parse the request, call a service (candle store, replay clock, `scanning`, `watchlists`) and
-serialize the answer; the envelope, errors and pagination are cryptosatx/api.py's.
+serialize the answer; the envelope, errors and pagination are cryptosatx/api.py's. Who may do what
+is cryptosatx/permissions.py's: any user reads the market and the shared scans and scans coins
+they name or their own watchlists; a scan of the whole universe is staff's
+(scanners.scan_universe); another user's watchlists and their scans are 404s.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
@@ -33,6 +36,8 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from cryptosatx.api import BodySerializer, Conflict
+from cryptosatx.permissions import SCAN_UNIVERSE, VIEW_ALL_SCANS, require, sees_everyones
+from cryptosatx.throttling import ScanStartThrottle
 from scanners import candle_store
 from scanners.market_data.base import CandleSeries, ms_to_datetime
 from scanners.models import (
@@ -279,6 +284,22 @@ def own_watchlists(request: Request | None) -> QuerySet[Watchlist]:
     return Watchlist.objects.filter(owner=user)
 
 
+def visible_runs(request: Request | None) -> QuerySet[ScanRun]:
+    """The scan runs the requesting user may see: the shared ones (no watchlist, and started by
+    the schedule, a command or staff: the universe's), their own (runs they started, runs of
+    their watchlists); holders of scanners.view_scanrun see every run. Another user's run of
+    their watchlist or of the coins they named is not among them (a 404)."""
+    user = getattr(request, "user", None)
+    if sees_everyones(user, VIEW_ALL_SCANS):
+        return ScanRun.objects.all()
+    if user is None or not user.is_authenticated:
+        return ScanRun.objects.none()
+    shared = Q(watchlist__isnull=True) & (
+        Q(requested_by__isnull=True) | Q(requested_by__is_staff=True)
+    )
+    return ScanRun.objects.filter(shared | Q(requested_by=user) | Q(watchlist__owner=user))
+
+
 class WatchlistRefSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -519,7 +540,9 @@ SCAN_REFUSED = OpenApiResponse(
         summary="Start a scan",
         description="Starts a run of `scanner` over one scope: `symbols`, a `watchlist` of "
         "yours, the top `coins` of the universe, or (none given) the universe of "
-        "SCAN_UNIVERSE_SIZE coins. Answers 202 at once; the run proceeds in the background.",
+        "SCAN_UNIVERSE_SIZE coins. Answers 202 at once; the run proceeds in the background. "
+        "The universe and its top `coins` are staff's (permission scanners.scan_universe); "
+        "starts are throttled per user (API_THROTTLE_SCANS).",
         request=ScanRequestSerializer,
         responses={202: SCAN_STARTED, 409: SCAN_REFUSED},
     ),
@@ -531,9 +554,16 @@ SCAN_REFUSED = OpenApiResponse(
     ),
 )
 class ScanRunViewSet(viewsets.GenericViewSet):
-    queryset = ScanRun.objects.select_related("watchlist").order_by("-created_at", "-id")
+    """Runs the user may see (`visible_runs`); another user's watchlist run is a 404."""
+
+    queryset = ScanRun.objects.none()
     serializer_class = ScanRunSerializer
     filterset_class = ScanRunFilter
+
+    def get_throttles(self) -> list:
+        if self.action == "create":
+            return [*super().get_throttles(), ScanStartThrottle()]
+        return super().get_throttles()
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         if self.action == "retrieve":
@@ -545,7 +575,11 @@ class ScanRunViewSet(viewsets.GenericViewSet):
         return ScanRunSerializer
 
     def get_queryset(self) -> QuerySet:
-        queryset = super().get_queryset()  # the results action has its own (ScanResult)
+        if self.action == "results":
+            return super().get_queryset()  # the action's own (ScanResult)
+        queryset = (
+            visible_runs(self.request).select_related("watchlist").order_by("-created_at", "-id")
+        )
         if self.action == "retrieve":
             queryset = queryset.prefetch_related("failures")
         return queryset
@@ -571,6 +605,8 @@ class ScanRunViewSet(viewsets.GenericViewSet):
         watchlist = scope.pop("watchlist", None)
         if watchlist is not None:
             scope["watchlist_id"] = watchlist.pk
+        elif "symbols" not in scope:
+            require(request, SCAN_UNIVERSE, "scan the whole universe or its top coins")
         return start_scan_or_refuse(request, scanner, **scope)
 
     @action(
@@ -580,7 +616,7 @@ class ScanRunViewSet(viewsets.GenericViewSet):
         filterset_class=ScanResultFilter,
     )
     def results(self, request: Request, pk: str | None = None) -> Response:
-        run = get_object_or_404(ScanRun, pk=pk)
+        run = get_object_or_404(visible_runs(request), pk=pk)
         results = self.filter_queryset(self.get_queryset().filter(run=run))
         page = self.paginate_queryset(results)
         return self.get_paginated_response(ScanResultSerializer(page, many=True).data)
@@ -697,6 +733,11 @@ class WatchlistViewSet(viewsets.GenericViewSet):
     filterset_fields = ["name"]
     # PUT only for `coins` (replace the list): there is no `update`, so PUT on a watchlist is 405.
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+    def get_throttles(self) -> list:
+        if self.action == "scan":
+            return [*super().get_throttles(), ScanStartThrottle()]
+        return super().get_throttles()
 
     def get_queryset(self) -> QuerySet[Watchlist]:
         return own_watchlists(self.request).prefetch_related("coins").order_by("name", "id")

@@ -318,6 +318,9 @@ class ScanRun(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["scanner", "status"], name="scanrun_scanner_status")]
+        # A scan of the whole universe (or its top N coins) is global work: staff, or whoever an
+        # admin grants it. Anyone may scan coins they name or a watchlist of theirs.
+        permissions = [("scan_universe", "Can scan the whole universe or its top coins")]
 
     def __str__(self) -> str:
         return f"{self.scanner} scan #{self.pk} as of {self.as_of:%Y-%m-%d %H:%M} ({self.status})"

@@ -26,6 +26,13 @@ def api() -> APIClient:
 
 
 @pytest.fixture
+def staff_api() -> APIClient:
+    client = APIClient()
+    client.force_authenticate(UserFactory(username="root", is_staff=True, is_superuser=True))
+    return client
+
+
+@pytest.fixture
 def alerts() -> list[Alert]:
     """Oldest first: a sent TIER 1 to chat 42, a failed TIER 2 to chat 42, a suppressed TIER 3 on
     the console, and a digest to chat 7."""
@@ -116,17 +123,17 @@ def test_one_alert(api, alerts) -> None:
     assert response.json()["data"]["text"] == alerts[0].text
 
 
-def test_a_failed_alert_can_be_resent(api, alerts, monkeypatch) -> None:
+def test_a_failed_alert_can_be_resent_by_staff(staff_api, alerts, monkeypatch) -> None:
     from cryptosatx.celery import app
 
     monkeypatch.setattr(app, "send_task", lambda *a, **k: None)
-    response = api.post(f"/api/alerts/{alerts[1].pk}/resend")
+    response = staff_api.post(f"/api/alerts/{alerts[1].pk}/resend")
     assert response.status_code == 200, response.json()
     assert response.json()["data"]["state"] == "pending"
 
 
-def test_a_sent_alert_is_not_resent(api, alerts) -> None:
-    response = api.post(f"/api/alerts/{alerts[0].pk}/resend")
+def test_a_sent_alert_is_not_resent(staff_api, alerts) -> None:
+    response = staff_api.post(f"/api/alerts/{alerts[0].pk}/resend")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "conflict"
     alerts[0].refresh_from_db()

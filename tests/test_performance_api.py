@@ -20,6 +20,7 @@ from tests.factories import (
     SignalFactory,
     UserFactory,
     WatchlistFactory,
+    hourly_candles,
 )
 from tracking import analytics
 from tracking.models import OutcomeCheck, Signal, TrackerState
@@ -393,7 +394,15 @@ def test_another_users_watchlist_is_refused_like_a_missing_one(api, signals):
 # --- the tracker --------------------------------------------------------------------------------
 
 
-def test_the_tracker_can_be_stopped_and_started(api, clock):
+@pytest.fixture
+def staff_api() -> APIClient:
+    client = APIClient()
+    client.force_authenticate(UserFactory(username="root", is_staff=True, is_superuser=True))
+    return client
+
+
+def test_the_tracker_can_be_stopped_and_started_by_staff(staff_api, clock):
+    api = staff_api
     stopped = data(api.post(url("tracker/stop")))
     assert stopped["enabled"] is False
     assert TrackerState.objects.get().enabled is False
@@ -416,13 +425,16 @@ def test_tracker_stats_count_the_checks(api, signals):
 
 @pytest.fixture
 def btc(clock):
-    return MarketFactory(symbol="BTC/USDT", base="BTC")
+    """BTC/USDT at 100 (each hour's low 99, high 101) in the two hours up to the market time."""
+    market = MarketFactory(symbol="BTC/USDT", base="BTC")
+    hourly_candles(market, [100.0, 100.0], start=NOW - timedelta(hours=2))
+    return market
 
 
 def test_tracking_a_signal_records_it_with_its_outcome_checks(api, btc):
     response = api.post(
         url("track-signal"),
-        {"symbol": "btc", "direction": "LONG", "price": 42000.5, "score": 88, "tier": "TIER_1"},
+        {"symbol": "btc", "direction": "LONG", "price": 100.5, "score": 88, "tier": "TIER_1"},
         format="json",
     )
     assert response.status_code == 201, response.json()
@@ -435,7 +447,7 @@ def test_tracking_a_signal_records_it_with_its_outcome_checks(api, btc):
         "symbol": "BTC/USDT",
         "direction": "LONG",
         "as_of": "2024-02-10T00:00:00Z",  # the market time
-        "entry_price": 42000.5,
+        "entry_price": 100.5,
         "scanner_score": 88.0,
         "scores": {},
         "unified_score": None,
@@ -449,22 +461,22 @@ def test_tracking_a_signal_records_it_with_its_outcome_checks(api, btc):
     assert horizons == sorted(["1h", "4h", "24h", "7d", "30d"])
 
 
-def test_a_tracked_signal_needs_only_symbol_direction_and_price(api, btc):
-    response = api.post(
-        url("track-signal"), {"symbol": "BTC/USDT", "direction": "SHORT", "price": 1}
-    )
+def test_a_tracked_signal_needs_only_symbol_and_direction_and_enters_at_the_market_price(api, btc):
+    response = api.post(url("track-signal"), {"symbol": "BTC/USDT", "direction": "SHORT"})
     assert response.status_code == 201, response.json()
     body = response.json()["data"]
     assert (body["scanner"], body["tier"], body["scanner_score"]) == ("manual", None, None)
+    assert body["entry_price"] == 100.0  # the close of the last 1h candle
 
 
-def test_a_tracked_signal_may_name_its_scanner(api, btc):
+def test_a_tracked_signal_cannot_be_filed_under_a_scanner(api, btc):
     response = api.post(
         url("track-signal"),
-        {"symbol": "BTC", "direction": "LONG", "price": 5, "scanner": "rsi"},
+        {"symbol": "BTC", "direction": "LONG", "price": 100, "scanner": "rsi"},
         format="json",
     )
-    assert response.json()["data"]["scanner"] == "rsi"
+    assert "never under a scanner" in field_error(response, "scanner")[0]
+    assert not Signal.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -474,7 +486,6 @@ def test_a_tracked_signal_may_name_its_scanner(api, btc):
         ({"symbol": "NOPE", "direction": "LONG", "price": 1}, "symbol"),
         ({"symbol": "BTC", "price": 1}, "direction"),
         ({"symbol": "BTC", "direction": "BUY", "price": 1}, "direction"),
-        ({"symbol": "BTC", "direction": "LONG"}, "price"),
         ({"symbol": "BTC", "direction": "LONG", "price": 0}, "price"),
         ({"symbol": "BTC", "direction": "LONG", "price": -5}, "price"),
         ({"symbol": "BTC", "direction": "LONG", "price": "cheap"}, "price"),
@@ -491,7 +502,7 @@ def test_a_bad_tracked_signal_is_a_400_naming_the_field(api, btc, body, field):
 
 def test_a_tracked_signal_within_the_cooldown_is_a_409(api, btc):
     body = {"symbol": "BTC", "direction": "LONG", "price": 100}
-    assert api.post(url("track-signal"), body, format="json").status_code == 201
+    assert api.post(url("track-signal"), body, format="json").status_code == 201, "first"
     again = api.post(url("track-signal"), body, format="json")
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "conflict"

@@ -35,6 +35,13 @@ def api(user) -> APIClient:
 
 
 @pytest.fixture
+def staff_api() -> APIClient:
+    client = APIClient()
+    client.force_authenticate(UserFactory(username="root", is_staff=True, is_superuser=True))
+    return client
+
+
+@pytest.fixture
 def markets():
     return [MarketFactory(base=base) for base in ("BTC", "ETH", "SOL")]
 
@@ -105,14 +112,33 @@ def test_a_run_shows_its_coins_and_the_coins_that_failed(api):
     assert body["failures"] == [{"symbol": "ETH/USDT", "error": "no candles before as_of"}]
 
 
-def test_a_run_of_your_watchlist_names_it_and_of_another_users_does_not(api, user):
+def test_a_run_of_your_watchlist_names_it(api, user):
     mine = ScanRunFactory(watchlist=WatchlistFactory(owner=user, name="majors"))
-    theirs = ScanRunFactory(watchlist=WatchlistFactory(name="secret plans"))
     assert api.get(f"/api/scans/{mine.pk}/").json()["data"]["watchlist"] == {
         "id": mine.watchlist_id,
         "name": "majors",
     }
-    assert api.get(f"/api/scans/{theirs.pk}/").json()["data"]["watchlist"] is None
+
+
+def test_another_users_watchlist_run_is_a_404_everywhere(api):
+    theirs = ScanRunFactory(
+        watchlist=WatchlistFactory(name="secret plans"), symbols=["PEPE/USDT", "WIF/USDT"]
+    )
+    ScanResultFactory(run=theirs, symbol="PEPE/USDT")
+    assert api.get(f"/api/scans/{theirs.pk}/").status_code == 404
+    assert api.get(f"/api/scans/{theirs.pk}/results").status_code == 404
+    assert api.get("/api/scans/").json()["data"]["results"] == []
+
+
+def test_another_users_scan_of_coins_they_named_is_theirs_but_the_universe_is_everyones(api, user):
+    bob = UserFactory(username="bob")
+    named = ScanRunFactory(requested_by=bob, symbols=["PEPE/USDT"])
+    universe = ScanRunFactory(symbols=["BTC/USDT"])  # the schedule's: nobody requested it
+    by_staff = ScanRunFactory(requested_by=UserFactory(username="root", is_staff=True))
+    own = ScanRunFactory(requested_by=user, symbols=["SOL/USDT"])
+    listed = [run["id"] for run in api.get("/api/scans/").json()["data"]["results"]]
+    assert sorted(listed) == sorted([universe.pk, by_staff.pk, own.pk])
+    assert api.get(f"/api/scans/{named.pk}/").status_code == 404
 
 
 def test_an_unknown_run_is_a_404(api):
@@ -308,7 +334,8 @@ def test_scanning_an_empty_watchlist_is_refused_with_the_reason(api, user):
     assert "no coins" in response.json()["error"]["message"]
 
 
-def test_a_scan_of_the_top_coins_takes_them_by_24h_volume(api, settings):
+def test_a_scan_of_the_top_coins_takes_them_by_24h_volume(staff_api, settings):
+    api = staff_api
     settings.MARKET_SOURCE = "replay"
     hourly_candles(MarketFactory(base="BIG"), [100.0] * 30)
     hourly_candles(MarketFactory(base="SMALL"), [1.0] * 30)
@@ -321,7 +348,8 @@ def test_a_scan_of_the_top_coins_takes_them_by_24h_volume(api, settings):
     assert ScanRun.objects.get().symbols == ["BIG/USDT"]
 
 
-def test_a_universe_scan_with_no_market_data_is_refused_with_the_reason(api, settings):
+def test_a_universe_scan_with_no_market_data_is_refused_with_the_reason(staff_api, settings):
+    api = staff_api
     settings.MARKET_SOURCE = "replay"
     response = api.post("/api/scans/", {"scanner": "social", "as_of": "2024-01-02T06:00:00Z"})
     assert response.status_code == 409

@@ -9,6 +9,8 @@ intervals. Sums of returns are exact (integers of 10^-9 %), so they do not depen
 the rows are added in; a mean or sum is the float nearest to its exact value.
 
 Definitions (all returns in percent, direction-adjusted: positive = in the signal's favour):
+- Manual signals (tracked by hand through the API) are in no number unless `scanner` is
+  `manual`; then only those (of `owner_id` when given), read from the rows.
 - The window: signals whose `as_of` lies in (now − days, now], now = the current market time
   (`market_now()`, the replay clock in a replay). Without `days`, all signals up to now. Or, with
   `since` and/or `until`, in [since, until] (tracking/windows.py says how a window is named).
@@ -49,6 +51,7 @@ from scanners.models import WatchlistCoin
 from scanners.replay_clock import market_now
 from tracking import rollups, windows
 from tracking.models import (
+    MANUAL,
     CheckStatus,
     Horizon,
     OutcomeCheck,
@@ -147,7 +150,11 @@ class PerformanceFilters:
     `days` must be None) select as_of in [since, until], until defaulting to now
     (tracking/windows.py). `watchlist_id` keeps the signals of the
     watchlist's coins (ownership is the caller's business). Values are trusted: the API and the
-    command validate them."""
+    command validate them.
+
+    Manual signals (tracked by hand) count only with scanner=manual, and then only those of
+    `owner_id` when it is given (the API gives the requesting user's; the operator's command
+    none: everyone's). Every other selection leaves them out."""
 
     days: int | None = 30
     horizon: str = HEADLINE_HORIZON
@@ -156,9 +163,15 @@ class PerformanceFilters:
     direction: str | None = None
     symbol: str | None = None
     watchlist_id: int | None = None
+    owner_id: int | None = None
     now: datetime | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+    @property
+    def manual(self) -> bool:
+        """Manual signals asked for (scanner=manual): read from the rows, never rolled up."""
+        return self.scanner == MANUAL
 
     def resolved(self) -> PerformanceFilters:
         """The same filters with `now` fixed, so every part of a report reads one window."""
@@ -174,6 +187,10 @@ class PerformanceFilters:
         if self.watchlist_id is not None:
             coins = WatchlistCoin.objects.filter(watchlist_id=self.watchlist_id).values("symbol")
             q &= Q(**{f"{prefix}symbol__in": coins})
+        if not self.scanner:
+            q &= ~Q(**{f"{prefix}scanner": MANUAL})
+        elif self.manual and self.owner_id is not None:
+            q &= Q(**{f"{prefix}owner_id": self.owner_id})
         return q
 
     def as_of_range(self) -> windows.Range:
@@ -430,6 +447,13 @@ def _window_sql(
             if value:
                 parts.append(f"{alias}.{name} = %s")
                 values.append(value)
+        if alias == "s" and not filters.scanner:
+            # Manual signals only with scanner=manual (the rollups never hold them).
+            parts.append(f"{alias}.scanner <> %s")
+            values.append(MANUAL)
+        if alias == "s" and filters.manual and filters.owner_id is not None:
+            parts.append(f"{alias}.owner_id = %s")
+            values.append(filters.owner_id)
         if filters.watchlist_id is not None:
             coins = quote(WatchlistCoin._meta.db_table)
             parts.append(f"{alias}.symbol IN (SELECT symbol FROM {coins} WHERE watchlist_id = %s)")  # noqa: S608
@@ -443,7 +467,7 @@ def _window_sql(
 
     def level(needs_dimensions: bool, needs_symbol: bool) -> int | None:
         """The smallest rollup level with these columns (None: the rows)."""
-        if from_rows or (needs_dimensions and needs_symbol):
+        if from_rows or filters.manual or (needs_dimensions and needs_symbol):
             return None
         if needs_symbol:
             return RollupLevel.SYMBOL

@@ -1,18 +1,22 @@
-"""The signals API: what the scanners and the unified ranking said, newest first (read-only)."""
+"""The signals API: what the scanners and the unified ranking said, newest first (read-only).
+
+Any user sees every scanner's and the ranking's signals and their own manual ones; another user's
+manual signal is a 404 (cryptosatx/permissions.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC
 
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, viewsets
 
+from cryptosatx.permissions import VIEW_ALL_SIGNALS, sees_everyones
 from scanners.scanning import normalize_symbol
 from scoring.services import TIERS
-from tracking.models import HORIZON_DELTAS, Direction, OutcomeCheck, Signal, SignalScanner
+from tracking.models import HORIZON_DELTAS, MANUAL, Direction, OutcomeCheck, Signal, SignalScanner
 
 
 class SinceUntilForm(forms.Form):
@@ -32,7 +36,8 @@ class SinceUntilForm(forms.Form):
 
 class SignalFilter(filters.FilterSet):
     scanner = filters.ChoiceFilter(
-        choices=SignalScanner.choices, help_text="The scanner that recorded it (or `unified`)."
+        choices=SignalScanner.choices,
+        help_text="The scanner that recorded it (or `unified`; `manual`: yours, tracked by hand).",
     )
     tier = filters.ChoiceFilter(
         choices=[(t, t) for t in TIERS], help_text="The coin's unified tier when it was recorded."
@@ -61,7 +66,8 @@ class SignalSerializer(serializers.ModelSerializer):
     # A plain string in the schema: a second choice set for fields named "scanner" (the runs' has
     # `all`, this one `unified`) would need an ENUM_NAME_OVERRIDES entry to be named cleanly.
     scanner = serializers.CharField(
-        help_text="smart_money, mss, rsi, social, or unified (the unified ranking)."
+        help_text="smart_money, mss, rsi, social, unified (the unified ranking), or manual "
+        "(tracked by hand through the API: yours)."
     )
     tier = serializers.CharField(
         allow_null=True, help_text="TIER_1..TIER_4; null where no unified score was known."
@@ -157,8 +163,9 @@ class SignalDetailSerializer(SignalSerializer):
     list=extend_schema(
         summary="Signals",
         description="Recorded signals, newest first: a scanner's rule firing, or a coin entering "
-        "TIER_1/TIER_2 of the unified ranking (scanner `unified`). `since`/`until` bound the "
-        "signal's market time (as_of).",
+        "TIER_1/TIER_2 of the unified ranking (scanner `unified`), and the signals you tracked "
+        "by hand (scanner `manual`; nobody else's). `since`/`until` bound the signal's market "
+        "time (as_of).",
     ),
     retrieve=extend_schema(
         summary="One signal",
@@ -178,4 +185,7 @@ class SignalViewSet(viewsets.ReadOnlyModelViewSet):
         queryset = super().get_queryset()
         if self.action == "retrieve":
             queryset = queryset.prefetch_related("outcome_checks")
-        return queryset
+        user = self.request.user
+        if sees_everyones(user, VIEW_ALL_SIGNALS):
+            return queryset
+        return queryset.filter(~Q(scanner=MANUAL) | Q(owner_id=user.pk))

@@ -7,6 +7,8 @@ from datetime import timedelta
 from django.db import models
 
 UNIFIED = "unified"
+# Signals tracked by hand through the API: their user's, outside every scanner's statistics.
+MANUAL = "manual"
 
 
 class SignalScanner(models.TextChoices):
@@ -15,7 +17,7 @@ class SignalScanner(models.TextChoices):
     RSI = "rsi", "RSI screener"
     SOCIAL = "social", "Social trending"
     UNIFIED = UNIFIED, "Unified ranking"
-    MANUAL = "manual", "Manual (tracked through the API)"
+    MANUAL = MANUAL, "Manual (tracked through the API)"
 
 
 class Direction(models.TextChoices):
@@ -25,7 +27,12 @@ class Direction(models.TextChoices):
 
 class Signal(models.Model):
     """A recorded signal (docs/SCORING.md, "Signals"). At most one per (scanner, symbol, direction)
-    within SIGNAL_COOLDOWN_HOURS of market time, enforced under the `SignalKey` row lock."""
+    within SIGNAL_COOLDOWN_HOURS of market time, enforced under the `SignalKey` row lock.
+
+    A `manual` signal (tracked by hand, tracking.services.manual_signal_track) has an `owner`:
+    only they (and holders of tracking.view_signal) see it, its cooldown is the owner's own, and
+    it is left out of the rollups and of every statistic unless asked for with scanner=manual.
+    Scanner and unified signals have no owner."""
 
     scanner = models.CharField(max_length=16, choices=SignalScanner.choices)
     symbol = models.CharField(max_length=64)
@@ -45,6 +52,14 @@ class Signal(models.Model):
         null=True,
         blank=True,
         related_name="signals",
+    )
+    owner = models.ForeignKey(
+        "auth.User",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="manual_signals",
+        help_text="Who tracked it (manual signals only).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -192,6 +207,11 @@ class TrackerState(models.Model):
     enabled = models.BooleanField(default=True)
     last_sweep_at = models.DateTimeField(null=True, blank=True, help_text="Wall time.")
     last_sweep_market_time = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # Switching the tracker is global: staff, or whoever an admin grants it (cryptosatx/
+        # permissions.py).
+        permissions = [("control_tracker", "Can start and stop the outcome tracker")]
 
     def __str__(self) -> str:
         return f"outcome tracker ({'enabled' if self.enabled else 'disabled'})"

@@ -20,21 +20,22 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from cryptosatx.api import BodySerializer, Conflict
+from cryptosatx.permissions import CanControlTracker
+from cryptosatx.throttling import TrackSignalThrottle
 from scanners.replay_clock import market_now
 from scanners.scanning import UnknownSymbols, normalize_symbol, symbols_validate
 from scanners.watchlist_params import WATCHLIST_PARAM_HELP, WatchlistParamField
-from scoring.models import UnifiedRanking
 from scoring.services import TIERS
 from tracking import analytics, windows
 from tracking.api import SignalSerializer
-from tracking.models import Direction, Horizon, SignalScanner
+from tracking.models import MANUAL, Direction, Horizon, SignalScanner
 from tracking.outcomes import tracker_set_enabled, tracker_stats
-from tracking.services import SignalCandidate, cooldown, signal_record
+from tracking.services import cooldown, manual_signal_track
 
 MAX_DAYS = 3650
 MAX_TOP_LIMIT = 100
-# Signals tracked through the API without a scanner are filed under this one.
-MANUAL_SCANNER = SignalScanner.MANUAL.value
+# Signals tracked through the API are filed under this one, whatever the client says.
+MANUAL_SCANNER = MANUAL
 SCANNER_CHOICES = list(SignalScanner.values)
 
 SCANNERS_TEXT = (
@@ -115,7 +116,8 @@ class PerformanceQuerySerializer(serializers.Serializer):
     # named "scanner" to the schema's enums (see tracking.api.SignalSerializer).
     scanner = serializers.CharField(
         required=False,
-        help_text=f"Only signals of this scanner: {SCANNERS_TEXT}.",
+        help_text=f"Only signals of this scanner: {SCANNERS_TEXT}. Manual signals count only "
+        "with scanner=manual, and then only your own.",
     )
     tier = serializers.ChoiceField(
         choices=list(TIERS), required=False, help_text="Only signals recorded in this tier."
@@ -162,6 +164,7 @@ class PerformanceQuerySerializer(serializers.Serializer):
             direction=params.get("direction"),
             symbol=params.get("symbol"),
             watchlist_id=watchlist.pk if watchlist is not None else None,
+            owner_id=self.context["request"].user.pk,
         )
 
 
@@ -402,7 +405,13 @@ class TrackSignalSerializer(BodySerializer):
         max_length=64, help_text="BTC, BTCUSDT or BTC/USDT; needs a spot market of the exchange."
     )
     direction = serializers.ChoiceField(choices=Direction.choices)
-    price = serializers.FloatField(help_text="Entry price, greater than 0.")
+    price = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        help_text="Entry price, greater than 0. Default: the market price (the close of the "
+        "last 1h candle). A given price outside that hour's low–high widened by "
+        "MANUAL_PRICE_TOLERANCE_PCT (20 %) is refused.",
+    )
     score = serializers.FloatField(
         required=False,
         allow_null=True,
@@ -412,18 +421,24 @@ class TrackSignalSerializer(BodySerializer):
     )
     tier = serializers.ChoiceField(choices=list(TIERS), required=False, allow_null=True)
     scanner = serializers.CharField(
-        default=MANUAL_SCANNER, help_text=f"{SCANNERS_TEXT}. Default: manual."
+        default=MANUAL_SCANNER,
+        help_text="Always manual: a signal tracked by hand is yours and never a scanner's.",
     )
 
     def validate_scanner(self, value: str) -> str:
-        return scanner_validate(value)
+        if value != MANUAL_SCANNER:
+            raise serializers.ValidationError(
+                f"a signal tracked by hand is filed under {MANUAL_SCANNER}, never under a "
+                f"scanner ({value!r}): a scanner's statistics and cooldown are its own"
+            )
+        return value
 
     def validate_symbol(self, value: str) -> str:
         return symbol_validate(value)
 
-    def validate_price(self, value: float) -> float:
-        if not math.isfinite(value) or value <= 0:
-            raise serializers.ValidationError("must be a number greater than 0")
+    def validate_price(self, value: float | None) -> float | None:
+        if value is not None and (not math.isfinite(value) or value <= 0):
+            raise serializers.ValidationError("must be a finite number greater than 0")
         return value
 
 
@@ -546,9 +561,16 @@ class PerformanceViewSet(viewsets.GenericViewSet):
 
 
 class TrackerViewSet(viewsets.GenericViewSet):
+    """Stats: any user. Start and stop switch the tracker for everyone: CanControlTracker."""
+
     pagination_class = None
     filter_backends = []
     serializer_class = TrackerStatsSerializer
+
+    def get_permissions(self) -> list:
+        if self.action in ("start", "stop"):
+            return [CanControlTracker()]
+        return super().get_permissions()
 
     @extend_schema(
         operation_id="performance_tracker_stats",
@@ -563,6 +585,7 @@ class TrackerViewSet(viewsets.GenericViewSet):
     @extend_schema(
         operation_id="performance_tracker_start",
         summary="Switch the outcome tracker on",
+        description="Staff only (permission tracking.control_tracker).",
         request=None,
         responses=TrackerStatsSerializer,
     )
@@ -573,7 +596,8 @@ class TrackerViewSet(viewsets.GenericViewSet):
     @extend_schema(
         operation_id="performance_tracker_stop",
         summary="Switch the outcome tracker off",
-        description="Checks wait in their table while it is off; nothing is lost.",
+        description="Checks wait in their table while it is off; nothing is lost. Staff only "
+        "(permission tracking.control_tracker).",
         request=None,
         responses=TrackerStatsSerializer,
     )
@@ -583,23 +607,29 @@ class TrackerViewSet(viewsets.GenericViewSet):
 
 
 class TrackSignalViewSet(viewsets.GenericViewSet):
+    """Any user; the signal is theirs (scanner manual). Throttled by API_THROTTLE_TRACK_SIGNAL."""
+
     pagination_class = None
     filter_backends = []
     serializer_class = TrackSignalSerializer
 
+    def get_throttles(self) -> list:
+        return [*super().get_throttles(), TrackSignalThrottle()]
+
     @extend_schema(
         operation_id="performance_track_signal",
         summary="Track a signal",
-        description="Records a signal given by an API client at the current market time with the "
-        "given entry price; its outcomes are then checked at 1h, 4h, 24h, 7d and 30d like every "
-        "other signal's. At most one per (scanner, symbol, direction) within "
-        "SIGNAL_COOLDOWN_HOURS.",
+        description="Records a signal of yours (scanner `manual`) at the current market time, at "
+        "the market price or a given one close to it; its outcomes are then checked at 1h, 4h, "
+        "24h, 7d and 30d like every other signal's. Only you see it (and staff); it counts in "
+        "no statistic unless asked for with scanner=manual, and never takes a scanner's "
+        "cooldown. At most one of yours per (symbol, direction) within SIGNAL_COOLDOWN_HOURS.",
         request=TrackSignalSerializer,
         responses={
             201: SignalSerializer,
             409: OpenApiResponse(
-                description="A signal of the same scanner, symbol and direction lies within the "
-                "cooldown."
+                description="A manual signal of yours of the same symbol and direction lies "
+                "within the cooldown."
             ),
         },
     )
@@ -607,26 +637,20 @@ class TrackSignalViewSet(viewsets.GenericViewSet):
         params = TrackSignalSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        tier = data.get("tier")
-        candidate = SignalCandidate(
-            scanner=data["scanner"],
+        signal = manual_signal_track(
+            request.user,
             symbol=data["symbol"],
             direction=data["direction"],
             as_of=market_now(),
-            completeness=1.0,
-            scanner_score=data.get("score"),
-            reasons=[f"tracked through the API by {request.user.get_username()}"],
-            # signal_record takes the tier from the ranking row: an unsaved one carries it.
-            ranking=UnifiedRanking(tier=tier, unified_score=None, confidence=None)
-            if tier
-            else None,
+            price=data.get("price"),
+            score=data.get("score"),
+            tier=data.get("tier"),
         )
-        signal = signal_record(candidate, entry_price=data["price"])
         if signal is None:
             hours = cooldown().total_seconds() / 3600
             raise Conflict(
-                f"a {candidate.scanner} {candidate.direction} signal on {candidate.symbol} was "
-                f"recorded within {hours:g} h of now (SIGNAL_COOLDOWN_HOURS)"
+                f"you tracked a {data['direction']} signal on {data['symbol']} within {hours:g} h "
+                "of now (SIGNAL_COOLDOWN_HOURS)"
             )
         location = reverse("signal-detail", args=[signal.pk], request=request)
         return Response(

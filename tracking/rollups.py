@@ -17,6 +17,9 @@ How they stay right:
 - `rollups_rebuild` (and `manage.py rebuild_outcome_rollups`) recomputes the table from the rows,
   idempotently.
 
+Manual signals (scanner `manual`, tracked by hand) are left out: the triggers and the rebuild skip
+them, so no rollup counts them; the analytics read them from the rows when asked for.
+
 Levels: every change is written at three levels (`RollupLevel`): in total, by (scanner, tier,
 direction) and by symbol; each part of a request reads the smallest level that has the columns
 it needs (tracking/analytics.py, `_window_sql`). A part that needs a symbol and a scanner, tier
@@ -38,7 +41,7 @@ from django.db import connection, transaction
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.models import Sum
 
-from tracking.models import OutcomeCheck, OutcomeRollup, RollupLevel, Signal
+from tracking.models import MANUAL, OutcomeCheck, OutcomeRollup, RollupLevel, Signal
 from tracking.outcomes import ROUND_DIGITS
 
 NANOS = 10**ROUND_DIGITS  # rollup units per percent
@@ -47,6 +50,10 @@ COMPACT_LOCK = 0x726F6C6C  # PostgreSQL advisory lock key of `rollups_compact` (
 ROLLUP = OutcomeRollup._meta.db_table
 SIGNAL = Signal._meta.db_table
 CHECK = OutcomeCheck._meta.db_table
+
+# Manual signals (tracked by hand) are never rolled up: no statistic counts them unless asked for
+# with scanner=manual, and the analytics read those from the rows (tracking/analytics.py).
+COUNTED = f"scanner <> '{MANUAL}'"
 
 KEY = ("level", "day", "horizon", "scanner", "tier", "direction", "symbol")
 DIMENSIONS = ("scanner", "tier", "direction")
@@ -213,7 +220,7 @@ def _postgresql_sql() -> list[str]:
     levels = f"CROSS JOIN ({LEVELS_SQL}) l"
 
     def checks_insert(rows: str, sign: str) -> str:
-        source = f"{rows} c JOIN {SIGNAL} s ON s.id = c.signal_id {levels}"
+        source = f"{rows} c JOIN {SIGNAL} s ON s.id = c.signal_id AND s.{COUNTED} {levels}"
         select = _select(
             check_terms("c", "postgresql"),
             horizon="c.horizon",
@@ -234,7 +241,7 @@ def _postgresql_sql() -> list[str]:
         select = _select(
             signal_terms(),
             horizon="''",
-            source=f"{rows} s {levels}",
+            source=f"(SELECT * FROM {rows} WHERE {COUNTED}) s {levels}",  # noqa: S608
             signal="s",
             vendor="postgresql",
             sign=sign,
@@ -289,7 +296,7 @@ def _sqlite_sql() -> list[str]:
         select = _select(
             check_terms(row, "sqlite"),
             horizon=f"{row}.horizon",
-            source=f"{SIGNAL} s, {levels} WHERE s.id = {row}.signal_id",
+            source=f"{SIGNAL} s, {levels} WHERE s.id = {row}.signal_id AND s.{COUNTED}",
             signal="s",
             vendor="sqlite",
             sign=sign,
@@ -302,7 +309,8 @@ def _sqlite_sql() -> list[str]:
             signal_terms(),
             horizon="''",
             source=f"(SELECT {row}.as_of AS as_of, {row}.scanner AS scanner, {row}.tier AS tier, "
-            f"{row}.direction AS direction, {row}.symbol AS symbol) s, {levels}",
+            f"{row}.direction AS direction, {row}.symbol AS symbol WHERE {row}.{COUNTED}) s, "
+            f"{levels}",
             signal="s",
             vendor="sqlite",
             sign=sign,
@@ -428,7 +436,7 @@ def rollups_rebuild() -> int:
     checks = _select(
         check_terms("c", vendor),
         horizon="c.horizon",
-        source=f"{CHECK} c JOIN {SIGNAL} s ON s.id = c.signal_id {levels}",
+        source=f"{CHECK} c JOIN {SIGNAL} s ON s.id = c.signal_id AND s.{COUNTED} {levels}",
         signal="s",
         vendor=vendor,
         merged=True,
@@ -437,7 +445,7 @@ def rollups_rebuild() -> int:
     signals = _select(
         signal_terms(),
         horizon="''",
-        source=f"{SIGNAL} s {levels}",
+        source=f"(SELECT * FROM {SIGNAL} WHERE {COUNTED}) s {levels}",  # noqa: S608
         signal="s",
         vendor=vendor,
         merged=True,

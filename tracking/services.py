@@ -8,25 +8,33 @@ SIGNAL_COOLDOWN_HOURS of market time: the check and the insert run under a row l
 `SignalKey` row, so two finish_scans running at once cannot both insert. The entry price is the
 price at the signal's as_of (`candle_store.entry_price_at`); a coin without one, or whose last 1h
 candle closed more than 1 h before as_of, gets no signal (logged as a warning).
+
+A signal tracked by hand (`manual_signal_track`) is its user's: scanner `manual`, an `owner`, a
+cooldown of its own per owner (it never takes a scanner's slot), and an entry price that is the
+market's or close to it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from scanners import candle_store
 from scanners.market_data import Missing
+from scanners.market_data.base import ms_to_datetime
 from scanners.models import RUN_SCANNERS, RunStatus, ScanResult, ScanRun
 from scanners.scanning import run_fail_missing_coins, run_mark_finished
 from scoring.models import UnifiedRanking
 from scoring.ranking import RankingUpdate, ranking_mark_decided, ranking_update_for_run
-from tracking.models import UNIFIED, Signal, SignalKey
+from tracking.models import MANUAL, UNIFIED, Signal, SignalKey
 from tracking.signals import signal_recorded
 
 logger = logging.getLogger(__name__)
@@ -126,8 +134,8 @@ def signals_record_for_run(run: ScanRun, update: RankingUpdate) -> list[Signal]:
             )
             continue
         # A unified signal belongs to the run of its row's latest result, whichever run decided.
-        owner = run if candidate.scanner != UNIFIED else candidate.ranking.scan_run
-        signal = signal_record(candidate, entry_price=price, run=owner)
+        signal_run = run if candidate.scanner != UNIFIED else candidate.ranking.scan_run
+        signal = signal_record(candidate, entry_price=price, run=signal_run)
         if signal is not None:
             recorded.append(signal)
     ranking_mark_decided(update.due)
@@ -165,22 +173,38 @@ def signals_refresh_unified_context(update: RankingUpdate) -> int:
 
 
 def signal_record(
-    candidate: SignalCandidate, *, entry_price: float, run: ScanRun | None = None
+    candidate: SignalCandidate,
+    *,
+    entry_price: float,
+    run: ScanRun | None = None,
+    owner: AbstractBaseUser | None = None,
 ) -> Signal | None:
     """Insert the signal unless one of the same (scanner, symbol, direction) lies within the
     cooldown of its as_of; None when the cooldown holds. Sends `signal_recorded` inside the
-    transaction."""
+    transaction.
+
+    A manual signal (scanner `manual`) needs its `owner`, and its cooldown is the owner's: only
+    their own manual signals of the same symbol and direction hold it back, under a lock on the
+    owner's row. A scanner's signal has no owner."""
     window = cooldown()
     key = {
         "scanner": candidate.scanner,
         "symbol": candidate.symbol,
         "direction": candidate.direction,
     }
+    manual = candidate.scanner == MANUAL
+    if manual != (owner is not None):
+        raise ValueError("a manual signal needs its owner, and only a manual signal has one")
     with transaction.atomic():
-        SignalKey.objects.bulk_create([SignalKey(**key)], ignore_conflicts=True)
-        SignalKey.objects.select_for_update().get(**key)  # serialises check + insert per key
+        if manual:
+            # Serialises one user's manual signals; nobody else's (no scanner's key row).
+            type(owner).objects.select_for_update().filter(pk=owner.pk).first()
+        else:
+            SignalKey.objects.bulk_create([SignalKey(**key)], ignore_conflicts=True)
+            SignalKey.objects.select_for_update().get(**key)  # serialises check + insert per key
         recent = Signal.objects.filter(
             **key,
+            owner=owner,
             as_of__gt=candidate.as_of - window,
             as_of__lt=candidate.as_of + window,
         ).exists()
@@ -200,6 +224,7 @@ def signal_record(
             completeness=candidate.completeness,
             reasons=candidate.reasons,
             scan_run=run,
+            owner=owner,
         )
         signal_recorded.send(sender=Signal, instance=signal)
     logger.info(
@@ -211,6 +236,90 @@ def signal_record(
         f"{signal.tier} {signal.unified_score:.1f}" if signal.unified_score is not None else "-",
     )
     return signal
+
+
+@dataclass(frozen=True)
+class MarketHour:
+    """The last closed 1h candle of a market as of a time: its close is the market price."""
+
+    close: float
+    low: float
+    high: float
+    closed_at: datetime
+
+
+def market_hour(symbol: str, as_of: datetime) -> MarketHour | Missing:
+    """The market's last 1h candle closed at or before as_of, by the rules of a signal's entry
+    price, `candle_store.entry_price_at` (Missing when there is none, or it is over 1 h old)."""
+    market = candle_store.markets_by_symbol([symbol], exchange=settings.EXCHANGE).get(symbol)
+    if market is None:
+        return Missing(f"no {settings.EXCHANGE} spot market {symbol}")
+    price = candle_store.entry_price_at(market, as_of)
+    if isinstance(price, Missing):
+        return price
+    last = candle_store.closed_candles(market, as_of=as_of, limit=1)
+    return MarketHour(
+        close=float(last.close[-1]),
+        low=float(last.low[-1]),
+        high=float(last.high[-1]),
+        closed_at=ms_to_datetime(last.close_time[-1]),
+    )
+
+
+def entry_price_check(price: float | None, hour: MarketHour | Missing, symbol: str) -> float:
+    """The entry price of a manual signal: the market price when none is given; a given one must
+    be finite, above 0 and within that hour's low–high widened by MANUAL_PRICE_TOLERANCE_PCT.
+    A refusal is a ValidationError on `price` that says why."""
+    if price is not None and (not math.isfinite(price) or price <= 0):
+        raise ValidationError({"price": ["must be a finite number greater than 0"]})
+    if isinstance(hour, Missing):
+        what = "no market price to take" if price is None else "cannot be checked against it"
+        raise ValidationError({"price": [f"{what}: {hour.reason}"]})
+    if price is None:
+        return hour.close
+    tolerance = float(settings.MANUAL_PRICE_TOLERANCE_PCT) / 100
+    low, high = hour.low * (1 - tolerance), hour.high * (1 + tolerance)
+    if not low <= price <= high:
+        raise ValidationError(
+            {
+                "price": [
+                    f"{price:g} is far from the market: {symbol} traded {hour.low:g}–"
+                    f"{hour.high:g} in the hour to {hour.closed_at:%Y-%m-%d %H:%M} UTC; an entry "
+                    f"price must lie within {low:g}–{high:g} (that range widened by "
+                    f"{settings.MANUAL_PRICE_TOLERANCE_PCT:g} %, MANUAL_PRICE_TOLERANCE_PCT)"
+                ]
+            }
+        )
+    return price
+
+
+def manual_signal_track(
+    owner: AbstractBaseUser,
+    *,
+    symbol: str,
+    direction: str,
+    as_of: datetime,
+    price: float | None = None,
+    score: float | None = None,
+    tier: str | None = None,
+) -> Signal | None:
+    """Record a signal tracked by hand: scanner `manual`, owned by `owner`, entry price checked
+    by `entry_price_check` (ValidationError naming `price` when refused). None when the owner's
+    own cooldown holds (another manual signal of theirs, same symbol and direction). Its outcome
+    checks are made like every signal's; it gets no alert (it has no scanner scores)."""
+    entry = entry_price_check(price, market_hour(symbol, as_of), symbol)
+    candidate = SignalCandidate(
+        scanner=MANUAL,
+        symbol=symbol,
+        direction=direction,
+        as_of=as_of,
+        completeness=1.0,
+        scanner_score=score,
+        reasons=[f"tracked through the API by {owner.get_username()}"],
+        # signal_record takes the tier from the ranking row: an unsaved one carries it.
+        ranking=UnifiedRanking(tier=tier, unified_score=None, confidence=None) if tier else None,
+    )
+    return signal_record(candidate, entry_price=entry, owner=owner)
 
 
 def scan_finish(run_id: int, *, give_up: bool = False) -> ScanRun | None:
