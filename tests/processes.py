@@ -192,10 +192,15 @@ def procfile_worker_nodes(path: Path) -> list[str]:
     ]
 
 
-def http_get(url: str, basic_auth: str | None = None, timeout: float = 10) -> tuple[int, bytes]:
-    """GET `url` (optionally with `user:password` basic auth): the status and the body, also for
-    an error status."""
-    request = urllib.request.Request(url)
+def http_get(
+    url: str,
+    basic_auth: str | None = None,
+    timeout: float = 10,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """GET `url` (optionally with `user:password` basic auth, or other headers): the status and
+    the body, also for an error status."""
+    request = urllib.request.Request(url, headers=headers or {})
     if basic_auth is not None:
         token = base64.b64encode(basic_auth.encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
