@@ -108,11 +108,15 @@ def test_mss_below_its_minimum_completeness_does_not_count() -> None:
 
 
 @pytest.mark.django_db
-def test_the_runs_unified_tier_counts_only_in_the_signals_direction() -> None:
+def test_the_unified_tier_counts_only_in_the_signals_direction() -> None:
     run = ScanRunFactory(scanner="all")
     UnifiedRankingFactory(scan_run=run, symbol="Y/USDT", direction="SHORT", tier="TIER_1")
-    short = SignalFactory(scanner="social", symbol="Y/USDT", direction="SHORT", scan_run=run)
-    long = SignalFactory(scanner="social", symbol="Y/USDT", direction="LONG", scan_run=run)
+    short = SignalFactory(
+        scanner="social", symbol="Y/USDT", direction="SHORT", scan_run=run, as_of=run.as_of
+    )
+    long = SignalFactory(
+        scanner="social", symbol="Y/USDT", direction="LONG", scan_run=run, as_of=run.as_of
+    )
     assert signal_tier(short) == T1
     assert signal_tier(long) is None
 

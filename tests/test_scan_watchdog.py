@@ -267,8 +267,13 @@ def test_a_final_step_run_again_after_dying_midway_creates_nothing_twice(monkeyp
     hourly_candles(market, [100.0 + hour for hour in range(240)])
     as_of = START + timedelta(hours=48)
     run = ScanRunFactory(as_of=as_of, symbols=[market.symbol], status=RunStatus.RUNNING)
+    # An RSI of 10 fires the screener and is a TIER 2 alert on its own (RSI < 25).
     ScanResultFactory(
-        run=run, symbol=market.symbol, direction="LONG", component={"LONG": 90.0, "SHORT": 10.0}
+        run=run,
+        symbol=market.symbol,
+        direction="LONG",
+        scores={"rsi": 10.0},
+        component={"LONG": 90.0, "SHORT": 10.0},
     )
 
     def worker_lost(*args, **kwargs):
