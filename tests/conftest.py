@@ -6,6 +6,8 @@ import pytest
 
 from tests import services
 
+pytest_plugins = ["tests.watchlist_fixtures"]
+
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     database = "PostgreSQL" if services.database_is_postgres() else "SQLite"
@@ -36,3 +38,21 @@ def _fresh_process_caches():
     clear_process_caches()
     yield
     clear_process_caches()
+
+
+@pytest.fixture
+def user():
+    """Alice, the signed-in user of the API tests (a module may define its own `user`)."""
+    from tests.factories import UserFactory
+
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def api(user):
+    """An API client signed in as `user`."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user)
+    return client

@@ -39,18 +39,6 @@ ENDPOINTS = [
 ]
 
 
-@pytest.fixture
-def user():
-    return UserFactory(username="alice")
-
-
-@pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
 @pytest.mark.parametrize(("method", "url"), ENDPOINTS)
 def test_an_unauthenticated_request_is_a_401_in_the_envelope(method, url):
     response = getattr(APIClient(), method)(url)

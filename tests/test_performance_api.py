@@ -58,18 +58,6 @@ def url(name: str) -> str:
 
 
 @pytest.fixture
-def user():
-    return UserFactory(username="alice")
-
-
-@pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
 def clock(settings):
     settings.MARKET_SOURCE = "replay"
     return ReplayClock.objects.create(

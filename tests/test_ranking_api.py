@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from rest_framework.test import APIClient
 
 from scanners.models import WatchlistCoin
 from tests.factories import (
@@ -34,18 +33,6 @@ BREAKDOWN = {
         "as_of": "2024-01-11T00:00:00+00:00",
     }
 }
-
-
-@pytest.fixture
-def user():
-    return UserFactory(username="alice")
-
-
-@pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

@@ -23,18 +23,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def user():
-    return UserFactory(username="alice")
-
-
-@pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
 def staff_api() -> APIClient:
     client = APIClient()
     client.force_authenticate(UserFactory(username="root", is_staff=True, is_superuser=True))

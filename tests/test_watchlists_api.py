@@ -3,48 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
-from scanners.models import Watchlist, WatchlistCoin
-from tests.factories import MarketFactory, UserFactory, WatchlistFactory
+from scanners.models import Watchlist
+from tests.factories import WatchlistFactory
+from tests.watchlist_fixtures import coins_of
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def user():
-    return UserFactory(username="alice")
-
-
-@pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture(autouse=True)
-def markets():
-    return [MarketFactory(base=base) for base in ("BTC", "ETH", "SOL", "DOGE")]
-
-
-@pytest.fixture
-def majors(user) -> Watchlist:
-    watchlist = WatchlistFactory(owner=user, name="majors")
-    for symbol in ("BTC/USDT", "ETH/USDT"):
-        WatchlistCoin.objects.create(watchlist=watchlist, symbol=symbol)
-    return watchlist
-
-
-@pytest.fixture
-def theirs() -> Watchlist:
-    watchlist = WatchlistFactory(owner=UserFactory(username="bob"), name="bob's")
-    WatchlistCoin.objects.create(watchlist=watchlist, symbol="DOGE/USDT")
-    return watchlist
-
-
-def coins_of(watchlist: Watchlist) -> list[str]:
-    return sorted(watchlist.coins.values_list("symbol", flat=True))
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("markets")]
 
 
 # --- create and read ---------------------------------------------------------------------------
