@@ -388,6 +388,7 @@ def test_unknown_fields_are_named_with_the_declared_fields_errors(api):
         ("post", "/api/watchlists/{id}/coins/add", {"coins": ["BTC"], "name": "y"}, "name"),
         ("post", "/api/watchlists/{id}/coins/remove", {"coins": ["BTC"], "all": True}, "all"),
         ("post", "/api/watchlists/{id}/scan", {"scanner": "rsi", "coins": 3}, "coins"),
+        ("put", "/api/watchlists/{id}/coins", {"coins": ["BTC"], "symbols": ["ETH"]}, "symbols"),
         (
             "post",
             "/api/performance/track-signal",
