@@ -53,7 +53,7 @@ from alerts.services import alert_destination, send_soon
 from scanners.models import Market, ScanResult, ScanRun
 from scanners.replay_clock import get_clock, market_now
 from tracking.analytics import TOO_FEW, PerformanceFilters, performance_by, performance_summary
-from tracking.models import Signal
+from tracking.models import MANUAL, Signal
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +220,8 @@ def summary_data(period: Period) -> dict[str, Any]:
     """Everything a summary or report says, as plain values (the text is rendered from it)."""
     channel, chat_id = alert_destination()
     runs = ScanRun.objects.filter(period.q())
-    signals = Signal.objects.filter(period.q())
+    # A signal tracked by hand is its owner's: no summary that everyone sees counts it.
+    signals = Signal.objects.filter(period.q()).exclude(scanner=MANUAL)
     alerts = Alert.objects.filter(
         period.q("signal__"), kind=AlertKind.SIGNAL, channel=channel, chat_id=chat_id
     )

@@ -25,6 +25,7 @@ from tests.factories import (
     ScanRunFactory,
     SignalAlertFactory,
     SignalFactory,
+    UserFactory,
 )
 from tracking.analytics import PerformanceFilters, performance_by, performance_summary
 
@@ -148,6 +149,15 @@ def test_the_summary_counts_scans_signals_gems_top_scores_and_held_back_alerts()
     assert "OLD/USDT" not in text
     assert "&lt;b&gt;X&lt;/b&gt;&amp;Y" in text
     assert len(text) <= 4096
+
+
+@pytest.mark.django_db
+def test_the_summary_does_not_count_a_signal_tracked_by_hand() -> None:
+    when = DAY_START + timedelta(hours=9)
+    SignalFactory(as_of=when, symbol="A/USDT")
+    SignalFactory(scanner="manual", owner=UserFactory(), as_of=when, symbol="B/USDT")
+
+    assert summaries.daily_summary_data(DAY)["signals"] == 1
 
 
 @pytest.fixture
