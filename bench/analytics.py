@@ -54,7 +54,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+from bench_support import PG, free_port, pg_admin  # noqa: E402
+
 DATABASE = os.environ.get("BENCH_DATABASE", f"cryptosatx_benchan_{os.getpid()}")
 TARGET_P95_MS = 100.0
 URLS = ["/api/performance/report", "/api/performance/report?days=180"]
@@ -83,18 +84,6 @@ DATABASES: list[str] = []
 
 
 # --- cleanup and PostgreSQL ------------------------------------------------------------------
-
-
-def pg_admin(sql: str) -> None:
-    import psycopg2
-
-    connection = psycopg2.connect(dbname="postgres", **PG)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        connection.close()
 
 
 def pg_connect():
@@ -352,12 +341,6 @@ def table_sizes() -> dict[str, object]:
 
 
 # --- the server and the requests -------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_gunicorn(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:

@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,8 @@ from pathlib import Path
 from urllib.request import Request, urlopen
 
 ROOT = Path(__file__).resolve().parent.parent
+from bench_support import free_port  # noqa: E402
+
 SAMPLE = ROOT / "data" / "sample" / "spot-1h"
 LATENCY_MS = 50.0
 SEED = 1
@@ -73,12 +74,6 @@ def build_universe(coins: int, folder: Path) -> Path:
         if not target.exists():
             target.symlink_to(original)
     return folder
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_fake(data: Path, port: int, env: dict[str, str]) -> subprocess.Popen:

@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+from bench_support import PG, free_port, pg_admin  # noqa: E402
+
 PROCESSES: list[subprocess.Popen] = []
 
 SEED = """
@@ -63,24 +63,6 @@ for index in range(3):
 staff = User.objects.create_user("bench", is_staff=True)
 print(Token.objects.create(user=staff).key)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def pg_admin(sql: str) -> None:
-    import psycopg2
-
-    connection = psycopg2.connect(dbname="postgres", **PG)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        connection.close()
 
 
 def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -191,7 +173,7 @@ def wait_for_health(port: int, timeout: float) -> dict:
             if status == 200 and report.get("status") == "ok":
                 return report
         except (OSError, ValueError):
-            pass
+            pass  # not listening yet, or a half-started server's answer: ask again
         time.sleep(0.5)  # another process's HTTP endpoint: nothing to await
     raise RuntimeError(f"health never said ok; last answer: {report}")
 

@@ -70,7 +70,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+from bench_support import PG, pg_admin  # noqa: E402
+
 REDIS_URL = "redis://127.0.0.1:6379/11"
 SHIFT_AHEAD = timedelta(hours=6)  # candles end this far after the wall clock's hour
 
@@ -121,18 +122,6 @@ def spawn(command: list[str], env: dict[str, str], log: Path | None = None, **kw
     )
     PROCESSES.append(process)
     return process
-
-
-def pg_admin(sql: str) -> None:
-    import psycopg2
-
-    connection = psycopg2.connect(dbname="postgres", **PG)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        connection.close()
 
 
 def pg_query(database: str, sql: str, params: tuple = ()) -> list[tuple]:
