@@ -1,6 +1,6 @@
 """Benchmark import_ohlcv against plain Django bulk_create, on SQLite and PostgreSQL.
 
-    .venv/bin/python bench/bench_import.py [--runs 3] [--data ../shared/market-data/spot-1h]
+    .venv/bin/python bench/bench_import.py [--runs 3] [--data data/sample/spot-1h]
 
 Every run imports the folder into a fresh, empty, migrated database in a subprocess: a new SQLite
 file (VAR_DIR in a temporary folder), and, when DATABASE_URL points at PostgreSQL, a new database
@@ -32,7 +32,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "market-data" / "spot-1h"
+DEFAULT_DATA = ROOT / "data" / "sample" / "spot-1h"  # the bundled sample; --data for more
 
 
 # --- worker side: runs inside a subprocess against one fresh database -------------------------
