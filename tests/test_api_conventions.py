@@ -168,9 +168,10 @@ def test_another_users_watchlist_is_a_404_as_if_it_did_not_exist(api):
     assert response.json()["error"]["code"] == "not_found"
 
 
-def test_the_api_root_lists_every_collection(api):
+def test_the_api_root_lists_every_resource(api):
     body = api.get("/api/").json()
     assert body["ok"] is True
+    listed = body["data"]
     assert {
         "markets",
         "candles",
@@ -178,8 +179,28 @@ def test_the_api_root_lists_every_collection(api):
         "scans",
         "watchlists",
         "signals",
+        "alerts",
         "scan/unified-ranking",
-    } <= set(body["data"])
+        "performance/stats",
+        "performance/report",
+        "performance/by-scanner",
+        "performance/by-tier",
+        "performance/by-interval",
+        "performance/by-signal-type",
+        "performance/by-symbol",
+        "performance/top-performers",
+        "performance/recommendations",
+        "performance/tracker-stats",
+        "performance/tracker/start",
+        "performance/tracker/stop",
+        "performance/track-signal",
+        "health",
+        "schema",
+        "docs",
+    } <= set(listed)
+    assert listed["alerts"].endswith("/api/alerts/")
+    assert listed["performance/stats"].endswith("/api/performance/stats")
+    assert listed["health"].endswith("/api/health")
 
 
 def test_a_deleted_object_answers_204_without_a_body(api, user):

@@ -1,7 +1,7 @@
 """Watchlists as the plan names them: `PUT /api/watchlists/{id}/coins` (replace the list),
 `GET /api/watchlists/{id}/alerts` (alerts on its coins), `GET /api/watchlists/{id}/scan` (its
 latest results), the `watchlist` filter by id or by name, a signal's detail with its outcome
-checks, and an API root that lists every resource."""
+checks."""
 
 from __future__ import annotations
 
@@ -214,36 +214,3 @@ def test_a_signals_detail_includes_its_five_outcome_checks(api):
     # the list stays light: no checks there
     listed = results(api.get("/api/signals/"))
     assert "outcome_checks" not in listed[0]
-
-
-def test_the_api_root_lists_every_resource(api):
-    listed = api.get("/api/").json()["data"]
-    assert {
-        "markets",
-        "candles",
-        "replay-clock",
-        "scans",
-        "watchlists",
-        "signals",
-        "alerts",
-        "scan/unified-ranking",
-        "performance/stats",
-        "performance/report",
-        "performance/by-scanner",
-        "performance/by-tier",
-        "performance/by-interval",
-        "performance/by-signal-type",
-        "performance/by-symbol",
-        "performance/top-performers",
-        "performance/recommendations",
-        "performance/tracker-stats",
-        "performance/tracker/start",
-        "performance/tracker/stop",
-        "performance/track-signal",
-        "health",
-        "schema",
-        "docs",
-    } <= set(listed)
-    assert listed["alerts"].endswith("/api/alerts/")
-    assert listed["performance/stats"].endswith("/api/performance/stats")
-    assert listed["health"].endswith("/api/health")
