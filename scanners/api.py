@@ -54,6 +54,7 @@ from scanners.models import (
 )
 from scanners.replay_clock import get_clock, market_now
 from scanners.scanning import ScanRefused, UnknownSymbols, normalize_symbol, scan_start
+from scanners.watchlists import watchlists_of
 
 MAX_CANDLES = 1000
 MAX_SCAN_SYMBOLS = 2000
@@ -266,10 +267,8 @@ class ReplayClockViewSet(viewsets.GenericViewSet):
 
 
 def own_watchlists(request: Request | None) -> QuerySet[Watchlist]:
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return Watchlist.objects.none()
-    return Watchlist.objects.filter(owner=user)
+    """The requesting user's watchlists (`watchlists_of`)."""
+    return watchlists_of(getattr(request, "user", None))
 
 
 def visible_runs(request: Request | None) -> QuerySet[ScanRun]:

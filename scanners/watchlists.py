@@ -46,14 +46,20 @@ class WatchlistNotFound(LookupError):
     """No watchlist of the user's has this id or name (another user's counts as none)."""
 
 
+def watchlists_of(owner: User | AnonymousUser | None) -> QuerySet[Watchlist]:
+    """`owner`'s watchlists; nobody's for an anonymous or missing owner. Every read of
+    watchlists on a user's behalf starts here, so no user reaches another's."""
+    if owner is None or not owner.is_authenticated:
+        return Watchlist.objects.none()
+    return Watchlist.objects.filter(owner=owner)
+
+
 def watchlist_find(*, owner: User | AnonymousUser | None, ref: str | int) -> Watchlist:
     """One of `owner`'s watchlists by id or by name: digits are tried as an id first, then as a
     name (a watchlist may be called "2024"); anything else is a name, matched exactly after
     trimming. An anonymous owner has none. Raises WatchlistNotFound."""
     text = str(ref).strip()
-    if owner is None or not owner.is_authenticated or not text:
-        raise WatchlistNotFound(f"no watchlist of yours has the id or name {text!r}")
-    own = Watchlist.objects.filter(owner=owner)
+    own = watchlists_of(owner)
     found = None
     if text.isdigit():
         found = own.filter(pk=int(text)).first()
