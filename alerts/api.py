@@ -1,5 +1,5 @@
 """The alerts API: the outbox's history, newest first (any user), and resending a failed alert
-(staff: alerts.resend_alert, cryptosatx/permissions.py)."""
+(staff: alerts.resend_alert, core/permissions.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from rest_framework.response import Response
 
 from alerts.models import RESENDABLE_STATES, Alert, AlertKind, AlertState, AlertTier
 from alerts.services import alert_resend
-from cryptosatx.api import Conflict
-from cryptosatx.permissions import CanResendAlert
+from core.api import Conflict
+from core.permissions import CanResendAlert
 from scanners.api import own_watchlists
 from scanners.watchlist_params import WatchlistParamFilter
 from tracking.api import SinceUntilForm

@@ -14,7 +14,7 @@ What is promised (docs/ALERTS.md says it in plain words):
 - per chat, alerts go out in creation order: a chat's oldest unsent alert is its head, and a head
   that is SENDING or waiting to retry blocks the later alerts of that chat;
 - Telegram's limits: 1 message/s per chat, 30/s overall, 20/min per group chat, counted in fixed
-  windows by `scanners.market_data.http`'s budgets — `RedisBudget` (shared by every worker) when
+  windows by `httpengine.engine`'s budgets — `RedisBudget` (shared by every worker) when
   Redis is the broker or RATE_BUDGET_REDIS_URL is set, `LocalBudget` (this process) otherwise.
 
 Services (keyword-only, callable from tasks, tests and the admin): `outbox_claim`,
@@ -105,7 +105,8 @@ class TelegramLimiter:
     """
 
     def __init__(self, redis_url: str | None = None) -> None:
-        from scanners.market_data.http import LocalBudget, RedisBudget, shared_redis_url
+        from httpengine.budgets import LocalBudget, RedisBudget
+        from httpengine.registry import shared_redis_url
 
         url = shared_redis_url() if redis_url is None else redis_url
         if url:
@@ -172,7 +173,7 @@ def _heads(
 def _market_now(now: datetime) -> datetime:
     """Market time for comparing open digests: the replay clock in a replay, else `now`."""
     if settings.MARKET_SOURCE == "replay":
-        from scanners.replay_clock import market_now
+        from market.replay_clock import market_now
 
         return market_now()
     return now

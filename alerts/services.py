@@ -28,7 +28,7 @@ from alerts.models import (
 )
 from alerts.rendering import render_signal_alert
 from alerts.rules import signal_context, signal_tier
-from scanners.replay_clock import market_now
+from market.replay_clock import market_now
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def send_soon() -> None:
     and the periodic sweep sends them even if this message is lost."""
 
     def queue() -> None:
-        from cryptosatx.celery import app
+        from celery import current_app as app
 
         try:
             app.send_task(SEND_TASK)

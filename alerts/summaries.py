@@ -50,8 +50,9 @@ from alerts.rendering import (
     signal_url,
 )
 from alerts.services import alert_destination, send_soon
-from scanners.models import Market, ScanResult, ScanRun
-from scanners.replay_clock import get_clock, market_now
+from market.models import Market
+from market.replay_clock import get_clock, market_now
+from scanners.models import ScanResult, ScanRun
 from tracking.analytics import TOO_FEW, PerformanceFilters, performance_by, performance_summary
 from tracking.models import MANUAL, Signal
 

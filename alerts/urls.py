@@ -3,7 +3,7 @@
 from django.urls import path
 
 from alerts import api
-from cryptosatx.api import ApiRouter
+from core.api import ApiRouter
 
 router = ApiRouter()
 router.register("alerts", api.AlertViewSet)

@@ -6,7 +6,7 @@ Every run imports the folder into a fresh, empty, migrated database in a subproc
 file (VAR_DIR in a temporary folder), and, when DATABASE_URL points at PostgreSQL, a new database
 created on that server for the run and dropped afterwards. Two things are timed per run:
 
-* **import**: `scanners.importing.import_paths`, i.e. what `manage.py import_ohlcv` does: read,
+* **import**: `market.importing.import_paths`, i.e. what `manage.py import_ohlcv` does: read,
   check every row, write (INSERT OR IGNORE executemany on SQLite, COPY + INSERT ... ON CONFLICT
   on PostgreSQL).
 * **baseline**: the same CSV files read with the csv module and written with plain
@@ -50,8 +50,8 @@ def _setup_django() -> None:
 
 
 def _work_import(data: Path) -> dict[str, float]:
-    from scanners.importing import import_paths
-    from scanners.models import Candle
+    from market.importing import import_paths
+    from market.models import Candle
 
     started = time.perf_counter()
     summary = import_paths([data], exchange="binance")
@@ -69,8 +69,8 @@ def _work_baseline(data: Path) -> dict[str, float]:
 
     from django.db import transaction
 
-    from scanners.importing import collect_files, parse_layout
-    from scanners.models import Candle, Market
+    from market.importing import collect_files, parse_layout
+    from market.models import Candle, Market
 
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     files, _ = collect_files([data])

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fetch.py --coins 100|500|1000 [--runs 3] [--no-baseline]
 
-Starts the fake exchange (`python -m scanners.fake_exchange`, a subprocess so it does not share
+Starts the fake exchange (`python -m fakes.exchange`, a subprocess so it does not share
 this process's CPU) on 127.0.0.1 with 50 ms latency, Binance's weight limits (spot 6,000,
 futures 2,400 per minute) and synthetic data (seed 1). The data folder is a **synthetic
 universe**: the bundled sample's 46 spot coins, repeated under new names (BTC, BTCX1, BTCX2...)
@@ -81,7 +81,7 @@ def start_fake(data: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
         [
             sys.executable,
             "-m",
-            "scanners.fake_exchange",
+            "fakes.exchange",
             "--port",
             str(port),
             "--data",
@@ -131,7 +131,7 @@ def scan(
     from django.conf import settings
     from django.db import connection
 
-    from scanners.market_data.base import Missing
+    from market.values import Missing
 
     missing: dict[str, int] = {}
     phases: dict[str, float] = {}
@@ -202,14 +202,12 @@ def scan(
 def make_source(base: str, now, concurrency: int):
     """A BinanceSource on the fake as a scan builds it (one concurrency cap for Binance spot and
     futures), with an in-process weight budget; (source, its engines)."""
-    from scanners.market_data.binance import BinanceSource
-    from scanners.market_data.http import (
-        FUTURES_DATA_WINDOW_SECONDS,
-        AdaptiveLimiter,
-        LocalBanRegistry,
-        LocalBudget,
-        RequestEngine,
-    )
+    from httpengine.bans import LocalBanRegistry
+    from httpengine.budgets import LocalBudget
+    from httpengine.engine import RequestEngine
+    from httpengine.limiter import AdaptiveLimiter
+    from httpengine.registry import FUTURES_DATA_WINDOW_SECONDS
+    from market.sources.binance import BinanceSource
 
     limits = {
         "binance-spot": 6000,
@@ -249,9 +247,9 @@ def make_source(base: str, now, concurrency: int):
 
 
 def one_run(base: str, coins: int, concurrency: int) -> dict:
-    from scanners.market_data.base import ms_to_datetime
-    from scanners.market_data.cache import clear_process_caches
-    from scanners.models import Candle, Market
+    from market.models import Candle, Market
+    from market.sources.cache import clear_process_caches
+    from market.times import ms_to_datetime
 
     clear_process_caches()  # every run cold: the process-wide caches outlive sources
     Candle.objects.all().delete()
@@ -285,7 +283,7 @@ def one_run(base: str, coins: int, concurrency: int) -> dict:
 
 
 def _result(stats, seconds, symbols, missing, phases, reasons, cpu, metrics) -> dict:
-    from scanners.models import Candle
+    from market.models import Candle
 
     weights = {api: sum(minutes.values()) for api, minutes in stats["weight_per_minute"].items()}
     return {
@@ -333,7 +331,7 @@ def _loop_cpu_seconds() -> float:
 
 def _sample_reasons(source, symbols: list[str], as_of) -> list[str]:
     """A few distinct Missing reasons of the run (Missing answers are not cached: asked again)."""
-    from scanners.market_data.base import Missing
+    from market.values import Missing
 
     reasons = set()
     for values in (source.taker_flow(symbols[:200], as_of=as_of),):

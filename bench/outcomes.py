@@ -93,7 +93,7 @@ def build_store(coins: int, signals: int) -> dict:
     import numpy as np
     from django.utils import timezone
 
-    from scanners.models import Candle
+    from market.models import Candle
     from tests.factories import MarketFactory
     from tracking.models import HORIZON_DELTAS, Direction, OutcomeCheck, Signal, SignalScanner
 

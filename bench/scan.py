@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/scan.py [--coins 100 500 1000] [--workers 1 2] [--runs 3] [--threads 4]
 
-The market is bench/fetch.py's: the fake exchange (`python -m scanners.fake_exchange`, a
+The market is bench/fetch.py's: the fake exchange (`python -m fakes.exchange`, a
 subprocess) on 127.0.0.1 with 50 ms latency, Binance's weight limits (spot 6,000, futures 2,400
 per minute), synthetic data (seed 1) and CoinGecko at 1,000 calls per minute, serving a synthetic
 universe of N coins (the bundled sample's 46 spot coins repeated under new names). One thing
@@ -29,7 +29,7 @@ For every N and W (worker processes), one configuration:
   timed from launching the command to the run's `finished_at` in the database (the JSON output
   written after that is not counted). Run 1 is **cold** (empty candle store, no trade tally);
   later runs are **warm**: the candle store holds the previous run's candles and the coins' trade
-  tallies (scanners/market_data/trade_tally.py) the trades read so far, so a warm run reads only
+  tallies (market/sources/trade_tally.py) the trades read so far, so a warm run reads only
   the trades since the previous one, as a scan minutes after another does (each warm run starts
   in a later wall-clock minute than the previous run, so it has new trades to read). The fake's
   weight counters, the shared request budget, bans and the Redis request caches are cleared before
@@ -159,7 +159,7 @@ def redis_client():
 
 def clear_request_state(*, keep_tallies: bool) -> None:
     """Budget counters, bans and request caches of the shared Redis (not Celery's keys); the
-    coins' trade tallies too unless `keep_tallies` (see scanners/market_data/trade_tally.py)."""
+    coins' trade tallies too unless `keep_tallies` (see market/sources/trade_tally.py)."""
     client = redis_client()
     keys = [
         key

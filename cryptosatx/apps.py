@@ -7,4 +7,11 @@ class CryptosatxConfig(AppConfig):
     verbose_name = "Service health"
 
     def ready(self) -> None:
-        from cryptosatx import broker_checks  # noqa: F401  (registers its system check)
+        from alerts import bot
+        from cryptosatx import (
+            broker_checks,  # noqa: F401  (registers its system check)
+            services,
+        )
+
+        # Looked up per call, so the report is always the one cryptosatx.services has now.
+        bot.health_report_provide(lambda: services.health_report())

@@ -11,10 +11,12 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+
+from market.times import parse_utc
 
 MARKET_SOURCES = ("replay", "binance")
 
@@ -142,12 +144,9 @@ def _http_url(raw: str) -> str:
 
 def _utc_datetime(raw: str) -> datetime:
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return parse_utc(raw)
     except ValueError:
         raise ValueError("expected an ISO 8601 time such as 2024-01-01T00:00Z") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 SCANNER = "Scanners (docs/SCORING.md)"

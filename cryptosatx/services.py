@@ -119,7 +119,7 @@ def check_beat() -> dict[str, Any]:
 
 
 def check_replay_clock() -> dict[str, Any]:
-    from scanners.models import ReplayClock
+    from market.models import ReplayClock
 
     if settings.MARKET_SOURCE != "replay":
         return {"status": "ok", "detail": "not a replay"}
@@ -139,7 +139,8 @@ def check_replay_clock() -> dict[str, Any]:
 def check_exchange_bans() -> dict[str, Any]:
     """Bans an exchange answered with HTTP 418, shared by every process through Redis: while one
     is in force no call goes to that exchange, and the operator should know why scans fail."""
-    from scanners.market_data.http import active_ban_details, show_epoch
+    from httpengine.calls import show_epoch
+    from httpengine.registry import active_ban_details
 
     try:
         bans = active_ban_details()

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "cryptosatx",
+    "market",
     "scanners",
     "scoring",
     "tracking",
@@ -73,7 +74,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "cryptosatx.urls"
 # A CSRF failure under /api/ (a POST to a plain Django view) is JSON in the error envelope.
-CSRF_FAILURE_VIEW = "cryptosatx.api.csrf_failure"
+CSRF_FAILURE_VIEW = "core.api.csrf_failure"
 WSGI_APPLICATION = "cryptosatx.wsgi.application"
 
 TEMPLATES = [
@@ -134,7 +135,7 @@ STORAGES = {
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# The API's conventions (envelope, error format, strict pagination) live in cryptosatx/api.py.
+# The API's conventions (envelope, error format, strict pagination) live in core/api.py.
 REST_FRAMEWORK = {
     # Token first: an unauthenticated request is then a 401 with WWW-Authenticate, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -143,14 +144,14 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": [
-        "cryptosatx.api.EnvelopeJSONRenderer",
+        "core.api.EnvelopeJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "EXCEPTION_HANDLER": "cryptosatx.api.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "cryptosatx.api.EnvelopeLimitOffsetPagination",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "core.api.EnvelopeLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "cryptosatx.api.EnvelopeAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.api.EnvelopeAutoSchema",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -209,7 +210,7 @@ AXES_LOCKOUT_PARAMETERS = {
 }[CONFIG["LOGIN_LOCKOUT_BY"]]
 AXES_RESET_ON_SUCCESS = True
 
-# The API throttles' counts (cryptosatx/throttling.py) live in this cache: Redis when there is
+# The API throttles' counts (core/throttling.py) live in this cache: Redis when there is
 # one, so every gunicorn process counts against one budget; in-process in the embedded default.
 THROTTLE_CACHE = "throttle"
 _throttle_redis = CONFIG["THROTTLE_REDIS_URL"] or (
@@ -225,8 +226,8 @@ CACHES[THROTTLE_CACHE] = (
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}
 )
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
-    "cryptosatx.throttling.AnonThrottle",
-    "cryptosatx.throttling.UserThrottle",
+    "core.throttling.AnonThrottle",
+    "core.throttling.UserThrottle",
 ]
 # axes says hello at every start-up; its lockouts (WARNING) and failures (INFO) still show.
 LOGGING["loggers"]["axes.apps"] = {"level": "WARNING"}

@@ -6,15 +6,16 @@ from rest_framework.routers import APIRootView
 
 from alerts import urls as alerts_urls
 from cryptosatx import health
+from market import urls as market_urls
 from scanners import urls as scanners_urls
 from tracking import performance_urls
 from tracking import urls as tracking_urls
 
 # Django's own errors: JSON in the error envelope under /api/, Django's HTML pages elsewhere.
-handler400 = "cryptosatx.api.handler400"
-handler403 = "cryptosatx.api.handler403"
-handler404 = "cryptosatx.api.handler404"
-handler500 = "cryptosatx.api.handler500"
+handler400 = "core.api.handler400"
+handler403 = "core.api.handler403"
+handler404 = "core.api.handler404"
+handler500 = "core.api.handler500"
 
 admin.site.site_header = "CryptoSatX"
 admin.site.site_title = "CryptoSatX admin"
@@ -25,7 +26,7 @@ admin.site.index_title = "Markets, scans and signals"
 API_ROOT = (
     {
         prefix: f"{basename}-list"
-        for module in (scanners_urls, tracking_urls, alerts_urls)
+        for module in (market_urls, scanners_urls, tracking_urls, alerts_urls)
         for prefix, _viewset, basename in module.router.registry
     }
     | {"scan/unified-ranking": "unified-ranking"}
@@ -40,6 +41,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/", APIRootView.as_view(api_root_dict=API_ROOT), name="api-root"),
+    path("api/", include("market.urls")),
     path("api/", include("scanners.urls")),
     path("api/", include("scoring.urls")),
     path("api/", include("tracking.urls")),

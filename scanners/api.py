@@ -1,9 +1,9 @@
-"""The scanners' API: market data (markets, point-in-time candles, the replay clock), scan runs
-and their results (the user's watchlists are scanners/watchlist_api.py's).
+"""The scanners' API: scan runs and their results (the user's watchlists are
+scanners/watchlist_api.py's; markets, candles and the replay clock are market/api.py's).
 
-Views parse the request, call a service (candle store, replay clock, `scanning`, `watchlists`) and
-serialize the answer; the envelope, errors and pagination are cryptosatx/api.py's. Who may do what
-is cryptosatx/permissions.py's: any user reads the market and the shared scans and scans coins
+Views parse the request, call a service (`scanning`, `watchlists`) and
+serialize the answer; the envelope, errors and pagination are core/api.py's. Who may do what
+is core/permissions.py's: any user reads the market and the shared scans and scans coins
 they name or their own watchlists; a scan of the whole universe is staff's
 (scanners.scan_universe); another user's watchlists and their scans are 404s.
 """
@@ -12,39 +12,29 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import numpy as np
-from django.conf import settings
 from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
-    extend_schema_serializer,
     extend_schema_view,
 )
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.filters import SearchFilter
+from rest_framework.exceptions import ValidationError
 from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from cryptosatx.api import BodySerializer, Conflict
-from cryptosatx.permissions import SCAN_UNIVERSE, VIEW_ALL_SCANS, require, sees_everyones
-from cryptosatx.throttling import ScanStartThrottle
-from scanners import candle_store
-from scanners.market_data.base import CandleSeries, ms_to_datetime
+from core.api import BodySerializer, Conflict
+from core.permissions import SCAN_UNIVERSE, VIEW_ALL_SCANS, require, sees_everyones
+from core.throttling import ScanStartThrottle
+from market.replay_clock import market_now
 from scanners.models import (
     RUN_SCANNERS,
-    TIMEFRAMES,
     CoinFailure,
-    Market,
-    PriceSeries,
-    ReplayClock,
     RunStatus,
     RunTrigger,
     ScannerName,
@@ -52,216 +42,12 @@ from scanners.models import (
     ScanRun,
     Watchlist,
 )
-from scanners.replay_clock import get_clock, market_now
 from scanners.scanning import ScanRefused, UnknownSymbols, normalize_symbol, scan_start
 from scanners.watchlists import watchlists_of
 
-MAX_CANDLES = 1000
 MAX_SCAN_SYMBOLS = 2000
 # Scanner names a result can carry: the four with rules of their own and the two components.
 RESULT_SCANNERS = (*RUN_SCANNERS, "whale", "volume")
-
-# --- markets ---------------------------------------------------------------------------------
-
-
-class MarketSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Market
-        fields = [
-            "id",
-            "exchange",
-            "symbol",
-            "base",
-            "quote",
-            "market_type",
-            "listed_at",
-            "listed_at_source",
-            "active",
-        ]
-
-
-@extend_schema_view(
-    list=extend_schema(
-        summary="Markets",
-        description="Stored markets. `search` matches part of the symbol. `active` is the "
-        "market's status as last recorded, not as of the replay clock.",
-    ),
-    retrieve=extend_schema(summary="One market"),
-)
-class MarketViewSet(viewsets.ReadOnlyModelViewSet):
-    queryset = Market.objects.all()
-    serializer_class = MarketSerializer
-    filter_backends = [DjangoFilterBackend, SearchFilter]
-    filterset_fields = ["market_type", "exchange", "active"]
-    search_fields = ["symbol"]
-
-
-# --- candles ---------------------------------------------------------------------------------
-
-
-class CandleQuerySerializer(serializers.Serializer):
-    symbol = serializers.CharField(
-        help_text="ccxt unified symbol: BTC/USDT for spot, BTC/USDT:USDT for the perpetual."
-    )
-    exchange = serializers.CharField(
-        required=False, help_text="Exchange id; default: the EXCHANGE setting."
-    )
-    timeframe = serializers.ChoiceField(choices=list(TIMEFRAMES), default="1h")
-    series = serializers.ChoiceField(choices=PriceSeries.choices, default=PriceSeries.TRADES)
-    as_of = serializers.DateTimeField(
-        required=False,
-        default_timezone=UTC,
-        help_text="ISO 8601; a time without offset is UTC. Default and upper bound: the current "
-        "market time (the replay clock in a replay).",
-    )
-    limit = serializers.IntegerField(min_value=1, max_value=MAX_CANDLES, default=100)
-
-    def validate(self, attrs: dict) -> dict:
-        exchange = attrs.get("exchange") or settings.EXCHANGE
-        market = candle_store.markets_by_symbol([attrs["symbol"]], exchange=exchange).get(
-            attrs["symbol"]
-        )
-        if market is None:
-            raise serializers.ValidationError(
-                {"symbol": [f"no market {attrs['symbol']} on {exchange} in the store"]}
-            )
-        attrs["market"] = market
-        return attrs
-
-
-class CandleSerializer(serializers.Serializer):
-    open_time = serializers.DateTimeField()
-    close_time = serializers.DateTimeField()
-    open = serializers.FloatField()
-    high = serializers.FloatField()
-    low = serializers.FloatField()
-    close = serializers.FloatField()
-    volume = serializers.FloatField(help_text="Base-asset volume.")
-    taker_buy_volume = serializers.FloatField(
-        allow_null=True, help_text="Base-asset volume bought by takers; null where unknown."
-    )
-
-
-@extend_schema_serializer(many=False)
-class CandleSeriesSerializer(serializers.Serializer):
-    symbol = serializers.CharField()
-    exchange = serializers.CharField()
-    market_type = serializers.CharField()
-    timeframe = serializers.CharField()
-    series = serializers.CharField()
-    as_of = serializers.DateTimeField(help_text="The time the candles were read as of.")
-    candles = CandleSerializer(many=True, help_text="Closed candles, oldest first.")
-
-
-def _candle_rows(series: CandleSeries) -> list[dict]:
-    close_times = series.close_time
-    taker = series.taker_buy_volume
-    return [
-        {
-            "open_time": ms_to_datetime(series.open_time[i]),
-            "close_time": ms_to_datetime(close_times[i]),
-            "open": float(series.open[i]),
-            "high": float(series.high[i]),
-            "low": float(series.low[i]),
-            "close": float(series.close[i]),
-            "volume": float(series.volume[i]),
-            "taker_buy_volume": None if np.isnan(taker[i]) else float(taker[i]),
-        }
-        for i in range(len(series))
-    ]
-
-
-class CandlesViewSet(viewsets.GenericViewSet):
-    pagination_class = None
-    filter_backends = []
-    serializer_class = CandleSeriesSerializer
-
-    @extend_schema(
-        operation_id="candles_retrieve",
-        summary="Closed candles of one market as of a time",
-        description="The newest `limit` candles whose close time is at or before `as_of`, "
-        "oldest first; a candle still open at `as_of` is never included, and holes in the "
-        "history stay holes. An `as_of` after the current market time is read as the current "
-        "market time.",
-        parameters=[CandleQuerySerializer],
-        responses={
-            200: CandleSeriesSerializer,
-            400: OpenApiResponse(description="A parameter is invalid; the body names it."),
-        },
-    )
-    def list(self, request: Request) -> Response:
-        query = CandleQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        params = query.validated_data
-        market = params["market"]
-        now = market_now()
-        as_of = min(params.get("as_of") or now, now)
-        series = candle_store.closed_candles(
-            market,
-            timeframe=params["timeframe"],
-            series=params["series"],
-            as_of=as_of,
-            limit=params["limit"],
-        )
-        body = {
-            "symbol": market.symbol,
-            "exchange": market.exchange,
-            "market_type": market.market_type,
-            "timeframe": params["timeframe"],
-            "series": params["series"],
-            "as_of": as_of,
-            "candles": _candle_rows(series),
-        }
-        return Response(CandleSeriesSerializer(body).data)
-
-
-# --- replay clock ----------------------------------------------------------------------------
-
-
-@extend_schema_serializer(many=False)
-class ReplayClockSerializer(serializers.ModelSerializer):
-    step_seconds = serializers.SerializerMethodField(help_text="Market seconds per tick.")
-
-    class Meta:
-        model = ReplayClock
-        fields = [
-            "market_time",
-            "start",
-            "end",
-            "step",
-            "step_seconds",
-            "ticks",
-            "finished",
-            "updated_at",
-        ]
-
-    def get_step_seconds(self, clock: ReplayClock) -> float:
-        return clock.step.total_seconds()
-
-
-class ReplayClockViewSet(viewsets.GenericViewSet):
-    pagination_class = None
-    filter_backends = []
-    serializer_class = ReplayClockSerializer
-
-    @extend_schema(
-        operation_id="replay_clock_retrieve",
-        summary="The replay clock",
-        description="The market time the replay stands at, its range and its progress.",
-        responses={
-            200: ReplayClockSerializer,
-            404: OpenApiResponse(description="No clock yet: the candle store is empty."),
-        },
-    )
-    def list(self, request: Request) -> Response:
-        clock = get_clock()
-        if clock is None:
-            raise NotFound(
-                "no replay clock yet: it is created on the first tick once the store holds "
-                "1h spot candles"
-            )
-        return Response(ReplayClockSerializer(clock).data)
-
 
 # --- scans -------------------------------------------------------------------------------------
 

@@ -4,4 +4,4 @@ from django.apps import AppConfig
 class ScannersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "scanners"
-    verbose_name = "Market data and scanners"
+    verbose_name = "Scanners"

@@ -17,6 +17,9 @@ from typing import Any, TypeVar
 
 from django import db
 
+from market.sources.base import MarketDataSource, SourceError, unique
+from market.times import require_aware
+from market.values import Maybe, Missing
 from scanners.algorithms.common import HOUR, ScannerConfig, ScannerResult
 from scanners.algorithms.common import UP_CANDLE_WINDOW as _UP_CANDLE_WINDOW
 from scanners.algorithms.mss import MssInputs, is_new_listing, score_mss
@@ -26,14 +29,6 @@ from scanners.algorithms.social import SocialInputs, score_social
 from scanners.algorithms.volume import CANDLES_NEEDED as VOLUME_CANDLES
 from scanners.algorithms.volume import VolumeInputs, score_volume_spike
 from scanners.algorithms.whale import WhaleInputs, score_whale
-from scanners.market_data.base import (
-    MarketDataSource,
-    Maybe,
-    Missing,
-    SourceError,
-    require_aware,
-    unique,
-)
 
 SCANNERS = ("smart_money", "mss", "rsi", "social", "whale", "volume")
 # What a run of each name computes: whale and volume ride along with smart money as components.

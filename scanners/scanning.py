@@ -29,14 +29,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from market.models import Market, MarketType
+from market.replay_clock import market_now
+from market.sources import MarketDataSource, SourceError, get_market_source
+from market.times import show_time
+from market.values import Missing
 from scanners.algorithms.common import HOUR, ScannerConfig
-from scanners.market_data import MarketDataSource, Missing, SourceError, get_market_source
-from scanners.market_data.base import show_time
 from scanners.models import (
     RUN_SCANNERS,
     CoinFailure,
-    Market,
-    MarketType,
     RunStatus,
     RunTrigger,
     ScanBatch,
@@ -46,7 +47,6 @@ from scanners.models import (
     ScanSchedule,
     Watchlist,
 )
-from scanners.replay_clock import market_now
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 from django.apps import apps
 from django.db import transaction
 
+from market.times import show_time
 from scanners import scanning
-from scanners.market_data.base import show_time
 from scanners.models import RUN_SCANNERS, RunTrigger, ScanSchedule
 
 logger = logging.getLogger(__name__)

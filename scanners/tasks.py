@@ -9,10 +9,10 @@ from celery import current_app, shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
+from market.replay_clock import advance_clock
+from market.times import show_time
 from scanners import scanning, schedules, watchdog
-from scanners.market_data.base import show_time
 from scanners.models import RunTrigger
-from scanners.replay_clock import advance_clock
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The watchlists API, mounted at /api/watchlists/: the requesting user's own lists of coins,
 their coins, their scans, latest results (and, served by the alerts app, their alerts). Owner
-only: another user's watchlist is a 404, as if it did not exist (cryptosatx/permissions.py)."""
+only: another user's watchlist is a 404, as if it did not exist (core/permissions.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from cryptosatx.api import BodySerializer
-from cryptosatx.throttling import ScanStartThrottle
+from core.api import BodySerializer
+from core.throttling import ScanStartThrottle
+from market.replay_clock import market_now
 from scanners.api import (
     MAX_SCAN_SYMBOLS,
     SCAN_REFUSED,
@@ -27,7 +28,6 @@ from scanners.api import (
     start_scan_or_refuse,
 )
 from scanners.models import Watchlist
-from scanners.replay_clock import market_now
 from scanners.scanning import UnknownSymbols
 from scanners.watchlists import (
     WatchlistError,

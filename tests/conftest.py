@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """Every test starts with empty process-wide market-data caches (they outlive sources)."""
-    from scanners.market_data.cache import clear_process_caches
+    from market.sources.cache import clear_process_caches
 
     clear_process_caches()
     yield

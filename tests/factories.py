@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import factory
 
-from scanners.models import Candle, FundingRate, Market, MarketType
+from market.models import Candle, FundingRate, Market, MarketType
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Who may do what (cryptosatx/permissions.py, README "Who may do what"): every endpoint of the
+"""Who may do what (core/permissions.py, README "Who may do what"): every endpoint of the
 URLconf and method, called by each kind of caller, answers the status of the table below.
 
 The callers: nobody logged in (anon); alice, who owns the watchlist, its scan and the manual
@@ -22,7 +22,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from scanners.models import ReplayClock, WatchlistCoin
+from market.models import ReplayClock
+from scanners.models import WatchlistCoin
 from tests.factories import (
     START,
     MarketFactory,

@@ -11,8 +11,8 @@ import pytest
 from alerts import delivery
 from alerts.models import Alert, AlertKind, AlertState
 from alerts.services import alerts_for_signal, digests_flush
-from scanners.models import ReplayClock
-from scanners.replay_clock import CLOCK_PK
+from market.models import ReplayClock
+from market.replay_clock import CLOCK_PK
 from tests.factories import SignalAlertFactory, SignalFactory
 
 pytestmark = pytest.mark.django_db

@@ -17,8 +17,8 @@ from django.db import connection
 from django.utils import timezone
 
 from alerts import delivery
-from alerts.fake_telegram import DEFAULT_TOKEN, FakeTelegram
 from alerts.models import Alert, AlertState
+from fakes.telegram import DEFAULT_TOKEN, FakeTelegram
 from tests.factories import AlertFactory
 
 CHAT = "1001"

@@ -18,8 +18,8 @@ from celery import Celery
 from django.db import connection
 
 from alerts import delivery
-from alerts.fake_telegram import DEFAULT_TOKEN, FakeTelegram
 from alerts.models import Alert, AlertState
+from fakes.telegram import DEFAULT_TOKEN, FakeTelegram
 from tests.factories import AlertFactory
 from tests.processes import ROOT, celery_worker, flushed_redis_db, kill, sending_app, wait_until
 

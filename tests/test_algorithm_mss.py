@@ -9,9 +9,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from scanners.algorithms import FundingPer8h, MssInputs, Pressure, ScannerConfig, score_mss
-from scanners.algorithms.mss import MAX_POINTS, TABLES, circulating_pct
-from scanners.market_data.base import (
+from market.values import (
     CandleSeries,
     Fundamentals,
     LongShortRatio,
@@ -19,6 +17,8 @@ from scanners.market_data.base import (
     OpenInterestNow,
     Social,
 )
+from scanners.algorithms import FundingPer8h, MssInputs, Pressure, ScannerConfig, score_mss
+from scanners.algorithms.mss import MAX_POINTS, TABLES, circulating_pct
 
 AS_OF = datetime(2024, 3, 10, tzinfo=UTC)
 HOUR = timedelta(hours=1)

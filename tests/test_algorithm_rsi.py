@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import talib
 
+from market.importing import parse_file
+from market.times import ms_to_datetime
+from market.values import CandleSeries, Missing
 from scanners.algorithms import RsiInputs, ScannerConfig, rsi, score_rsi
-from scanners.importing import parse_file
-from scanners.market_data.base import CandleSeries, Missing, ms_to_datetime
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "spot-1h"
 START = datetime(2024, 1, 1, tzinfo=UTC)

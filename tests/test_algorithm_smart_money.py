@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from market.times import ms_to_datetime
+from market.values import CandleSeries, Funding, Missing, OpenInterestNow, Social
 from scanners.algorithms import (
     FundingPer8h,
     OpenInterestChange,
@@ -16,14 +18,6 @@ from scanners.algorithms import (
     ScannerConfig,
     SmartMoneyInputs,
     score_smart_money,
-)
-from scanners.market_data.base import (
-    CandleSeries,
-    Funding,
-    Missing,
-    OpenInterestNow,
-    Social,
-    ms_to_datetime,
 )
 
 START = datetime(2024, 1, 1, tzinfo=UTC)

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from market.values import CandleSeries, Missing, Social, TrendingCoin
 from scanners.algorithms import LunarCrushMetrics, ScannerConfig, SocialInputs, score_social
 from scanners.algorithms.social import trending_rank
-from scanners.market_data.base import CandleSeries, Missing, Social, TrendingCoin
 
 AS_OF = datetime(2024, 3, 10, tzinfo=UTC)
 HOUR = timedelta(hours=1)

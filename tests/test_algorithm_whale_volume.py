@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from market.times import ms_to_datetime
+from market.values import CandleSeries, LargeTrades, Missing
 from scanners.algorithms import (
     ScannerConfig,
     VolumeInputs,
@@ -16,7 +18,6 @@ from scanners.algorithms import (
     score_volume_spike,
     score_whale,
 )
-from scanners.market_data.base import CandleSeries, LargeTrades, Missing, ms_to_datetime
 
 AS_OF = datetime(2024, 3, 10, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -11,7 +11,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from cryptosatx.api import exception_handler
+from core.api import exception_handler
 from tests.factories import MarketFactory, ScanRunFactory, UserFactory, WatchlistFactory
 
 pytestmark = pytest.mark.django_db

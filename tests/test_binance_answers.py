@@ -6,14 +6,14 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from scanners.market_data.binance import (
+from httpengine.calls import BadResponse
+from market.sources.binance import (
     _AGG_TRADES_DECODER,
     _KLINES_DECODER,
     _decoded,
     _klines_table,
     _trades_table,
 )
-from scanners.market_data.http import BadResponse
 
 
 def _kline(open_ms: int, close: str = "101.5", taker: str = "3.25") -> list:

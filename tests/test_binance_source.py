@@ -18,24 +18,26 @@ import numpy as np
 import pytest
 import redis
 
-from scanners import scanning
-from scanners.algorithms.common import ScannerConfig
-from scanners.fake_exchange import FakeExchange
-from scanners.market_data.base import (
+from fakes.exchange import FakeExchange
+from httpengine.bans import LocalBanRegistry
+from httpengine.budgets import LocalBudget
+from httpengine.engine import RequestEngine
+from market.models import Candle, ListingSource, Market, MarketType, OpenInterest
+from market.sources.base import SourceError
+from market.sources.binance import BinanceSource, close_idle_runtimes
+from market.sources.cache import clear_process_caches
+from market.values import (
     CandleSeries,
     Funding,
     LargeTrades,
     LongShortRatio,
     Missing,
     OpenInterestNow,
-    SourceError,
     TakerFlow,
     Ticker,
 )
-from scanners.market_data.binance import BinanceSource, close_idle_runtimes
-from scanners.market_data.cache import clear_process_caches
-from scanners.market_data.http import LocalBanRegistry, LocalBudget, RequestEngine
-from scanners.models import Candle, ListingSource, Market, MarketType, OpenInterest
+from scanners import scanning
+from scanners.algorithms.common import ScannerConfig
 from tests.factories import MarketFactory
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "spot-1h"
@@ -258,7 +260,7 @@ def test_a_later_call_fetches_only_the_candles_after_the_stored_ones(source, cle
 
 @pytest.mark.django_db
 def test_fetched_candles_are_answered_as_the_store_holds_them(source, clean_fake):
-    from scanners import candle_store
+    from market import candle_store
 
     source.candles(["SOL/USDT"], as_of=NOW - timedelta(hours=5), limit=100)
     answered = source.candles(["SOL/USDT", "BTC/USDT"], as_of=NOW, limit=100)
@@ -566,7 +568,7 @@ def test_a_window_too_busy_for_one_read_is_finished_by_the_next_reads(
 ):
     full = source.large_trades(["SOL/USDT"], as_of=NOW, min_usd=5_000)["SOL/USDT"]
     clear_process_caches()
-    monkeypatch.setattr("scanners.market_data.binance.AGG_TRADES_MAX_PAGES", 1)
+    monkeypatch.setattr("market.sources.binance.AGG_TRADES_MAX_PAGES", 1)
     answers = [
         source.large_trades(["SOL/USDT"], as_of=NOW, min_usd=5_000)["SOL/USDT"] for _ in range(40)
     ]
@@ -682,11 +684,11 @@ def test_a_closed_source_refuses_calls(clean_fake):
 @pytest.mark.redis
 @pytest.mark.django_db
 def test_a_closed_source_leaves_no_redis_connection_of_the_shared_budget_open(clean_fake, settings):
-    from scanners.market_data import http
+    from httpengine import registry
 
     url = "redis://127.0.0.1:6379/8"
     settings.RATE_BUDGET_REDIS_URL = url
-    http.reset_engines()
+    registry.reset_engines()
     watcher = redis.Redis.from_url(url)
 
     def budget_connections() -> int:
@@ -707,7 +709,7 @@ def test_a_closed_source_leaves_no_redis_connection_of_the_shared_budget_open(cl
         close_idle_runtimes()
         assert budget_connections() == before
     finally:
-        http.reset_engines()
+        registry.reset_engines()
         watcher.close()
 
 

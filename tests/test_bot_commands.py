@@ -14,9 +14,9 @@ import pytest
 from django.utils import timezone
 
 from alerts import bot, delivery, summary_tasks
-from alerts.fake_telegram import DEFAULT_TOKEN, FakeTelegram, html_error
 from alerts.models import Alert, AlertKind, AlertMute, AlertState, BotState
 from alerts.services import alerts_for_signal
+from fakes.telegram import DEFAULT_TOKEN, FakeTelegram, html_error
 from tests.factories import (
     CheckedOutcomeFactory,
     ScanRunFactory,

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from scanners import candle_store
-from scanners.market_data.base import Missing, datetime_to_ms, ms_to_datetime
-from scanners.models import Candle, PriceSeries
+from market import candle_store
+from market.models import Candle, PriceSeries
+from market.times import datetime_to_ms, ms_to_datetime
+from market.values import Missing
 from tests.factories import (
     START,
     CandleFactory,

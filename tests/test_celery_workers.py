@@ -12,7 +12,7 @@ from celery.contrib.testing.worker import start_worker
 from celery.result import allow_join_result
 from celery.signals import task_postrun
 
-from cryptosatx.embedded import EmbeddedCelery
+from core.embedded_celery import EmbeddedCelery
 from cryptosatx.models import Heartbeat
 from tests.services import TEST_REDIS_URL
 

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from alerts import delivery, summaries, summary_tasks
-from alerts.fake_telegram import DEFAULT_TOKEN, FakeTelegram, html_error
 from alerts.models import Alert, AlertKind, AlertState
-from scanners.models import ReplayClock
+from fakes.telegram import DEFAULT_TOKEN, FakeTelegram, html_error
+from market.models import ReplayClock
 from tests.factories import (
     CheckedOutcomeFactory,
     ScanResultFactory,

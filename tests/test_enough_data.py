@@ -9,12 +9,13 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
+from market.sources.replay import ReplaySource
+from market.times import datetime_to_ms
+from market.values import CandleSeries, Missing
 from scanners.algorithms import ScannerConfig
 from scanners.algorithms.common import pressure_from_candles
 from scanners.algorithms.mss import BUY_SHARE_MIN_CANDLES
 from scanners.inputs import scan_coins
-from scanners.market_data.base import CandleSeries, Missing, datetime_to_ms
-from scanners.market_data.replay import ReplaySource
 from tests.factories import START, MarketFactory, hourly_candles
 
 HOUR = timedelta(hours=1)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from scanners.importing import import_paths
-from scanners.models import Candle, FundingRate, ImportRecord, Market, MarketType, PriceSeries
+from market.importing import import_paths
+from market.models import Candle, FundingRate, ImportRecord, Market, MarketType, PriceSeries
 from tests.factories import MarketFactory
 
 START = datetime(2024, 1, 1, tzinfo=UTC)

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from scanners.fake_exchange import FakeExchange
+from fakes.exchange import FakeExchange
 
 HOUR = 3_600_000
 T0 = 1_714_521_600_000  # 2024-05-01 00:00 UTC
@@ -566,7 +566,7 @@ def test_bundled_sample_with_async_clients():
 
 
 def test_command_line_help():
-    from scanners.fake_exchange.__main__ import build_parser
+    from fakes.exchange.__main__ import build_parser
 
     text = build_parser().format_help()
     for option in ("--data", "--now", "--synthetic-seed", "--spot-weight-limit", "--ban-after"):

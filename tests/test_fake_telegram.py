@@ -14,7 +14,7 @@ from telegram import Bot
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
 from telegram.request import HTTPXRequest
 
-from alerts.fake_telegram import DEFAULT_TOKEN, FakeTelegram
+from fakes.telegram import DEFAULT_TOKEN, FakeTelegram
 
 
 @pytest.fixture

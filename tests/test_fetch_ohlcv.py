@@ -10,8 +10,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from scanners.fake_exchange import FakeExchange
-from scanners.models import Candle, Market, MarketType
+from fakes.exchange import FakeExchange
+from market.models import Candle, Market, MarketType
 from tests.factories import MarketFactory, hourly_candles
 from tests.test_binance_source import NOW, SAMPLE, SEED
 

@@ -19,9 +19,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from core.embedded_celery import EmbeddedCelery
 from cryptosatx import services
 from cryptosatx.celery import app as celery_app
-from cryptosatx.embedded import EmbeddedCelery
 from cryptosatx.models import Heartbeat
 from tests.factories import UserFactory
 
@@ -108,25 +108,25 @@ def test_beat_is_an_error_when_its_heartbeat_is_stale() -> None:
 
 @pytest.mark.django_db
 def test_an_exchange_ban_shows_in_health_with_its_reason() -> None:
-    from scanners.market_data import http
+    from httpengine import registry
 
-    http.reset_engines()
-    bans = next(iter(http.engines().values())).bans
+    registry.reset_engines()
+    bans = next(iter(registry.engines().values())).bans
     until = timezone.now().timestamp() + 120
     asyncio.run(bans.ban("binance-spot", until, "HTTP 418 from the exchange"))
     try:
         report = services.check_exchange_bans()
     finally:
-        http.reset_engines()
+        registry.reset_engines()
     assert report["status"] == "error"
     assert report["bans"]["binance-spot"]["reason"] == "HTTP 418 from the exchange"
 
 
 @pytest.mark.django_db
 def test_no_exchange_ban_is_ok() -> None:
-    from scanners.market_data import http
+    from httpengine import registry
 
-    http.reset_engines()
+    registry.reset_engines()
     assert services.check_exchange_bans() == {"status": "ok", "bans": {}}
 
 

@@ -13,13 +13,13 @@ import pyarrow.feather as feather
 import pytest
 from django.core.management import CommandError, ManagementUtility, call_command
 
-from scanners.importing import (
+from market.importing import (
     ImportFileError,
     import_file,
     import_paths,
     parse_file,
 )
-from scanners.models import (
+from market.models import (
     Candle,
     FundingRate,
     ImportKind,

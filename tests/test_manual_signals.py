@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from rest_framework.test import APIClient
 
-from scanners.models import ReplayClock
+from market.models import ReplayClock
 from tests.factories import (
     START,
     CheckedOutcomeFactory,

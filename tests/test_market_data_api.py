@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from scanners.models import MarketType, ReplayClock
+from market.models import MarketType, ReplayClock
 from tests.factories import START, CandleFactory, MarketFactory, hourly_candles
 
 pytestmark = pytest.mark.django_db
@@ -165,11 +165,11 @@ def test_the_openapi_schema_generates_without_warnings(tmp_path):
     "model", ["market", "candle", "fundingrate", "openinterest", "importrecord", "replayclock"]
 )
 def test_the_admin_lists_market_data(admin_client, btc, clock, model):
-    assert admin_client.get(f"/admin/scanners/{model}/").status_code == 200
+    assert admin_client.get(f"/admin/market/{model}/").status_code == 200
 
 
 def test_market_history_cannot_be_edited_in_the_admin(admin_client, btc):
     candle = btc.candles.first()
-    assert admin_client.get("/admin/scanners/candle/add/").status_code == 403
-    assert admin_client.post(f"/admin/scanners/candle/{candle.pk}/change/", {}).status_code == 403
-    assert admin_client.post(f"/admin/scanners/candle/{candle.pk}/delete/").status_code == 403
+    assert admin_client.get("/admin/market/candle/add/").status_code == 403
+    assert admin_client.post(f"/admin/market/candle/{candle.pk}/change/", {}).status_code == 403
+    assert admin_client.post(f"/admin/market/candle/{candle.pk}/delete/").status_code == 403

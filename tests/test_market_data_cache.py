@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scanners.market_data.cache import RedisTimedCache, TimedCache
+from market.sources.cache import RedisTimedCache, TimedCache
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 DATA_TIME = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

@@ -18,8 +18,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from scanners.models import Candle, Market, ReplayClock
-from scanners.replay_clock import CLOCK_PK
+from market.models import Candle, Market, ReplayClock
+from market.replay_clock import CLOCK_PK
 from tests.factories import START, MarketFactory, OutcomeCheckFactory, SignalFactory
 from tests.test_scan_pipeline import embedded_worker
 from tracking import outcomes

@@ -19,7 +19,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from scanners.models import Candle
+from market.models import Candle
 from tests.factories import MarketFactory, SignalFactory
 from tests.processes import (
     CELERY,

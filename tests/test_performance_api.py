@@ -12,7 +12,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 from rest_framework.utils.encoders import JSONEncoder
 
-from scanners.models import ReplayClock
+from market.models import ReplayClock
 from tests.factories import (
     START,
     CheckedOutcomeFactory,

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from scanners.models import ReplayClock
+from market.models import ReplayClock
 from tests.factories import START, CheckedOutcomeFactory, SignalFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -12,9 +12,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from market.models import MarketType, ReplayClock
+from market.replay_clock import advance_clock, ensure_clock, market_now, reset_clock
 from scanners import tasks
-from scanners.models import MarketType, ReplayClock
-from scanners.replay_clock import advance_clock, ensure_clock, market_now, reset_clock
 from tests.factories import START, MarketFactory, hourly_candles
 
 HOUR = timedelta(hours=1)
@@ -136,7 +136,7 @@ class TestAdvance:
 
     def test_each_tick_logs_one_info_line_with_the_market_time(self, caplog):
         make_clock(market_time=datetime(2023, 12, 1, 4, tzinfo=UTC), end=START)
-        caplog.set_level(logging.INFO, logger="scanners.replay_clock")
+        caplog.set_level(logging.INFO, logger="market.replay_clock")
         advance_clock()
         [record] = caplog.records
         assert record.levelno == logging.INFO
@@ -169,7 +169,7 @@ class TestTask:
         assert ReplayClock.objects.get().market_time == START + HOUR
 
     def test_the_task_is_harmless_on_an_empty_store(self, caplog):
-        caplog.set_level(logging.DEBUG, logger="scanners")
+        caplog.set_level(logging.DEBUG, logger="market")
         tasks.advance_replay_clock()
         assert not ReplayClock.objects.exists()
         assert [r.levelno for r in caplog.records] == [logging.DEBUG]

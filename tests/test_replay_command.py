@@ -17,8 +17,9 @@ from django.db import connection
 
 from alerts.models import Alert, AlertKind, AlertState
 from alerts.services import alerts_for_signal
-from scanners.models import ReplayClock, RunStatus, ScanRun
-from scanners.replay_clock import CLOCK_PK
+from market.models import ReplayClock
+from market.replay_clock import CLOCK_PK
+from scanners.models import RunStatus, ScanRun
 from tests.factories import START, CheckedOutcomeFactory, SignalFactory
 from tests.test_scan_pipeline import make_coins
 from tracking import analytics

@@ -8,19 +8,12 @@ import numpy as np
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from scanners.market_data import get_market_source
-from scanners.market_data.base import (
-    CandleSeries,
-    Funding,
-    MarketDataSource,
-    Missing,
-    SourceError,
-    Ticker,
-    datetime_to_ms,
-    perpetual_symbol,
-)
-from scanners.market_data.replay import ReplaySource
-from scanners.models import Candle, ListingSource, MarketType, OpenInterest, ReplayClock
+from market.models import Candle, ListingSource, MarketType, OpenInterest, ReplayClock
+from market.sources import get_market_source
+from market.sources.base import MarketDataSource, SourceError, perpetual_symbol
+from market.sources.replay import ReplaySource
+from market.times import datetime_to_ms
+from market.values import CandleSeries, Funding, Missing, Ticker
 from tests.factories import START, CandleFactory, FundingRateFactory, MarketFactory, hourly_candles
 
 pytestmark = pytest.mark.django_db
@@ -300,7 +293,7 @@ def test_a_clock_override_is_the_sources_now():
 
 
 def test_market_source_binance_selects_the_live_binance_source(settings):
-    from scanners.market_data.binance import BinanceSource
+    from market.sources.binance import BinanceSource
 
     settings.MARKET_SOURCE = "binance"
     source = get_market_source()

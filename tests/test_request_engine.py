@@ -18,22 +18,20 @@ from pathlib import Path
 
 import pytest
 
-from scanners.market_data import http
-from scanners.market_data.http import (
-    AdaptiveLimiter,
+from httpengine import registry
+from httpengine.bans import LocalBanRegistry, RedisBanRegistry
+from httpengine.budgets import LocalBudget, RedisBudget
+from httpengine.calls import (
     BadResponse,
     Banned,
-    LocalBanRegistry,
-    LocalBudget,
     PermanentError,
     RateLimited,
-    RedisBanRegistry,
-    RedisBudget,
     Reply,
-    RequestEngine,
     TransientError,
     show_epoch,
 )
+from httpengine.engine import RequestEngine
+from httpengine.limiter import AdaptiveLimiter
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,7 +243,7 @@ import asyncio, json, os, sys, time
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 import django
 django.setup()
-from scanners.market_data.http import RedisBudget
+from httpengine.budgets import RedisBudget
 
 url, prefix, limit, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 # Imports done: say so, then wait for the common start time (slow imports on a busy machine
@@ -360,7 +358,7 @@ def test_a_418_records_the_ban_and_later_calls_fail_at_once_until_it_ends(clock,
     until = clock() + 300
     call = Script(Banned(until), Reply("ok"))
 
-    with caplog.at_level(logging.WARNING, logger="scanners.market_data.http"):
+    with caplog.at_level(logging.WARNING, logger="httpengine.engine"):
         with pytest.raises(Banned):
             asyncio.run(engine.run(call, weight=1, what="klines BTC/USDT"))
         assert asyncio.run(bans.banned_until("binance-spot")) == until
@@ -405,7 +403,7 @@ async def _pings(engine: RequestEngine, base: str, clock: FakeClock, count: int)
 
 
 def test_after_a_418_no_request_waiting_for_weight_or_a_slot_reaches_the_exchange(clock, tmp_path):
-    from scanners.fake_exchange import FakeExchange
+    from fakes.exchange import FakeExchange
 
     # The engine allows 4 weight a minute, the fake 3, and the fake bans at the first excess:
     # the 4th ping gets the 418 while 16 wait, one for the next minute's weight, the rest for
@@ -579,7 +577,7 @@ def test_a_429_of_a_quota_marks_only_that_quota_spent(clock):
 def test_the_limiter_halves_above_five_percent_errors_and_climbs_back_under_two(caplog):
     limiter = AdaptiveLimiter(16, window=50, name="binance-spot")
     changes = []
-    with caplog.at_level(logging.INFO, logger="scanners.market_data.http"):
+    with caplog.at_level(logging.INFO, logger="httpengine.engine"):
         for index in range(50):
             changes.append(limiter.record(error=index % 16 == 0))  # 4 of 50 = 8 %
     assert changes[-1] == 8
@@ -818,7 +816,7 @@ def test_engines_are_built_from_the_settings_in_process_without_redis(settings):
     settings.PARALLEL_MAX_CONCURRENT = 7
     settings.REQUEST_RETRIES = 2
 
-    engines = http.build_engines()
+    engines = registry.build_engines()
     assert set(engines) == {
         "binance-spot",
         "binance-futures",
@@ -843,7 +841,7 @@ def test_binance_spot_and_futures_share_one_concurrency_cap(settings):
     settings.RATE_BUDGET_REDIS_URL = ""
     settings.CELERY_BROKER_URL = "memory://"
     settings.PARALLEL_MAX_CONCURRENT = 7
-    engines = http.build_engines()
+    engines = registry.build_engines()
     assert engines["binance-spot"].limiter is engines["binance-futures"].limiter
     assert engines["coingecko"].limiter is not engines["binance-spot"].limiter
     assert engines["binance-futures"].metrics()["max_concurrent"] == 7
@@ -852,9 +850,9 @@ def test_binance_spot_and_futures_share_one_concurrency_cap(settings):
 def test_engines_share_redis_from_the_budget_url_or_a_redis_broker(settings):
     settings.RATE_BUDGET_REDIS_URL = ""
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/3"
-    assert isinstance(http.build_engines()["lunarcrush"].budget, RedisBudget)
+    assert isinstance(registry.build_engines()["lunarcrush"].budget, RedisBudget)
     settings.RATE_BUDGET_REDIS_URL = "redis://127.0.0.1:6379/4"
-    engine = http.build_engines()["binance-futures"]
+    engine = registry.build_engines()["binance-futures"]
     assert isinstance(engine.budget, RedisBudget)
     assert engine.budget.url == "redis://127.0.0.1:6379/4"
     assert isinstance(engine.bans, RedisBanRegistry)
@@ -863,11 +861,11 @@ def test_engines_share_redis_from_the_budget_url_or_a_redis_broker(settings):
 def test_engine_for_gives_the_same_engine_each_time_in_a_process(settings):
     settings.RATE_BUDGET_REDIS_URL = ""
     settings.CELERY_BROKER_URL = "memory://"
-    http.reset_engines()
+    registry.reset_engines()
     try:
-        assert http.engine_for("binance-spot") is http.engine_for("binance-spot")
-        assert http.active_bans() == {}
+        assert registry.engine_for("binance-spot") is registry.engine_for("binance-spot")
+        assert registry.active_bans() == {}
         with pytest.raises(KeyError, match="known"):
-            http.engine_for("kraken")
+            registry.engine_for("kraken")
     finally:
-        http.reset_engines()
+        registry.reset_engines()

@@ -10,6 +10,10 @@ import numpy as np
 import pytest
 import talib
 
+from market.sources.base import MarketDataSource, SourceError
+from market.sources.replay import ReplaySource
+from market.times import datetime_to_ms
+from market.values import CandleSeries, Missing
 from scanners import inputs as scan_inputs
 from scanners.algorithms import ScannerConfig
 from scanners.inputs import (
@@ -19,14 +23,6 @@ from scanners.inputs import (
     gather_inputs,
     scan_coins,
 )
-from scanners.market_data.base import (
-    CandleSeries,
-    MarketDataSource,
-    Missing,
-    SourceError,
-    datetime_to_ms,
-)
-from scanners.market_data.replay import ReplaySource
 from tests.factories import START, FundingRateFactory, MarketFactory, hourly_candles
 
 HOUR = timedelta(hours=1)

@@ -15,17 +15,11 @@ from celery import Celery
 from celery.signals import task_postrun
 from django.db import connection
 
-from cryptosatx.embedded import EmbeddedCelery
+from core.embedded_celery import EmbeddedCelery
+from market.sources import SourceError
+from market.sources.replay import ReplaySource
 from scanners import scanning
-from scanners.market_data import SourceError
-from scanners.market_data.replay import ReplaySource
-from scanners.models import (
-    CoinFailure,
-    RunStatus,
-    ScanBatch,
-    ScanResult,
-    ScanRun,
-)
+from scanners.models import CoinFailure, RunStatus, ScanBatch, ScanResult, ScanRun
 from scoring.models import UnifiedRanking
 from tests.factories import START, MarketFactory, ScanRunFactory, hourly_candles
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scanners.market_data.trade_tally import MINUTE_MS, TradeTally
+from market.sources.trade_tally import MINUTE_MS, TradeTally
 
 T0 = 1_714_521_600_000  # 2024-05-01 00:00 UTC, a whole minute
 

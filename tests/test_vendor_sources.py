@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import pytest
 
-from scanners.fake_exchange import FakeExchange
-from scanners.market_data.base import Fundamentals, Missing, Social, TrendingCoin
-from scanners.market_data.coingecko import CoinGeckoClient
-from scanners.market_data.lunarcrush import NO_KEY
-from scanners.market_data.symbols import VendorCoin, match_symbols
+from fakes.exchange import FakeExchange
+from market.sources.coingecko import CoinGeckoClient
+from market.sources.lunarcrush import NO_KEY
+from market.sources.symbols import VendorCoin, match_symbols
+from market.values import Fundamentals, Missing, Social, TrendingCoin
 from tests.test_binance_source import NOW, SAMPLE, SEED, make_engines, make_source
 
 COINS = ("BTC", "ETH", "SOL", "DOGE", "PEPE")
@@ -37,7 +37,7 @@ def vendors(vendor_fake: FakeExchange) -> FakeExchange:
 
 
 def with_lunarcrush_key(base: str):
-    from scanners.market_data.binance import BinanceSource
+    from market.sources.binance import BinanceSource
 
     return BinanceSource(
         clock=lambda: NOW,
@@ -156,7 +156,7 @@ def test_a_symbol_shared_by_two_similar_coins_is_ambiguous_with_both_ids(caplog)
         VendorCoin("bitcoin", "btc", market_cap=1e12),
     ]
 
-    with caplog.at_level(logging.INFO, logger="scanners.market_data.symbols"):
+    with caplog.at_level(logging.INFO, logger="market.sources.symbols"):
         mapping = match_symbols(["PEPE", "BTC", "ZZZ"], coins, vendor="CoinGecko")
 
     pepe = mapping.lookup("PEPE")

@@ -147,8 +147,8 @@ def test_the_latest_results_of_a_watchlist_are_each_scanners_newest_per_coin(api
 
 
 def test_the_latest_results_of_a_watchlist_stop_at_the_market_time_now(api, majors, settings):
-    from scanners.models import ReplayClock
-    from scanners.replay_clock import CLOCK_PK
+    from market.models import ReplayClock
+    from market.replay_clock import CLOCK_PK
 
     settings.MARKET_SOURCE = "replay"
     ReplayClock.objects.create(

@@ -47,8 +47,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet, Value
 
+from market.replay_clock import market_now
 from scanners.models import WatchlistCoin
-from scanners.replay_clock import market_now
 from tracking import rollups, windows
 from tracking.models import (
     MANUAL,

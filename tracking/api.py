@@ -1,7 +1,7 @@
 """The signals API: what the scanners and the unified ranking said, newest first (read-only).
 
 Any user sees every scanner's and the ranking's signals and their own manual ones; another user's
-manual signal is a 404 (cryptosatx/permissions.py)."""
+manual signal is a 404 (core/permissions.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, viewsets
 
-from cryptosatx.permissions import VIEW_ALL_SIGNALS, sees_everyones
+from core.permissions import VIEW_ALL_SIGNALS, sees_everyones
 from scanners.scanning import normalize_symbol
 from scoring.services import TIERS
 from tracking.models import HORIZON_DELTAS, MANUAL, Direction, OutcomeCheck, Signal, SignalScanner

@@ -56,11 +56,12 @@ from django.db import connections, router, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from scanners import candle_store
-from scanners.market_data import Missing, get_market_source
-from scanners.market_data.base import show_time
-from scanners.models import Candle, Market, PriceSeries
-from scanners.replay_clock import get_clock
+from market import candle_store
+from market.models import Candle, Market, PriceSeries
+from market.replay_clock import get_clock
+from market.sources import get_market_source
+from market.times import show_time
+from market.values import Missing
 from tracking.models import (
     HORIZON_DELTAS,
     Barrier,

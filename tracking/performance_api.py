@@ -4,7 +4,7 @@ shown, the outcome tracker's switch and stats, and tracking a signal given by an
 The original product's endpoints and response fields, plus n, 95 % Wilson intervals, decisive win
 rate, expectancy, profit factor, excess return over BTC and "too few to judge"
 (`tracking.analytics` defines every number). Views validate the query (a bad one is a 400 naming
-the parameter), call a service and return its data; the envelope is cryptosatx/api.py's.
+the parameter), call a service and return its data; the envelope is core/api.py's.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from cryptosatx.api import BodySerializer, Conflict
-from cryptosatx.permissions import CanControlTracker
-from cryptosatx.throttling import TrackSignalThrottle
-from scanners.replay_clock import market_now
+from core.api import BodySerializer, Conflict
+from core.permissions import CanControlTracker
+from core.throttling import TrackSignalThrottle
+from market.replay_clock import market_now
 from scanners.scanning import UnknownSymbols, normalize_symbol, symbols_validate
 from scanners.watchlist_params import WATCHLIST_PARAM_HELP, WatchlistParamField
 from scoring.services import TIERS

@@ -27,9 +27,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from scanners import candle_store
-from scanners.market_data import Missing
-from scanners.market_data.base import ms_to_datetime
+from market import candle_store
+from market.times import ms_to_datetime
+from market.values import Missing
 from scanners.models import RUN_SCANNERS, RunStatus, ScanResult, ScanRun
 from scanners.scanning import run_fail_missing_coins, run_mark_finished
 from scoring.models import UnifiedRanking

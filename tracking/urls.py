@@ -1,6 +1,6 @@
 """Signals API routes, mounted at /api/."""
 
-from cryptosatx.api import ApiRouter
+from core.api import ApiRouter
 from tracking import api
 
 router = ApiRouter()

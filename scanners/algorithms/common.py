@@ -17,14 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from scanners.market_data.base import (
-    CandleSeries,
-    Funding,
-    Maybe,
-    Missing,
-    datetime_to_ms,
-    show_time,
-)
+from market.times import datetime_to_ms, show_time
+from market.values import CandleSeries, Funding, Maybe, Missing
 
 Direction = Literal["LONG", "SHORT"] | None
 LONG: Literal["LONG"] = "LONG"

@@ -9,6 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from market.times import show_time
+from market.values import (
+    CandleSeries,
+    Fundamentals,
+    Funding,
+    LongShortRatio,
+    Maybe,
+    Missing,
+    OpenInterestNow,
+    Social,
+)
 from scanners.algorithms.common import (
     HOUR,
     LONG,
@@ -27,17 +38,6 @@ from scanners.algorithms.common import (
     funding_per_8h,
     number,
     pressure_from_candles,
-)
-from scanners.market_data.base import (
-    CandleSeries,
-    Fundamentals,
-    Funding,
-    LongShortRatio,
-    Maybe,
-    Missing,
-    OpenInterestNow,
-    Social,
-    show_time,
 )
 
 SCANNER = "mss"

@@ -8,6 +8,8 @@ from datetime import datetime
 
 import numpy as np
 
+from market.times import show_time
+from market.values import CandleSeries, Maybe, Missing
 from scanners.algorithms.common import (
     LONG,
     SHORT,
@@ -18,7 +20,6 @@ from scanners.algorithms.common import (
     fresh_candles,
     nothing_scored,
 )
-from scanners.market_data.base import CandleSeries, Maybe, Missing, show_time
 
 SCANNER = "rsi"
 RSI_PERIOD = 14

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from market.values import CandleSeries, Funding, Maybe, Missing, OpenInterestNow, Social
 from scanners.algorithms.common import (
     LONG,
     SHORT,
@@ -22,14 +23,6 @@ from scanners.algorithms.common import (
     pct,
     pressure_from_candles,
     price_change_pct,
-)
-from scanners.market_data.base import (
-    CandleSeries,
-    Funding,
-    Maybe,
-    Missing,
-    OpenInterestNow,
-    Social,
 )
 
 SCANNER = "smart_money"

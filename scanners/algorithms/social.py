@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from market.values import CandleSeries, Maybe, Missing, Social, TrendingCoin
 from scanners.algorithms.common import (
     LONG,
     SHORT,
@@ -18,7 +19,6 @@ from scanners.algorithms.common import (
     pct,
     price_change_pct,
 )
-from scanners.market_data.base import CandleSeries, Maybe, Missing, Social, TrendingCoin
 
 SCANNER = "social"
 GALAXY_WEIGHT = 0.5

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from market.times import show_time
+from market.values import CandleSeries, Maybe, Missing
 from scanners.algorithms.common import (
     DAY,
     LONG,
@@ -16,7 +18,6 @@ from scanners.algorithms.common import (
     fresh_candles,
     nothing_scored,
 )
-from scanners.market_data.base import CandleSeries, Maybe, Missing, show_time
 
 SCANNER = "volume"
 RECENT_HOURS = 24

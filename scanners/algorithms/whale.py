@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from market.times import show_time
+from market.values import LargeTrades, Maybe, Missing
 from scanners.algorithms.common import (
     LONG,
     SHORT,
@@ -15,7 +17,6 @@ from scanners.algorithms.common import (
     nothing_scored,
     number,
 )
-from scanners.market_data.base import LargeTrades, Maybe, Missing, show_time
 
 SCANNER = "whale"
 SHARE_FACTOR = 200.0

@@ -56,6 +56,6 @@ class Command(BaseCommand):
 def _prepare_replay_clock():
     if settings.MARKET_SOURCE != "replay":
         return None
-    from scanners.replay_clock import ensure_clock
+    from market.replay_clock import ensure_clock
 
     return ensure_clock()

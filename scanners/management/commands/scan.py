@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from market.times import parse_utc
 from scanners import scanning
 from scanners.models import RunStatus, ScannerName, ScanRun, Watchlist
 
@@ -25,14 +26,11 @@ POLL_SECONDS = 0.2
 
 def _as_of(raw: str) -> datetime:
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return parse_utc(raw)
     except ValueError:
         raise CommandError(
             f"--as-of {raw!r} is not an ISO 8601 time such as 2024-04-01T12:00Z"
         ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 class Command(BaseCommand):
@@ -61,11 +59,14 @@ class Command(BaseCommand):
 
         embedded = None
         if settings.EMBEDDED:
-            from cryptosatx.celery import app
-            from cryptosatx.embedded import EmbeddedCelery
+            from celery import current_app
+
+            from core.embedded_celery import EmbeddedCelery
 
             embedded = EmbeddedCelery(
-                app, threads=settings.EMBEDDED_WORKER_THREADS, with_beat=False
+                current_app._get_current_object(),
+                threads=settings.EMBEDDED_WORKER_THREADS,
+                with_beat=False,
             )
             embedded.start()
         try:

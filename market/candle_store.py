@@ -1,0 +1,431 @@
+"""Point-in-time reads of the candle store.
+
+A read *as of T* sees a candle only once it has closed: `open_time + timeframe <= T`. The candle
+that is still open at T, and everything after it, does not exist for that read. Gaps in the stored
+history stay gaps: nothing here invents a candle or a price.
+
+The replay source reads candles through these functions, and so do outcome checks and backtests.
+Reads filter on the leading columns of the unique (market, timeframe, series, open_time) index and
+walk open_time, so each market costs one index range scan; funding and open interest use their own
+(market, time) unique indexes the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import TypeVar
+
+import numpy as np
+from django.db import connections
+from django.db.models import BigIntegerField, Exists, Func, OuterRef, QuerySet, Subquery
+
+from market.models import Candle, FundingRate, Market, MarketType, OpenInterest, PriceSeries
+from market.times import require_aware, show_time, timeframe_duration
+from market.values import CandleSeries, Maybe, Missing
+
+PRICE_TIMEFRAME = "1h"
+# A price or a 24h window whose newest candle closed this long before as_of or earlier is stale:
+# the market was halted, delisted, or its history has a hole there.
+STALE_AFTER = timedelta(hours=24)
+# A signal's entry price must be fresher: no signal is recorded at a price hours old.
+ENTRY_PRICE_MAX_AGE = timedelta(hours=1)
+
+_CANDLE_FIELDS = (
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "taker_buy_volume",
+)
+# Markets per query in bulk reads; keeps the IN list well inside every backend's parameter limit.
+_BULK_CHUNK = 500
+_Item = TypeVar("_Item")
+
+
+@dataclass(frozen=True)
+class RecentFunding:
+    """A perpetual's latest funding settlement and when the one before it settled (None: none)."""
+
+    funding_time: datetime
+    rate: float
+    previous_time: datetime | None
+
+
+@dataclass(frozen=True)
+class CandleBounds:
+    """The first stored candle's open time and the last one's close time of a market."""
+
+    first_open_time: datetime
+    last_close_time: datetime
+
+
+# --- markets -------------------------------------------------------------------------------------
+
+
+def market_type_of(symbol: str) -> str:
+    """ccxt's unified symbols tell the type: BTC/USDT is spot, BTC/USDT:USDT a perpetual."""
+    return MarketType.FUTURES if ":" in symbol else MarketType.SPOT
+
+
+def markets_by_symbol(symbols: Iterable[str], *, exchange: str) -> dict[str, Market]:
+    """The stored markets of `exchange` among `symbols` (spot or perpetual by the symbol's form).
+
+    Symbols with no stored market are simply absent from the result.
+    """
+    wanted = {(market_type_of(symbol), symbol) for symbol in symbols}
+    found: dict[str, Market] = {}
+    for chunk in in_chunks(sorted({symbol for _type, symbol in wanted})):
+        for market in Market.objects.filter(exchange=exchange, symbol__in=chunk):
+            if (market.market_type, market.symbol) in wanted:
+                found[market.symbol] = market
+    return found
+
+
+def annotate_candle_bounds(
+    markets: QuerySet[Market],
+    *,
+    timeframe: str = PRICE_TIMEFRAME,
+    series: str = PriceSeries.TRADES,
+    as_of: datetime | None = None,
+) -> QuerySet[Market]:
+    """`markets` with `first_open_time` and `last_open_time` of their candles closed by as_of.
+
+    Both are None for a market without such a candle. One query; each subquery is an index probe
+    at one end of the market's range, so this stays cheap with hundreds of markets.
+    """
+    candles = Candle.objects.filter(market=OuterRef("pk"), timeframe=timeframe, series=series)
+    if as_of is not None:
+        candles = candles.filter(open_time__lte=_last_open(as_of, timeframe))
+    return markets.annotate(
+        first_open_time=Subquery(candles.order_by("open_time").values("open_time")[:1]),
+        last_open_time=Subquery(candles.order_by("-open_time").values("open_time")[:1]),
+    )
+
+
+def candle_bounds(
+    market: Market,
+    *,
+    timeframe: str = PRICE_TIMEFRAME,
+    series: str = PriceSeries.TRADES,
+    as_of: datetime | None = None,
+) -> CandleBounds | None:
+    """First open and last close time of the market's candles (closed by as_of, when given)."""
+    annotated = annotate_candle_bounds(
+        Market.objects.filter(pk=market.pk), timeframe=timeframe, series=series, as_of=as_of
+    ).values_list("first_open_time", "last_open_time")
+    first_open, last_open = annotated.get()
+    if first_open is None:
+        return None
+    return CandleBounds(first_open, last_open + timeframe_duration(timeframe))
+
+
+def first_candle_time(
+    market: Market, *, timeframe: str = PRICE_TIMEFRAME, series: str = PriceSeries.TRADES
+) -> datetime | None:
+    """Open time of the market's first stored candle; in a replay, its listing time."""
+    return (
+        Candle.objects.filter(market=market, timeframe=timeframe, series=series)
+        .order_by("open_time")
+        .values_list("open_time", flat=True)
+        .first()
+    )
+
+
+def last_close_time(
+    market: Market,
+    *,
+    timeframe: str = PRICE_TIMEFRAME,
+    series: str = PriceSeries.TRADES,
+    as_of: datetime | None = None,
+) -> datetime | None:
+    """Close time of the market's newest candle (of those closed by as_of, when given)."""
+    candles = Candle.objects.filter(market=market, timeframe=timeframe, series=series)
+    if as_of is not None:
+        candles = candles.filter(open_time__lte=_last_open(as_of, timeframe))
+    last_open = candles.order_by("-open_time").values_list("open_time", flat=True).first()
+    return None if last_open is None else last_open + timeframe_duration(timeframe)
+
+
+# --- candles ---------------------------------------------------------------------------------
+
+
+def closed_candles(
+    market: Market,
+    *,
+    timeframe: str = PRICE_TIMEFRAME,
+    as_of: datetime,
+    limit: int | None = None,
+    since: datetime | None = None,
+    series: str = PriceSeries.TRADES,
+) -> CandleSeries:
+    """The market's candles closed by as_of, oldest first: the newest `limit` of them, and only
+    those opened at or after `since` when given (both None: the whole history up to as_of)."""
+    _check_limit(limit)
+    candles = Candle.objects.filter(
+        market=market,
+        timeframe=timeframe,
+        series=series,
+        open_time__lte=_last_open(as_of, timeframe),
+    )
+    if since is not None:
+        candles = candles.filter(open_time__gte=require_aware(since, "since"))
+    candles = candles.order_by("-open_time").values_list(*_candle_columns())
+    table = numeric_table(candles[:limit] if limit is not None else candles)
+    return _series(market.symbol, timeframe, table[::-1])
+
+
+def closed_candles_bulk(
+    markets: Sequence[Market],
+    *,
+    timeframe: str = PRICE_TIMEFRAME,
+    as_of: datetime,
+    limit: int,
+    series: str = PriceSeries.TRADES,
+) -> dict[int, CandleSeries]:
+    """`closed_candles(market, limit=limit)` for many markets, keyed by market id.
+
+    One range query per 500 markets fetches the window the newest `limit` candles occupy when the
+    history has no hole; only a market with fewer candles in that window (a gap, or a market
+    younger than the window) costs one more query, for the candles before it.
+    """
+    _check_limit(limit)
+    duration = timeframe_duration(timeframe)
+    last_open = _last_open(as_of, timeframe)
+    # (as_of - (limit + 1) x timeframe, as_of - timeframe] holds exactly `limit` open times of the
+    # timeframe's grid, wherever as_of falls between two of them.
+    window_after = as_of - duration * (limit + 1)
+    tables: dict[int, np.ndarray] = {}
+    for chunk in in_chunks(sorted({market.pk for market in markets})):
+        rows = Candle.objects.filter(
+            market_id__in=chunk,
+            timeframe=timeframe,
+            series=series,
+            open_time__gt=window_after,
+            open_time__lte=last_open,
+        ).values_list("market_id", *_candle_columns())
+        table = numeric_table(rows, width=len(_CANDLE_FIELDS) + 1)
+        # Sorted here rather than by the database, whose sort of a few hundred thousand rows spills
+        # to disk: by market id, then open time, so each market's rows are one slice.
+        table = table[np.lexsort((table[:, 1], table[:, 0]))]
+        market_ids = table[:, 0]
+        starts = np.searchsorted(market_ids, chunk, side="left")
+        ends = np.searchsorted(market_ids, chunk, side="right")
+        for market_id, start, end in zip(chunk, starts, ends, strict=True):
+            tables[market_id] = table[start:end, 1:]
+
+    # Only a short market with candles before the window has more to read (one query says
+    # which: an empty store, or a market younger than the window, costs no query per market).
+    short = sorted({m.pk for m in markets if len(tables[m.pk]) < limit})
+    older_exists: set[int] = set()
+    for chunk in in_chunks(short):
+        older_exists.update(
+            Market.objects.filter(pk__in=chunk)
+            .filter(
+                Exists(
+                    Candle.objects.filter(
+                        market=OuterRef("pk"),
+                        timeframe=timeframe,
+                        series=series,
+                        open_time__lte=window_after,
+                    )
+                )
+            )
+            .values_list("pk", flat=True)
+        )
+    result: dict[int, CandleSeries] = {}
+    for market in markets:
+        table = tables[market.pk][-limit:]
+        if len(table) < limit and market.pk in older_exists:
+            older = (
+                Candle.objects.filter(
+                    market=market, timeframe=timeframe, series=series, open_time__lte=window_after
+                )
+                .order_by("-open_time")
+                .values_list(*_candle_columns())[: limit - len(table)]
+            )
+            table = np.concatenate([numeric_table(older)[::-1], table])
+        result[market.pk] = _series(market.symbol, timeframe, table)
+    return result
+
+
+def price_at(market: Market, as_of: datetime, *, max_age: timedelta = STALE_AFTER) -> Maybe[float]:
+    """Close of the market's last 1h candle whose close time is <= as_of (docs/SCORING.md).
+
+    Missing when no 1h candle has closed yet, or when the last one closed `max_age` or more
+    before as_of (a halt, a delisting or a hole in the history): a stale price is not a price.
+    """
+    last = _last_close(market, as_of)
+    if isinstance(last, Missing):
+        return last
+    closed_at, close = last
+    if closed_at <= as_of - max_age:
+        return Missing(
+            f"the last 1h candle of {market.symbol} closed at {show_time(closed_at)}, "
+            f"{_hours(as_of - closed_at)} before {show_time(as_of)}: no price in that gap"
+        )
+    return close
+
+
+def entry_price_at(
+    market: Market, as_of: datetime, *, max_age: timedelta = ENTRY_PRICE_MAX_AGE
+) -> Maybe[float]:
+    """A signal's entry price: `price_at`, but Missing when the last 1h candle closed more than
+    `max_age` (1 h) before as_of (docs/SCORING.md, "Stale is missing")."""
+    last = _last_close(market, as_of)
+    if isinstance(last, Missing):
+        return last
+    closed_at, close = last
+    if as_of - closed_at > max_age:
+        return Missing(
+            f"the last 1h candle of {market.symbol} closed {_hours(as_of - closed_at)} before "
+            f"{show_time(as_of)} (at {show_time(closed_at)}): an entry price more than "
+            f"{_hours(max_age)} old is stale"
+        )
+    return close
+
+
+def _last_close(market: Market, as_of: datetime) -> Maybe[tuple[datetime, float]]:
+    """(close time, close) of the market's last 1h candle closed at or before as_of."""
+    last = (
+        Candle.objects.filter(
+            market=market,
+            timeframe=PRICE_TIMEFRAME,
+            series=PriceSeries.TRADES,
+            open_time__lte=_last_open(as_of, PRICE_TIMEFRAME),
+        )
+        .order_by("-open_time")
+        .values_list("open_time", "close")
+        .first()
+    )
+    if last is None:
+        return Missing(f"no 1h candle of {market.symbol} closed at or before {show_time(as_of)}")
+    open_time, close = last
+    return open_time + timeframe_duration(PRICE_TIMEFRAME), close
+
+
+# --- funding and open interest ---------------------------------------------------------------
+
+
+def latest_funding(market: Market, as_of: datetime) -> FundingRate | None:
+    """The perpetual's latest funding settlement at or before as_of."""
+    return (
+        FundingRate.objects.filter(market=market, funding_time__lte=require_aware(as_of))
+        .order_by("-funding_time")
+        .first()
+    )
+
+
+def recent_funding_bulk(markets: Sequence[Market], as_of: datetime) -> dict[int, RecentFunding]:
+    """For each market with a settlement at or before as_of: the latest one and the time of the
+    one before it. One query per 500 markets; each subquery is a probe of the funding index."""
+    settlements = FundingRate.objects.filter(
+        market=OuterRef("pk"), funding_time__lte=require_aware(as_of)
+    ).order_by("-funding_time")
+    result: dict[int, RecentFunding] = {}
+    for chunk in in_chunks([market.pk for market in markets]):
+        rows = (
+            Market.objects.filter(pk__in=chunk)
+            .annotate(
+                latest_time=Subquery(settlements.values("funding_time")[:1]),
+                latest_rate=Subquery(settlements.values("rate")[:1]),
+                previous_time=Subquery(settlements.values("funding_time")[1:2]),
+            )
+            .filter(latest_time__isnull=False)
+            .values_list("pk", "latest_time", "latest_rate", "previous_time")
+        )
+        for market_id, latest_time, rate, previous_time in rows:
+            result[market_id] = RecentFunding(latest_time, rate, previous_time)
+    return result
+
+
+def open_interest_at(market: Market, as_of: datetime) -> OpenInterest | None:
+    """The perpetual's latest stored open interest at or before as_of."""
+    return (
+        OpenInterest.objects.filter(market=market, timestamp__lte=require_aware(as_of))
+        .order_by("-timestamp")
+        .first()
+    )
+
+
+def open_interest_between(market: Market, *, start: datetime, end: datetime) -> list[OpenInterest]:
+    """Stored open interest of the perpetual with start < timestamp <= end, oldest first."""
+    return list(
+        OpenInterest.objects.filter(
+            market=market, timestamp__gt=require_aware(start, "start"), timestamp__lte=end
+        ).order_by("timestamp")
+    )
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _last_open(as_of: datetime, timeframe: str) -> datetime:
+    """The latest open time of a candle that has closed by as_of."""
+    return require_aware(as_of) - timeframe_duration(timeframe)
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+
+
+class EpochMs(Func):
+    """A datetime column as integer milliseconds since the epoch, computed by the database.
+
+    Reading hundreds of thousands of candles, building a Python datetime per row and converting
+    it back to a number costs more than the query itself.
+    """
+
+    output_field = BigIntegerField()
+    template = "CAST(ROUND(EXTRACT(EPOCH FROM %(expressions)s) * 1000) AS BIGINT)"
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # julianday's double resolves ~40 microseconds at today's dates: exact to the millisecond.
+        return self.as_sql(
+            compiler,
+            connection,
+            template="CAST(ROUND((julianday(%(expressions)s) - 2440587.5) * 86400000) AS INTEGER)",
+            **extra_context,
+        )
+
+
+def _candle_columns() -> tuple:
+    return (EpochMs("open_time"), *_CANDLE_FIELDS[1:])
+
+
+def numeric_table(rows: QuerySet, width: int = len(_CANDLE_FIELDS)) -> np.ndarray:
+    """A values_list query of numeric columns as one float64 array, a row per candle.
+
+    The rows go straight from the database cursor into numpy: every selected column is a number
+    the driver already returns as one, and Django's per-row conversion would cost a third of the
+    read. None (no taker volume) becomes NaN; millisecond times and ids are far below 2**53, so
+    float64 holds them exactly.
+    """
+    sql, params = rows.query.sql_with_params()
+    with connections[rows.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    return np.array(fetched, dtype=np.float64).reshape(-1, width)
+
+
+def _series(symbol: str, timeframe: str, table: np.ndarray) -> CandleSeries:
+    """A CandleSeries from a numeric_table of (open ms, open, high, low, close, volume, taker
+    volume)."""
+    columns = table.T
+    return CandleSeries(symbol, timeframe, columns[0].astype(np.int64), *columns[1:])
+
+
+def in_chunks(items: Iterable[_Item]) -> Iterator[list[_Item]]:
+    """`items` in lists of at most _BULK_CHUNK: keeps IN lists inside every backend's limit."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, _BULK_CHUNK)):
+        yield chunk
+
+
+def _hours(span: timedelta) -> str:
+    return f"{span / timedelta(hours=1):g} h"
