@@ -27,10 +27,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet, Window
+from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -41,6 +41,7 @@ from scoring.models import RankedRun, UnifiedRanking
 from scoring.services import should_record_unified_signal, unified_score
 
 _CHUNK = 500
+T = TypeVar("T")
 HOUR = timedelta(hours=1)
 # Results are read this many times their freshness window back, so that the breakdown can name a
 # stale component with its age; older ones are not read at all (the lookup stays bounded).
@@ -95,40 +96,33 @@ def latest_results(
     """Per symbol, the latest ScanResult of each scanner at or before as_of, among those at most
     `STALE_LOOKBACK_FACTOR` × its freshness window old (older ones could not count anyway).
 
-    Bounded: each scanner's range of the `scanresult_latest` index (symbol, scanner, as_of) is
-    read, never a coin's whole history. MSS rows keep their inputs (the listing time decides
+    Bounded: one walk down the `scanresult_latest` index (symbol, scanner, as_of) per symbol and
+    scanner, never a coin's whole history. MSS rows keep their inputs (the listing time decides
     whether they count); the others are read without them.
     """
     config = config or ScoringConfig.from_settings()
-    by_symbol: dict[str, list[ScanResult]] = defaultdict(list)
     windows = {
         name: timedelta(hours=STALE_LOOKBACK_FACTOR * config.max_age_hours(name))
         for name in config.weights
     }
-    with_inputs = [name for name in windows if name == "mss"]
-    without_inputs = [name for name in windows if name != "mss"]
-    for chunk in _chunks(symbols):
-        for names, defer in ((without_inputs, True), (with_inputs, False)):
-            if not names:
-                continue
-            in_window = Q()
-            for name in names:
-                in_window |= Q(scanner=name, as_of__gte=as_of - windows[name])
-            rows = (
-                ScanResult.objects.filter(in_window, symbol__in=chunk, as_of__lte=as_of)
-                .annotate(
-                    position=Window(
-                        RowNumber(),
-                        partition_by=[F("symbol"), F("scanner")],
-                        order_by=[F("as_of").desc(), F("id").desc()],
-                    )
-                )
-                .filter(position=1)
-            )
-            if defer:
-                rows = rows.defer("inputs")
-            for row in rows:
-                by_symbol[row.symbol].append(row)
+    table = ScanResult._meta.db_table
+    ids = _newest_ids(
+        f"SELECT id FROM {table} WHERE symbol = %s AND scanner = %s"  # noqa: S608 - our table
+        " AND as_of <= %s AND as_of >= %s ORDER BY as_of DESC, id DESC LIMIT 1",
+        [
+            (symbol, name, as_of, as_of - window)
+            for symbol in dict.fromkeys(symbols)
+            for name, window in windows.items()
+        ],
+    )
+    by_symbol: dict[str, list[ScanResult]] = defaultdict(list)
+    for chunk in _chunks(ids):
+        # MSS rows keep their inputs (the listing time decides whether they count).
+        rows = ScanResult.objects.filter(pk__in=chunk).exclude(scanner="mss").defer("inputs")
+        for row in [*rows, *ScanResult.objects.filter(pk__in=chunk, scanner="mss")]:
+            by_symbol[row.symbol].append(row)
+    for rows in by_symbol.values():
+        rows.sort(key=lambda row: (row.scanner, row.as_of, row.pk))
     return by_symbol
 
 
@@ -139,20 +133,49 @@ def previous_rankings(
     window (an older row ranked the coin from results that no longer count: no previous row)."""
     config = config or ScoringConfig.from_settings()
     since = hour - timedelta(hours=math.ceil(config.longest_max_age_hours))
+    table = UnifiedRanking._meta.db_table
+    ids = _newest_ids(
+        f"SELECT id FROM {table} WHERE symbol = %s"  # noqa: S608 - our table
+        " AND hour < %s AND hour >= %s ORDER BY hour DESC LIMIT 1",
+        [(symbol, hour, since) for symbol in dict.fromkeys(symbols)],
+    )
     previous: dict[str, UnifiedRanking] = {}
-    for chunk in _chunks(symbols):
-        rows = (
-            UnifiedRanking.objects.filter(symbol__in=chunk, hour__gte=since, hour__lt=hour)
-            .annotate(
-                position=Window(
-                    RowNumber(), partition_by=[F("symbol")], order_by=[F("hour").desc()]
-                )
-            )
-            .filter(position=1)
-            .only("id", "symbol", "hour", "tier", "direction")
+    for chunk in _chunks(ids):
+        rows = UnifiedRanking.objects.filter(pk__in=chunk).only(
+            "id", "symbol", "hour", "tier", "direction"
         )
         previous.update({row.symbol: row for row in rows})
     return previous
+
+
+def _param(value: Any) -> Any:
+    """A raw query's parameter as the ORM would write it (SQLite stores datetimes as UTC text)."""
+    if isinstance(value, datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    return value
+
+
+# SQLite allows 500 terms in one compound SELECT.
+_UNION_TERMS = 400
+
+
+def _newest_ids(select_one: str, keys: Sequence[tuple[Any, ...]]) -> list[int]:
+    """The id each key's `select_one` finds (a SELECT of at most one id, one key's parameters),
+    for every key, in statements of `_UNION_TERMS` keys joined by UNION ALL.
+
+    Each term is one walk down an index to its newest row, so the cost is per key, not per row
+    the keys ever had: a window function over the keys' rows reads every one of them."""
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(keys), _UNION_TERMS):
+            terms = keys[start : start + _UNION_TERMS]
+            one = f"SELECT id FROM ({select_one}) AS newest"  # noqa: S608 - our SQL, values are params
+            cursor.execute(
+                " UNION ALL ".join([one] * len(terms)),
+                [_param(value) for key in terms for value in key],
+            )
+            ids += [row[0] for row in cursor.fetchall()]
+    return ids
 
 
 def ranking_compute(
@@ -354,7 +377,7 @@ def _lock_hour(hour: datetime) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, hours_since_epoch])
 
 
-def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
+def _chunks(items: Iterable[T]) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, _CHUNK)):
         yield chunk
