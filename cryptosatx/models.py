@@ -1,4 +1,5 @@
-"""Service heartbeats: the last time each background component was seen doing work."""
+"""Service heartbeats (the last time each background component was seen doing work) and the
+progress of the replay."""
 
 from django.db import models
 
@@ -13,3 +14,35 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.component} @ {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ReplayState(models.TextChoices):
+    RUNNING = "running", "Running"
+    INTERRUPTED = "interrupted", "Interrupted (resumable)"
+    FINISHED = "finished", "Finished"
+
+
+class ReplayProgress(models.Model):
+    """The replay under way or the last one (one row: there is one replay clock). Written after
+    every market hour, so an interrupted replay resumes where it stopped (cryptosatx/replay.py)."""
+
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    symbols = models.JSONField(null=True, blank=True, help_text="None: the universe.")
+    state = models.CharField(max_length=12, choices=ReplayState.choices)
+    reached = models.DateTimeField(null=True, help_text="The last market hour whose work is done.")
+    hours_done = models.PositiveIntegerField(default=0)
+    hours_total = models.PositiveIntegerField(default=0)
+    next_due = models.JSONField(default=dict, help_text="Scanner -> market time it is next due.")
+    run_ids = models.JSONField(default=list, help_text="The scan runs this replay started.")
+    refused = models.PositiveIntegerField(default=0)
+    saved_clock = models.JSONField(
+        null=True, help_text="The replay clock as the replay found it; put back at its end."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "replay progress"
+
+    def __str__(self) -> str:
+        return f"replay {self.start:%Y-%m-%d} → {self.end:%Y-%m-%d}: {self.state}"

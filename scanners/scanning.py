@@ -222,8 +222,11 @@ def scan_start(
     trigger: str = RunTrigger.MANUAL,
     requested_by_id: int | None = None,
     source: MarketDataSource | None = None,
+    send: bool = True,
 ) -> ScanRun:
     """Create a run of `scanner` and send its chord (after the creating transaction commits).
+    `send=False` sends nothing: the caller runs the batches and the final step itself (the
+    replay's in-process path, by the same services the tasks call).
 
     Scope, first that applies: the watchlist, the explicit symbols (validated), else the universe
     (top `coins` or SCAN_UNIVERSE_SIZE). Raises ScanRefused while a run of the same scanner is
@@ -278,7 +281,8 @@ def scan_start(
         )
         lock.last_run = run
         lock.save(update_fields=["last_run"])
-        transaction.on_commit(lambda: _send_chord(run))
+        if send:
+            transaction.on_commit(lambda: _send_chord(run))
     logger.info(
         "scan #%d %s started: %d coins in %d batches as of %s",
         run.pk,

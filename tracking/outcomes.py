@@ -209,8 +209,10 @@ def sweep_time() -> tuple[datetime, bool]:
     return timezone.now(), False
 
 
-def checks_sweep(*, now: datetime | None = None) -> int:
+def checks_sweep(*, now: datetime | None = None, run_here: bool = False) -> int:
     """Claim the open checks falling due and send them; returns how many were sent.
+    `run_here`: run them in this process instead (`checks_run`, what the task calls), as the
+    replay's in-process path does.
 
     Claims PENDING rows with run_at <= now (+ LOOKAHEAD live) and CLAIMED rows whose claim is
     stale (claimed and, live, due for longer than CLAIM_STALE_AFTER), under
@@ -229,7 +231,12 @@ def checks_sweep(*, now: datetime | None = None) -> int:
     sent = 0
     while True:
         claimed = _claim(until, in_replay=in_replay)
-        sent += _send(claimed, eta=not in_replay)
+        if run_here:
+            for batch in _batches([pk for pk, _ in claimed], BATCH_SIZE):
+                checks_run(batch)
+            sent += len(claimed)
+        else:
+            sent += _send(claimed, eta=not in_replay)
         if len(claimed) < CLAIM_CHUNK:
             break
     TrackerState.objects.filter(pk=state.pk).update(

@@ -1,23 +1,28 @@
 """`python manage.py replay --start 2024-03-01 --end 2024-04-01 [--speed max|N] [--symbols ...]`
+and `python manage.py replay --resume [--speed max|N]`.
 
-Replays a period of the stored history through the same machinery as `make run`: the replay clock
-stands at each market hour from --start to --end in turn; at each step the scans due by their
-market-time schedules (the scanners' PeriodicTask rows, else the *_INTERVAL_HOURS settings) run
-through Celery, then the outcome sweep sends the checks due by the clock to the `outcomes` queue.
-With no broker configured (CELERY_BROKER_URL=memory://) an embedded worker runs in this process,
-as `manage.py scan` does; with Redis the running workers do the work (stop beat's replay tick
-meanwhile, or it moves the same clock).
+Replays a period of the stored history through the same machinery as `make run`
+(cryptosatx/replay.py): the replay clock stands at each market hour from --start to --end in
+turn; at each step the scans due by their market-time schedules run, then the outcome checks due
+by the clock. `--speed max` runs each step's work in this process, by the same services the
+tasks call, as fast as it completes; `--speed N` runs N market seconds per real second at most
+(like REPLAY_SPEED), through Celery: with no broker configured (CELERY_BROKER_URL=memory://) an
+embedded worker runs in this process, as `manage.py scan` does; with Redis the running workers do
+the work (stop beat's replay tick meanwhile, or it moves the same clock). Alerts go through the
+outbox and the workers either way.
 
-`--speed max` steps as soon as the step's scans and checks are done; `--speed N` runs N market
-seconds per real second at most (like REPLAY_SPEED). A summary follows: scans, coins, signals,
-checks done and unavailable, then the outcomes of the window [--start, --end] (both included,
-as the replay steps at both) by scanner, direction, tier (at the 24h horizon) and horizon, with
-n, win rate, 95 % Wilson interval and judgement ("too few to judge" below ANALYTICS_MIN_SAMPLE),
-read by the analytics service (tracking/analytics.py, the report's numbers), and the
-`performance_report --since … --until …` command that prints the whole report of that window.
+The progress bar shows the market hour, market hours per second and the time left. Ctrl-C stops
+after the market hour under way, with a consistent database; `--resume` continues from there.
 
-The clock: the replay needs the one replay clock. The command saves it, moves it, and puts it back
-as it found it at the end (or deletes it when there was none, so the next `make run` creates it
+A summary follows: scans, coins, signals, checks done and unavailable, then the outcomes of the
+window [--start, --end] (both included, as the replay steps at both) by scanner, direction, tier
+(at the 24h horizon) and horizon, with n, win rate, 95 % Wilson interval and judgement ("too few
+to judge" below ANALYTICS_MIN_SAMPLE), read by the analytics service (tracking/analytics.py, the
+report's numbers), and the `performance_report --since … --until …` command that prints the
+whole report of that window.
+
+The clock: the replay needs the one replay clock. It saves it, moves it, and puts it back as it
+found it at the end (or deletes it when there was none, so the next `make run` creates it
 from the store as usual): `make run` continues where it was. The signals and checks the replay
 recorded stay, with their as_of in the replayed period; a report of `--days` counts back from
 the restored clock (or the wall clock), so the replayed period is reported by its dates, with the
@@ -29,32 +34,36 @@ else reads it. Who may run it: whoever runs manage.py (the operator).
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Count
 from tqdm import tqdm
 
-from market.models import ReplayClock
-from market.replay_clock import CLOCK_PK, ensure_clock, get_clock, store_span
+from cryptosatx.replay import (
+    POLL_SECONDS,
+    STEP,
+    HourDone,
+    Replay,
+    ReplayError,
+    ReplayPlan,
+    ReplayTally,
+    interrupted_replay,
+    plan_of,
+)
+from market.replay_clock import store_span
 from market.times import parse_utc, show_time
-from scanners import scanning, schedules
-from scanners.models import RunStatus, RunTrigger, ScanRun
+from scanners.models import RunStatus, ScanRun
 from tracking import analytics, windows
 from tracking.management.commands.performance_report import GROUP_HEADER, group_line
 from tracking.models import CheckStatus, OutcomeCheck, Signal
-from tracking.outcomes import OPEN, checks_sweep
-
-STEP = timedelta(hours=1)
-POLL_SECONDS = 0.05
-_CLOCK_FIELDS = ("market_time", "start", "end", "step", "ticks", "finished")
+from tracking.outcomes import OPEN
 
 
 def _moment(raw: str, name: str) -> datetime:
@@ -80,6 +89,18 @@ def _migrations_check() -> None:
         )
 
 
+def _stop_on_first_interrupt(replay: Replay, command: BaseCommand):
+    """The first Ctrl-C stops the replay after the hour it is in; a second one stops at once."""
+
+    def handler(signum, frame) -> None:
+        if replay.stop_requested:
+            raise KeyboardInterrupt
+        command.stderr.write("\nstopping after this market hour (Ctrl-C again to stop now) ...")
+        replay.stop()
+
+    return handler
+
+
 def _speed(raw: str) -> float | None:
     if raw == "max":
         return None
@@ -92,23 +113,22 @@ def _speed(raw: str) -> float | None:
     return value
 
 
-@dataclass
-class ReplayTally:
-    started: datetime
-    runs: list[int] = field(default_factory=list)
-    refused: int = 0
-
-
 class Command(BaseCommand):
     help = "Replay a period of the stored history: scans, signals and outcome checks."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--start", required=True, help="Market time to start at (2024-03-01).")
-        parser.add_argument("--end", required=True, help="Market time to stop at (2024-04-01).")
+        parser.add_argument("--start", help="Market time to start at (2024-03-01).")
+        parser.add_argument("--end", help="Market time to stop at (2024-04-01).")
+        parser.add_argument(
+            "--resume",
+            action="store_true",
+            help="Continue the replay that was interrupted (Ctrl-C) where it stopped.",
+        )
         parser.add_argument(
             "--speed",
             default="max",
-            help="max (as fast as the work completes) or market seconds per real second.",
+            help="max (as fast as the work completes, in this process) or market seconds per "
+            "real second (through the workers).",
         )
         parser.add_argument("--symbols", help="Comma-separated coins to scan (default: universe).")
         parser.add_argument(
@@ -119,9 +139,73 @@ class Command(BaseCommand):
         if settings.MARKET_SOURCE != "replay":
             raise CommandError("replay needs MARKET_SOURCE=replay")
         _migrations_check()
+        speed = _speed(options["speed"])
+        resume_from = None
+        if options["resume"]:
+            if options["start"] or options["end"] or options["symbols"]:
+                raise CommandError("--resume continues the interrupted replay's own period and "
+                                   "coins: leave out --start, --end and --symbols")  # fmt: skip
+            resume_from = interrupted_replay()
+            if resume_from is None:
+                raise CommandError("there is no interrupted replay to resume")
+            plan = plan_of(resume_from, speed=speed)
+        else:
+            if not (options["start"] and options["end"]):
+                raise CommandError("--start and --end are required (or --resume)")
+            plan = self._plan(options, speed)
+
+        embedded = None
+        if settings.EMBEDDED:
+            from celery import current_app
+
+            from core.embedded_celery import EmbeddedCelery
+
+            embedded = EmbeddedCelery(
+                current_app._get_current_object(),
+                threads=settings.EMBEDDED_WORKER_THREADS,
+                with_beat=False,
+            )
+            embedded.start()
+        bar = tqdm(
+            total=int((plan.end - plan.start) / STEP) + 1,
+            initial=resume_from.hours_done if resume_from else 0,
+            desc="replay",
+            unit="market h",
+            file=self.stderr._out,
+        )
+
+        def on_hour(done: HourDone) -> None:
+            bar.update(1)
+            bar.set_postfix_str(show_time(done.market_time), refresh=False)
+
+        replay = Replay(
+            plan, timeout=options["timeout"], on_hour=on_hour, on_refusal=self.stderr.write
+        )
+        previous_handler = signal.signal(signal.SIGINT, _stop_on_first_interrupt(replay, self))
+        try:
+            try:
+                tally = replay.run(resume_from=resume_from)
+            except ReplayError as error:
+                raise CommandError(str(error)) from None
+            finally:
+                bar.close()
+                signal.signal(signal.SIGINT, previous_handler)
+            if replay.stopped:
+                self.stderr.write(
+                    "replay stopped after the market hour it was in; the database is consistent. "
+                    "`python manage.py replay --resume` continues it."
+                )
+                return
+            self._send_digests(options["timeout"])
+        finally:
+            if embedded is not None:
+                embedded.stop()
+        self.stdout.write(self._summary(plan.start, plan.end, tally))
+
+    @staticmethod
+    def _plan(options: dict, speed: float | None) -> ReplayPlan:
         start = _moment(options["start"], "--start")
         end = _moment(options["end"], "--end")
-        speed = _speed(options["speed"])
         symbols = (
             [s.strip() for s in options["symbols"].split(",") if s.strip()]
             if options["symbols"]
@@ -139,124 +223,9 @@ class Command(BaseCommand):
                 f"nothing to replay: --start {show_time(start)} is not before the end "
                 f"{show_time(end)} (the stored history ends at {show_time(span.last_close_time)})"
             )
-
-        saved = self._save_clock()
-        embedded = None
-        if settings.EMBEDDED:
-            from celery import current_app
-
-            from core.embedded_celery import EmbeddedCelery
-
-            embedded = EmbeddedCelery(
-                current_app._get_current_object(),
-                threads=settings.EMBEDDED_WORKER_THREADS,
-                with_beat=False,
-            )
-            embedded.start()
-        tally = ReplayTally(started=datetime.now(tz=UTC))
-        try:
-            self._set_clock(start, start=start, end=end)
-            self._replay(
-                start, end, speed=speed, symbols=symbols, tally=tally, timeout=options["timeout"]
-            )
-            self._send_digests(options["timeout"])
-        finally:
-            if embedded is not None:
-                embedded.stop()
-            self._restore_clock(saved)
-        self.stdout.write(self._summary(start, end, tally))
-
-    # --- the loop ---------------------------------------------------------------------------
-
-    def _replay(
-        self,
-        start: datetime,
-        end: datetime,
-        *,
-        speed: float | None,
-        symbols: list[str] | None,
-        tally: ReplayTally,
-        timeout: float,
-    ) -> None:
-        next_due: dict[str, datetime] = {}
-        steps = int((end - start) / STEP) + 1
-        bar = tqdm(total=steps, desc="replay", unit="market h", file=self.stderr._out)
-        wait = threading.Event()
-        now = start
-        try:
-            while True:
-                began = time.monotonic()
-                self._set_clock(now)
-                runs = self._start_due_scans(now, next_due, symbols, tally)
-                self._wait(partial(self._runs_done, runs), timeout, f"scans at {show_time(now)}")
-                checks_sweep()
-                self._wait(partial(self._checks_done, now), timeout, f"checks at {show_time(now)}")
-                bar.update(1)
-                bar.set_postfix_str(show_time(now), refresh=False)
-                if now >= end:
-                    break
-                step = min(STEP, end - now)
-                if speed is not None:
-                    wait.wait(max(0.0, step.total_seconds() / speed - (time.monotonic() - began)))
-                now += step
-        finally:
-            bar.close()
-
-    def _start_due_scans(
-        self,
-        now: datetime,
-        next_due: dict[str, datetime],
-        symbols: list[str] | None,
-        tally: ReplayTally,
-    ) -> list[int]:
-        """The scheduler of `schedules.start_due_scans`, kept here in memory so that the replay
-        leaves the live ScanSchedule rows alone and --symbols can narrow every scan."""
-        runs = []
-        for schedule in schedules.scan_schedules():
-            if not schedule.enabled or now < next_due.get(schedule.scanner, now):
-                continue
-            try:
-                run = scanning.scan_start(
-                    schedule.scanner,
-                    watchlist_id=None if symbols else schedule.watchlist_id,
-                    symbols=symbols,
-                    as_of=now,
-                    trigger=RunTrigger.SCHEDULE,
-                )
-            except (scanning.ScanRefused, scanning.UnknownSymbols) as refusal:
-                if isinstance(refusal, scanning.UnknownSymbols):
-                    raise CommandError(str(refusal)) from None
-                tally.refused += 1
-                self.stderr.write(f"{schedule.scanner} scan at {show_time(now)}: {refusal}")
-                continue
-            next_due[schedule.scanner] = now + schedule.interval
-            runs.append(run.pk)
-            tally.runs.append(run.pk)
-        return runs
-
-    @staticmethod
-    def _runs_done(runs: list[int]) -> bool:
-        return not ScanRun.objects.filter(
-            pk__in=runs, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
-        ).exists()
-
-    @staticmethod
-    def _checks_done(now: datetime) -> bool:
-        """Every check the sweep sent for this step has been run (done, unavailable or back to
-        pending for a retry later in market time)."""
-        return not OutcomeCheck.objects.filter(status=CheckStatus.CLAIMED, run_at__lte=now).exists()
-
-    @staticmethod
-    def _wait(condition, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        pause = threading.Event()
-        while not condition():
-            if time.monotonic() > deadline:
-                raise CommandError(
-                    f"{what} not done after {timeout:g} s; is a worker running on the scans "
-                    "and outcomes queues?"
-                )
-            pause.wait(POLL_SECONDS)
+        return ReplayPlan(
+            start=start, end=end, symbols=symbols, speed=speed, in_process=speed is None
+        )
 
     def _send_digests(self, timeout: float) -> None:
         """The open digest of alerts the caps held back waits for its market hour to end, which a
@@ -269,33 +238,16 @@ class Command(BaseCommand):
         unsent = Alert.objects.filter(
             pk__in=digests, state__in=[AlertState.PENDING, AlertState.SENDING]
         )
-        try:
-            self._wait(lambda: not unsent.exists(), timeout, "the digest of held-back alerts")
-        except CommandError as error:
-            self.stderr.write(f"{error}; it stays in the outbox and is sent later")
-
-    # --- the clock --------------------------------------------------------------------------
-
-    @staticmethod
-    def _save_clock() -> dict | None:
-        clock = get_clock()
-        return None if clock is None else {name: getattr(clock, name) for name in _CLOCK_FIELDS}
-
-    @staticmethod
-    def _set_clock(market_time: datetime, **fields) -> None:
-        with transaction.atomic():
-            if get_clock() is None:
-                ensure_clock()
-            ReplayClock.objects.filter(pk=CLOCK_PK).update(
-                market_time=market_time, finished=False, **fields
-            )
-
-    @staticmethod
-    def _restore_clock(saved: dict | None) -> None:
-        if saved is None:
-            ReplayClock.objects.filter(pk=CLOCK_PK).delete()
-        else:
-            ReplayClock.objects.filter(pk=CLOCK_PK).update(**saved)
+        deadline = time.monotonic() + timeout
+        pause = threading.Event()
+        while unsent.exists():
+            if time.monotonic() > deadline:
+                self.stderr.write(
+                    f"the digest of held-back alerts not sent after {timeout:g} s; it stays in "
+                    "the outbox and is sent later"
+                )
+                return
+            pause.wait(POLL_SECONDS)
 
     # --- the summary ------------------------------------------------------------------------
 

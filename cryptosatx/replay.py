@@ -1,0 +1,325 @@
+"""Replaying stored history through the whole product: the engine of `manage.py replay` and of the
+demo's history fill (`make run`).
+
+The replay clock stands at each market hour from the plan's start to its end in turn; at each step
+the scans due by their market-time schedules (the scanners' PeriodicTask rows, else the
+*_INTERVAL_HOURS settings) run, then the outcome checks due by the clock.
+
+Two ways to run a step, same services, same numbers:
+- **through the broker** (`--speed N`, or `in_process=False`): each scan's chord and each batch
+  of outcome checks is a Celery task, run by the workers (an embedded worker when there is no
+  broker); the replay waits for them.
+- **in this process** (`--speed max`): the same service functions the tasks call —
+  `scan_batch_run` per batch, `scan_finish`, `checks_run` — are called here, one after another,
+  with one replay source for the whole replay. No broker round trips, no polling. Alerts still go
+  through the outbox and the workers.
+
+Progress is kept in the `ReplayProgress` row (one replay at a time: there is one clock): the last
+market hour whose work is done, the scheduler's next due times and the clock the replay found.
+`stop()` (Ctrl-C in the command) ends the replay at the next hour boundary with a consistent
+database; `resume()` continues an interrupted one where it stopped. At its end the replay puts the
+clock back as it found it.
+
+The replay lives in the project package because it drives every app: scans, rankings, signals,
+outcome checks and alert digests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+
+from cryptosatx.models import ReplayProgress, ReplayState
+from market.models import ReplayClock
+from market.replay_clock import CLOCK_PK, ensure_clock, get_clock
+from market.sources.replay import ReplaySource
+from market.times import show_time
+from scanners import scanning, schedules
+from scanners.models import RunStatus, RunTrigger, ScanRun
+from tracking import services as tracking_services
+from tracking.models import CheckStatus, OutcomeCheck
+from tracking.outcomes import checks_sweep
+
+logger = logging.getLogger(__name__)
+
+STEP = timedelta(hours=1)
+POLL_SECONDS = 0.05
+PROGRESS_PK = 1
+_CLOCK_FIELDS = ("market_time", "start", "end", "step", "ticks", "finished")
+
+
+class ReplayError(Exception):
+    """The replay cannot go on (refused scope, work not done in time); the message says why."""
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    start: datetime
+    end: datetime
+    symbols: list[str] | None = None
+    speed: float | None = None  # market seconds per real second at most; None: as fast as it goes
+    in_process: bool = True  # run the step's work here (see the module docstring)
+
+
+@dataclass
+class ReplayTally:
+    started: datetime
+    runs: list[int] = field(default_factory=list)
+    refused: int = 0
+    hours: int = 0
+
+
+@dataclass(frozen=True)
+class HourDone:
+    """What `on_hour` receives after each market hour."""
+
+    market_time: datetime
+    hours_done: int
+    hours_total: int
+    seconds: float  # wall time this hour took
+
+
+class Replay:
+    """One replay of `plan`. `run()` does it; `stop()` (from another thread or a signal handler)
+    ends it at the next hour boundary, leaving it resumable."""
+
+    def __init__(
+        self,
+        plan: ReplayPlan,
+        *,
+        timeout: float = 600,
+        on_hour: Callable[[HourDone], None] | None = None,
+        on_refusal: Callable[[str], None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.timeout = timeout
+        self.on_hour = on_hour or (lambda done: None)
+        self.on_refusal = on_refusal or (lambda message: logger.warning("%s", message))
+        self._stop = threading.Event()
+        self.tally = ReplayTally(started=datetime.now(tz=UTC))
+        self.stopped = False
+
+    @property
+    def hours_total(self) -> int:
+        return int((self.plan.end - self.plan.start) / STEP) + 1
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    # --- running ----------------------------------------------------------------------------
+
+    def run(self, *, resume_from: ReplayProgress | None = None) -> ReplayTally:
+        """Replay the plan (or the rest of an interrupted one); the clock is put back as found
+        at the end, or kept at the replay's place when it is stopped (so it can resume)."""
+        if resume_from is None:
+            progress = _progress_begin(self.plan)
+            next_due: dict[str, datetime] = {}
+            now = self.plan.start
+        else:
+            progress = resume_from
+            next_due = {name: _parse(value) for name, value in progress.next_due.items()}
+            self.tally.runs = list(progress.run_ids)
+            self.tally.refused = progress.refused
+            self.tally.hours = progress.hours_done
+            now = progress.reached + STEP
+        _set_clock(now, start=self.plan.start, end=self.plan.end)
+        source = ReplaySource() if self.plan.in_process else None
+        try:
+            while now <= self.plan.end:
+                if self._stop.is_set():
+                    self.stopped = True
+                    ReplayProgress.objects.filter(pk=progress.pk).update(
+                        state=ReplayState.INTERRUPTED
+                    )
+                    return self.tally
+                began = time.monotonic()
+                _set_clock(now)
+                runs = self._start_due_scans(now, next_due)
+                if self.plan.in_process:
+                    _run_scans_here(runs, source)
+                    checks_sweep(run_here=True)
+                else:
+                    self._wait(lambda runs=runs: _runs_done(runs), f"scans at {show_time(now)}")
+                    checks_sweep()
+                    self._wait(lambda now=now: _checks_done(now), f"checks at {show_time(now)}")
+                self.tally.hours += 1
+                _progress_record(progress, now, next_due, self.tally)
+                self.on_hour(
+                    HourDone(now, self.tally.hours, self.hours_total, time.monotonic() - began)
+                )
+                if self.plan.speed is not None and now < self.plan.end:
+                    pause = STEP.total_seconds() / self.plan.speed - (time.monotonic() - began)
+                    self._stop.wait(max(0.0, pause))
+                now += STEP
+        except BaseException:
+            ReplayProgress.objects.filter(pk=progress.pk).update(state=ReplayState.INTERRUPTED)
+            raise
+        finally:
+            if source is not None:
+                source.close()
+        ReplayProgress.objects.filter(pk=progress.pk).update(state=ReplayState.FINISHED)
+        _restore_clock(progress.saved_clock)
+        return self.tally
+
+    def _start_due_scans(self, now: datetime, next_due: dict[str, datetime]) -> list[ScanRun]:
+        """The scheduler of `schedules.start_due_scans`, kept here in memory so that the replay
+        leaves the live ScanSchedule rows alone and the plan's symbols narrow every scan."""
+        runs = []
+        symbols = self.plan.symbols
+        for schedule in schedules.scan_schedules():
+            if not schedule.enabled or now < next_due.get(schedule.scanner, now):
+                continue
+            try:
+                run = scanning.scan_start(
+                    schedule.scanner,
+                    watchlist_id=None if symbols else schedule.watchlist_id,
+                    symbols=symbols,
+                    as_of=now,
+                    trigger=RunTrigger.SCHEDULE,
+                    send=not self.plan.in_process,
+                )
+            except scanning.UnknownSymbols as unknown:
+                raise ReplayError(str(unknown)) from None
+            except scanning.ScanRefused as refusal:
+                self.tally.refused += 1
+                self.on_refusal(f"{schedule.scanner} scan at {show_time(now)}: {refusal}")
+                continue
+            next_due[schedule.scanner] = now + schedule.interval
+            runs.append(run)
+            self.tally.runs.append(run.pk)
+        return runs
+
+    def _wait(self, condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        pause = threading.Event()
+        while not condition():
+            if time.monotonic() > deadline:
+                raise ReplayError(
+                    f"{what} not done after {self.timeout:g} s; is a worker running on the "
+                    "scans and outcomes queues?"
+                )
+            pause.wait(POLL_SECONDS)
+
+
+def interrupted_replay() -> ReplayProgress | None:
+    """The replay that was stopped before its end, if the last one was."""
+    return ReplayProgress.objects.filter(pk=PROGRESS_PK, state=ReplayState.INTERRUPTED).first()
+
+
+def plan_of(progress: ReplayProgress, *, speed: float | None = None) -> ReplayPlan:
+    """The plan an interrupted replay was running (at `speed`, which a resume may change)."""
+    return ReplayPlan(
+        start=progress.start,
+        end=progress.end,
+        symbols=progress.symbols,
+        speed=speed,
+        in_process=speed is None,
+    )
+
+
+# --- the work of one hour ---------------------------------------------------------------------
+
+
+def _run_scans_here(runs: list[ScanRun], source: ReplaySource | None) -> None:
+    """Each run's batches and final step, here, by the services the scan tasks call."""
+    for run in runs:
+        for number in range(run.batches_total):
+            scanning.scan_batch_run(
+                run.pk, scanning.batch_symbols(run, number), number, source=source
+            )
+        tracking_services.scan_finish(run.pk)
+
+
+def _runs_done(runs: list[ScanRun]) -> bool:
+    return not ScanRun.objects.filter(
+        pk__in=[run.pk for run in runs], status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+    ).exists()
+
+
+def _checks_done(now: datetime) -> bool:
+    """Every check the sweep sent for this step has been run (done, unavailable or back to
+    pending for a retry later in market time)."""
+    return not OutcomeCheck.objects.filter(status=CheckStatus.CLAIMED, run_at__lte=now).exists()
+
+
+# --- progress and the clock --------------------------------------------------------------------
+
+
+def _progress_begin(plan: ReplayPlan) -> ReplayProgress:
+    clock = get_clock()
+    saved = (
+        None if clock is None else {name: _jsonable(getattr(clock, name)) for name in _CLOCK_FIELDS}
+    )
+    progress, _created = ReplayProgress.objects.update_or_create(
+        pk=PROGRESS_PK,
+        defaults={
+            "start": plan.start,
+            "end": plan.end,
+            "symbols": plan.symbols,
+            "state": ReplayState.RUNNING,
+            "reached": None,
+            "hours_done": 0,
+            "hours_total": int((plan.end - plan.start) / STEP) + 1,
+            "next_due": {},
+            "run_ids": [],
+            "refused": 0,
+            "saved_clock": saved,
+        },
+    )
+    return progress
+
+
+def _progress_record(
+    progress: ReplayProgress, now: datetime, next_due: dict[str, datetime], tally: ReplayTally
+) -> None:
+    ReplayProgress.objects.filter(pk=progress.pk).update(
+        reached=now,
+        hours_done=tally.hours,
+        next_due={name: due.isoformat() for name, due in next_due.items()},
+        run_ids=tally.runs,
+        refused=tally.refused,
+        state=ReplayState.RUNNING,
+    )
+
+
+def _set_clock(market_time: datetime, **fields: Any) -> None:
+    with transaction.atomic():
+        if get_clock() is None:
+            ensure_clock()
+        ReplayClock.objects.filter(pk=CLOCK_PK).update(
+            market_time=market_time, finished=False, **fields
+        )
+
+
+def _restore_clock(saved: dict[str, Any] | None) -> None:
+    if saved is None:
+        ReplayClock.objects.filter(pk=CLOCK_PK).delete()
+        return
+    values = dict(saved)
+    for name in ("market_time", "start", "end"):
+        values[name] = _parse(values[name])
+    values["step"] = timedelta(seconds=values["step"])
+    ReplayClock.objects.filter(pk=CLOCK_PK).update(**values)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return value
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value)
