@@ -207,7 +207,7 @@ def make_source(base: str, now, concurrency: int):
     from httpengine.engine import RequestEngine
     from httpengine.limiter import AdaptiveLimiter
     from httpengine.registry import FUTURES_DATA_WINDOW_SECONDS
-    from market.sources.binance import BinanceSource
+    from market.sources.binance.source import BinanceSource
 
     limits = {
         "binance-spot": 6000,

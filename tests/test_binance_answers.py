@@ -7,12 +7,12 @@ import orjson
 import pytest
 
 from httpengine.calls import BadResponse
-from market.sources.binance import (
-    _AGG_TRADES_DECODER,
-    _KLINES_DECODER,
-    _decoded,
-    _klines_table,
-    _trades_table,
+from market.sources.binance.decoding import (
+    AGG_TRADES_DECODER,
+    KLINES_DECODER,
+    decoded,
+    klines_table,
+    trades_table,
 )
 
 
@@ -37,8 +37,8 @@ def _body(rows: list) -> str:
 def test_typed_klines_read_as_the_generic_reading_does():
     body = _body([_kline(0), _kline(3_600_000, close="0.00000123", taker="0")])
 
-    typed = _klines_table(_decoded(body, _KLINES_DECODER), "klines")
-    generic = _klines_table(_decoded(body, None), "klines")
+    typed = klines_table(decoded(body, KLINES_DECODER), "klines")
+    generic = klines_table(decoded(body, None), "klines")
 
     assert typed.tolist() == generic.tolist()
     assert typed[1].tolist() == [3_600_000, 100.0, 102.0, 99.5, 0.00000123, 12.5, 0.0]
@@ -47,8 +47,8 @@ def test_typed_klines_read_as_the_generic_reading_does():
 def test_typed_trades_read_as_the_generic_reading_does():
     body = _body([_trade(1), _trade(2, price="0.00012345", maker=False)])
 
-    typed = _trades_table(_decoded(body, _AGG_TRADES_DECODER), "trades")
-    generic = _trades_table(_decoded(body, None), "trades")
+    typed = trades_table(decoded(body, AGG_TRADES_DECODER), "trades")
+    generic = trades_table(decoded(body, None), "trades")
 
     assert typed.tolist() == generic.tolist()
     assert typed[1].tolist() == [0.00012345, 0.25, 1_715_212_800_002, 2, 0.0]
@@ -58,21 +58,21 @@ def test_a_kline_with_a_nan_close_is_a_bad_answer_naming_the_row():
     body = _body([_kline(0), _kline(3_600_000, close="NaN")])
 
     with pytest.raises(BadResponse, match="kline 2 has no valid close"):
-        _klines_table(_decoded(body, _KLINES_DECODER), "klines")
+        klines_table(decoded(body, KLINES_DECODER), "klines")
 
 
 def test_a_kline_row_too_short_is_a_bad_answer_naming_the_row():
     body = _body([_kline(0)[:6]])
 
     with pytest.raises(BadResponse, match="kline 1 is not a 12-field row"):
-        _klines_table(_decoded(body, _KLINES_DECODER), "klines")
+        klines_table(decoded(body, KLINES_DECODER), "klines")
 
 
 def test_a_kline_with_a_price_that_is_not_a_number_is_a_bad_answer_naming_the_row():
     body = _body([_kline(0, close="n/a")])
 
     with pytest.raises(BadResponse, match="kline 1 has no valid close"):
-        _klines_table(_decoded(body, _KLINES_DECODER), "klines")
+        klines_table(decoded(body, KLINES_DECODER), "klines")
 
 
 def test_a_trade_without_a_price_is_a_bad_answer():
@@ -80,7 +80,7 @@ def test_a_trade_without_a_price_is_a_bad_answer():
     del trade["p"]
 
     with pytest.raises(BadResponse, match="a trade is malformed"):
-        _trades_table(_decoded(_body([trade]), _AGG_TRADES_DECODER), "trades")
+        trades_table(decoded(_body([trade]), AGG_TRADES_DECODER), "trades")
 
 
 @pytest.mark.parametrize("price", ["NaN", "0", "-1.5"])
@@ -88,17 +88,17 @@ def test_a_trade_with_a_price_that_is_not_positive_is_a_bad_answer(price):
     body = _body([_trade(1), _trade(2, price=price)])
 
     with pytest.raises(BadResponse, match="invalid price"):
-        _trades_table(_decoded(body, _AGG_TRADES_DECODER), "trades")
+        trades_table(decoded(body, AGG_TRADES_DECODER), "trades")
 
 
 def test_an_error_answer_to_a_typed_call_is_read_as_json():
     body = '{"code": -1121, "msg": "Invalid symbol."}'
 
-    assert _decoded(body, _KLINES_DECODER) == {"code": -1121, "msg": "Invalid symbol."}
+    assert decoded(body, KLINES_DECODER) == {"code": -1121, "msg": "Invalid symbol."}
 
 
 def test_a_body_that_is_not_json_raises_the_value_error_ccxt_reports():
     # ccxt's parse_json catches ValueError and hands back the text, which _call refuses.
     assert issubclass(orjson.JSONDecodeError, ValueError)
     with pytest.raises(orjson.JSONDecodeError):
-        _decoded('[[1, "2"', _KLINES_DECODER)
+        decoded('[[1, "2"', KLINES_DECODER)

@@ -24,7 +24,8 @@ from httpengine.budgets import LocalBudget
 from httpengine.engine import RequestEngine
 from market.models import Candle, ListingSource, Market, MarketType, OpenInterest
 from market.sources.base import SourceError
-from market.sources.binance import BinanceSource, close_idle_runtimes
+from market.sources.binance.runtime import close_idle_runtimes
+from market.sources.binance.source import BinanceSource
 from market.sources.cache import clear_process_caches
 from market.values import (
     CandleSeries,
@@ -568,7 +569,7 @@ def test_a_window_too_busy_for_one_read_is_finished_by_the_next_reads(
 ):
     full = source.large_trades(["SOL/USDT"], as_of=NOW, min_usd=5_000)["SOL/USDT"]
     clear_process_caches()
-    monkeypatch.setattr("market.sources.binance.AGG_TRADES_MAX_PAGES", 1)
+    monkeypatch.setattr("market.sources.binance.source.AGG_TRADES_MAX_PAGES", 1)
     answers = [
         source.large_trades(["SOL/USDT"], as_of=NOW, min_usd=5_000)["SOL/USDT"] for _ in range(40)
     ]

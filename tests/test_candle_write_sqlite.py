@@ -16,7 +16,7 @@ from django.db.utils import ConnectionHandler
 
 from market import importing
 from market.models import Candle, Market, MarketType, PriceSeries
-from market.sources.binance import _insert_candles_sqlite
+from market.sources.binance.history import _insert_candles_sqlite
 from market.times import datetime_to_ms
 
 HOUR_MS = 3_600_000
@@ -137,7 +137,7 @@ def test_the_fast_sqlite_insert_keeps_the_rows_already_stored(sqlite):
 
 
 def test_the_fast_sqlite_insert_writes_a_table_longer_than_one_statement(sqlite, monkeypatch):
-    monkeypatch.setattr("market.sources.binance.SQLITE_ROWS_PER_INSERT", 2)
+    monkeypatch.setattr("market.sources.binance.history.SQLITE_ROWS_PER_INSERT", 2)
     btc = _market(sqlite, 7, "BTC/USDT")
     eth = _market(sqlite, 9, "ETH/USDT")
     todo = {

@@ -293,7 +293,7 @@ def test_a_clock_override_is_the_sources_now():
 
 
 def test_market_source_binance_selects_the_live_binance_source(settings):
-    from market.sources.binance import BinanceSource
+    from market.sources.binance.source import BinanceSource
 
     settings.MARKET_SOURCE = "binance"
     source = get_market_source()

@@ -37,7 +37,7 @@ def vendors(vendor_fake: FakeExchange) -> FakeExchange:
 
 
 def with_lunarcrush_key(base: str):
-    from market.sources.binance import BinanceSource
+    from market.sources.binance.source import BinanceSource
 
     return BinanceSource(
         clock=lambda: NOW,

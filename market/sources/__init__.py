@@ -14,7 +14,7 @@ __all__ = ["SOURCES", "MarketDataSource", "Missing", "SourceError", "get_market_
 # MARKET_SOURCE value -> the class that serves it (imported on first use).
 SOURCES = {
     "replay": "market.sources.replay.ReplaySource",
-    "binance": "market.sources.binance.BinanceSource",
+    "binance": "market.sources.binance.source.BinanceSource",
 }
 
 

@@ -20,7 +20,8 @@ from tqdm import tqdm
 from httpengine.calls import RequestError
 from market.models import MarketType
 from market.sources.base import SourceError, perpetual_symbol
-from market.sources.binance import BinanceSource, HistoryResult, UnknownSymbol
+from market.sources.binance.history import HistoryResult, UnknownSymbol
+from market.sources.binance.source import BinanceSource
 from market.times import TIMEFRAMES, parse_utc, show_time
 
 # Gaps listed one by one per symbol; more are summarised.
