@@ -37,6 +37,7 @@ from typing import Any
 from django.db import transaction
 
 from cryptosatx.models import ReplayProgress, ReplayState
+from market.candle_store import CandleMemory
 from market.models import ReplayClock
 from market.replay_clock import CLOCK_PK, ensure_clock, get_clock
 from market.sources.replay import ReplaySource
@@ -134,7 +135,7 @@ class Replay:
             self.tally.hours = progress.hours_done
             now = progress.reached + STEP
         _set_clock(now, start=self.plan.start, end=self.plan.end)
-        source = ReplaySource() if self.plan.in_process else None
+        source = ReplaySource(memory=CandleMemory()) if self.plan.in_process else None
         try:
             while now <= self.plan.end:
                 if self._stop.is_set():

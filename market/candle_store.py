@@ -23,7 +23,7 @@ from django.db import connections
 from django.db.models import BigIntegerField, Exists, Func, OuterRef, QuerySet, Subquery
 
 from market.models import Candle, FundingRate, Market, MarketType, OpenInterest, PriceSeries
-from market.times import require_aware, show_time, timeframe_duration
+from market.times import EPOCH, MILLISECOND, require_aware, show_time, timeframe_duration
 from market.values import CandleSeries, Maybe, Missing
 
 PRICE_TIMEFRAME = "1h"
@@ -429,3 +429,52 @@ def in_chunks(items: Iterable[_Item]) -> Iterator[list[_Item]]:
 
 def _hours(span: timedelta) -> str:
     return f"{span / timedelta(hours=1):g} h"
+
+
+# --- the store in memory, for a replay ---------------------------------------------------------
+
+
+class CandleMemory:
+    """Every stored candle of a timeframe and series, loaded on first use and then read as of any
+    time exactly as `closed_candles_bulk` reads the store (the newest `limit` candles closed by
+    as_of). For a replay, which reads the same history thousands of times while nothing writes
+    it. Costs 56 bytes a candle: a year of 500 coins' 1h candles is about 250 MB."""
+
+    def __init__(self) -> None:
+        self._tables: dict[tuple[str, str], dict[int, np.ndarray]] = {}
+
+    def closed_candles_bulk(
+        self,
+        markets: Sequence[Market],
+        *,
+        timeframe: str = PRICE_TIMEFRAME,
+        as_of: datetime,
+        limit: int,
+        series: str = PriceSeries.TRADES,
+    ) -> dict[int, CandleSeries]:
+        _check_limit(limit)
+        tables = self._tables_of(timeframe, series)
+        last_open_ms = (_last_open(as_of, timeframe) - EPOCH) // MILLISECOND
+        empty = np.empty((0, len(_CANDLE_FIELDS)))
+        result: dict[int, CandleSeries] = {}
+        for market in markets:
+            table = tables.get(market.pk, empty)
+            end = int(np.searchsorted(table[:, 0], last_open_ms, side="right"))
+            result[market.pk] = _series(market.symbol, timeframe, table[max(0, end - limit) : end])
+        return result
+
+    def _tables_of(self, timeframe: str, series: str) -> dict[int, np.ndarray]:
+        key = (timeframe, series)
+        if key not in self._tables:
+            rows = Candle.objects.filter(timeframe=timeframe, series=series).values_list(
+                "market_id", *_candle_columns()
+            )
+            table = numeric_table(rows, width=len(_CANDLE_FIELDS) + 1)
+            table = table[np.lexsort((table[:, 1], table[:, 0]))]
+            market_ids, starts = np.unique(table[:, 0], return_index=True)
+            ends = [*starts[1:], len(table)]
+            self._tables[key] = {
+                int(market_id): table[start:end, 1:]
+                for market_id, start, end in zip(market_ids, starts, ends, strict=True)
+            }
+        return self._tables[key]

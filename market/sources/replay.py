@@ -90,10 +90,22 @@ class ReplaySource(MarketDataSource):
     name = "replay"
 
     def __init__(
-        self, *, exchange: str | None = None, clock: Callable[[], datetime] | None = None
+        self,
+        *,
+        exchange: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+        memory: candle_store.CandleMemory | None = None,
     ) -> None:
         self.exchange = exchange or settings.EXCHANGE
         self._clock = clock
+        # With `memory` (a replay's in-process source): candles come from it, and markets and
+        # tickers, which nothing changes during a replay, are read once per as_of (every scan of
+        # an hour picks its universe from the same ones).
+        self.memory = memory
+        self._markets_as_of: dict[tuple[datetime, str], list[MarketInfo]] = {}
+        self._tickers_as_of: dict[tuple[datetime, tuple[str, ...]], dict[str, Maybe[Ticker]]] = {}
+        self._memo_as_of: datetime | None = None
+        self._market_rows: dict[str, Market] = {}
 
     def now(self) -> datetime:
         if self._clock is not None:
@@ -110,6 +122,15 @@ class ReplaySource(MarketDataSource):
     # --- markets and candles ----------------------------------------------------------------
 
     def markets(self, *, as_of: datetime, market_type: str = MarketType.SPOT) -> list[MarketInfo]:
+        if self.memory is None:
+            return self._read_markets(as_of, market_type)
+        self._forget_other_hours(as_of)
+        key = (as_of, market_type)
+        if key not in self._markets_as_of:
+            self._markets_as_of[key] = self._read_markets(as_of, market_type)
+        return self._markets_as_of[key]
+
+    def _read_markets(self, as_of: datetime, market_type: str) -> list[MarketInfo]:
         annotated = candle_store.annotate_candle_bounds(
             Market.objects.filter(exchange=self.exchange, market_type=market_type),
             as_of=as_of,
@@ -135,9 +156,12 @@ class ReplaySource(MarketDataSource):
     ) -> dict[str, Maybe[CandleSeries]]:
         symbols = unique(symbols)
         found = self._markets(symbols)
-        series = candle_store.closed_candles_bulk(
-            list(found.values()), timeframe=timeframe, as_of=as_of, limit=limit
+        read = (
+            candle_store.closed_candles_bulk
+            if self.memory is None
+            else self.memory.closed_candles_bulk
         )
+        series = read(list(found.values()), timeframe=timeframe, as_of=as_of, limit=limit)
         result: dict[str, Maybe[CandleSeries]] = {}
         for symbol in symbols:
             market = found.get(symbol)
@@ -152,6 +176,22 @@ class ReplaySource(MarketDataSource):
         return result
 
     def tickers(self, symbols: Sequence[str], *, as_of: datetime) -> dict[str, Maybe[Ticker]]:
+        if self.memory is not None:
+            self._forget_other_hours(as_of)
+            key = (as_of, tuple(symbols))
+            if key not in self._tickers_as_of:
+                self._tickers_as_of[key] = self._read_tickers(symbols, as_of)
+            return self._tickers_as_of[key]
+        return self._read_tickers(symbols, as_of)
+
+    def _forget_other_hours(self, as_of: datetime) -> None:
+        """A replay moves forward: what was read for another as_of is not asked again."""
+        if self._memo_as_of != as_of:
+            self._markets_as_of.clear()
+            self._tickers_as_of.clear()
+            self._memo_as_of = as_of
+
+    def _read_tickers(self, symbols: Sequence[str], as_of: datetime) -> dict[str, Maybe[Ticker]]:
         return tickers_from_candles(
             self.candles(symbols, timeframe="1h", as_of=as_of, limit=24), as_of
         )
@@ -300,7 +340,15 @@ class ReplaySource(MarketDataSource):
     # --- helpers -----------------------------------------------------------------------------
 
     def _markets(self, symbols: Iterable[str]) -> dict[str, Market]:
-        return candle_store.markets_by_symbol(symbols, exchange=self.exchange)
+        if self.memory is None:
+            return candle_store.markets_by_symbol(symbols, exchange=self.exchange)
+        symbols = list(symbols)
+        unread = [symbol for symbol in symbols if symbol not in self._market_rows]
+        if unread:
+            self._market_rows.update(candle_store.markets_by_symbol(unread, exchange=self.exchange))
+        return {
+            symbol: self._market_rows[symbol] for symbol in symbols if symbol in self._market_rows
+        }
 
     def _no_market(self, symbol: str) -> Missing:
         kind = "perpetual" if ":" in symbol else "spot market"

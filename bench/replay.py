@@ -1,0 +1,255 @@
+"""Benchmark the replay (issue 16): how long stored history takes to replay, whether a market hour
+costs the same at the end as at the start, and how far the replay is from its compute floor.
+
+    .venv/bin/python bench/replay.py [--db sqlite,postgres] [--runs 3]
+        [--start 2024-03-01 --end 2024-03-15 | --whole] [--data DIR]
+
+For each database (SQLite in a temporary VAR_DIR; PostgreSQL: a database
+`cryptosatx_benchreplay_<pid>_<n>` on 127.0.0.1, dropped after) it migrates, imports the history
+once (the bundled sample, or --data DIR through `import_ohlcv`), then runs the replay --runs times,
+each on a fresh copy of that database, in a child process: `Replay` (cryptosatx/replay.py) at
+--speed max, as `manage.py replay` runs it, every scanner at its interval, rankings, signals,
+outcome checks, alerts into the outbox.
+
+Per run it records the wall time, every market hour's cost, the peak memory (max RSS) of the
+child, and what the replay did (scans, coins scanned, signals, checks). It prints, per database,
+the median over the runs of:
+
+* **seconds** for the period and **market hours per second**;
+* **flatness**: the mean cost of an hour in the period's last 30 days (or last quarter, for a
+  period under 120 days) over the first's; 1.0 is flat;
+* **compute floor**: the arithmetic the scanners do for the same coin scans — TA-Lib RSI over
+  500 closes and a 72-candle taker share in NumPy, once per coin scanned — timed in the same
+  run, and the replay's ratio to it;
+* **peak memory** of the child.
+
+`--whole` replays the whole stored history after its warm-up month (the bundled sample:
+2023-12-01 to 2024-05-08). Results go to docs/BENCHMARKS.md by hand (the table is printed as
+Markdown). Ctrl-C stops the children and drops the databases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench_support import PG, pg_admin  # noqa: E402
+
+SAMPLE_START = "2023-12-01"
+SAMPLE_END = "2024-05-08T23:00Z"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default="sqlite,postgres", help="sqlite, postgres or both")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--start", default="2024-03-01")
+    parser.add_argument("--end", default="2024-03-15")
+    parser.add_argument("--whole", action="store_true", help="the whole sample after warm-up")
+    parser.add_argument("--data", help="a market-data folder to import instead of the sample")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.whole:
+        args.start, args.end = SAMPLE_START, SAMPLE_END
+    return args
+
+
+# --- the child: one replay, measured --------------------------------------------------------------
+
+
+def child(args: argparse.Namespace) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cryptosatx.settings")
+    import django
+
+    django.setup()
+    from celery import current_app
+    from django.conf import settings
+
+    from core.embedded_celery import EmbeddedCelery
+    from cryptosatx.replay import Replay, ReplayPlan
+    from market.replay_clock import store_span
+    from market.times import parse_utc
+    from scanners.models import ScanRun
+    from tracking.models import CheckStatus, OutcomeCheck, Signal
+
+    start, end = parse_utc(args.start), parse_utc(args.end)
+    span = store_span()
+    end = min(end, span.last_close_time)
+    hours: list[tuple[str, float]] = []
+    embedded = None
+    if settings.EMBEDDED:  # alerts go through the outbox and a worker, as in `manage.py replay`
+        embedded = EmbeddedCelery(current_app._get_current_object(), threads=2, with_beat=False)
+        embedded.start()
+    began = time.perf_counter()
+    try:
+        replay = Replay(
+            ReplayPlan(start=start, end=end),
+            on_hour=lambda done: hours.append((done.market_time.isoformat(), done.seconds)),
+        )
+        tally = replay.run()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    seconds = time.perf_counter() - began
+    runs = ScanRun.objects.filter(pk__in=tally.runs)
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "hours": [cost for _hour, cost in hours],
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "scans": runs.count(),
+                "coins_scanned": sum(runs.values_list("coins_done", flat=True)),
+                "signals": Signal.objects.filter(scan_run__in=tally.runs).count(),
+                "checks_done": OutcomeCheck.objects.filter(status=CheckStatus.DONE).count(),
+                "floor_seconds": compute_floor(sum(runs.values_list("coins_done", flat=True))),
+            }
+        )
+    )
+
+
+def compute_floor(coin_scans: int) -> float:
+    """Seconds the scanners' arithmetic takes for `coin_scans` coins: RSI(14) over 500 closes
+    (TA-Lib) and the taker-buy share of 72 candles (NumPy), on real closes of the store."""
+    import numpy as np
+    import talib
+
+    from market.models import Candle
+
+    closes = np.array(
+        Candle.objects.filter(timeframe="1h").order_by("market_id", "open_time")
+        .values_list("close", flat=True)[:500],
+        dtype=np.float64,
+    )  # fmt: skip
+    volume = np.abs(np.diff(closes, prepend=closes[0])) + 1.0
+    taker = volume * 0.55
+    began = time.perf_counter()
+    for _ in range(coin_scans):
+        talib.RSI(closes, timeperiod=14)
+        float(taker[-72:].sum() / volume[-72:].sum())
+    return time.perf_counter() - began
+
+
+# --- the parent: databases, runs, the table -------------------------------------------------------
+
+
+def prepare(db: str, args: argparse.Namespace, workdir: Path) -> dict[str, str]:
+    """Migrate and import once; the environment a child replays with (on a fresh copy)."""
+    env = {**os.environ, "DEBUG": "0", "SECRET_KEY": "bench-replay", "LOG_LEVEL": "WARNING"}
+    env.pop("DATABASE_URL", None)
+    env["VAR_DIR"] = str(workdir / "template")
+    if db == "postgres":
+        name = f"cryptosatx_benchreplay_{os.getpid()}_tpl"
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}"')
+        pg_admin(f'CREATE DATABASE "{name}"')
+        env["DATABASE_URL"] = f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
+    Path(env["VAR_DIR"]).mkdir(parents=True, exist_ok=True)
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, check=True, cwd=ROOT)
+    load = ["import_ohlcv", args.data] if args.data else ["load_sample"]
+    subprocess.run([*manage, *load], env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return env
+
+
+def fresh_copy(db: str, template: dict[str, str], workdir: Path, number: int) -> dict[str, str]:
+    env = dict(template)
+    if db == "sqlite":
+        var = workdir / f"run{number}"
+        shutil.copytree(template["VAR_DIR"], var, dirs_exist_ok=True)
+        env["VAR_DIR"] = str(var)
+    else:
+        name = f"cryptosatx_benchreplay_{os.getpid()}_{number}"
+        template_name = template["DATABASE_URL"].rsplit("/", 1)[1]
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}"')
+        pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
+        env["DATABASE_URL"] = template["DATABASE_URL"].rsplit("/", 1)[0] + f"/{name}"
+    return env
+
+
+def drop(db: str, env: dict[str, str]) -> None:
+    if db == "postgres":
+        pg_admin(f'DROP DATABASE IF EXISTS "{env["DATABASE_URL"].rsplit("/", 1)[1]}"')
+
+
+def flatness(hours: list[float]) -> float:
+    """Mean cost of the last 30 days' hours over the first 30 days' (quarters when shorter)."""
+    window = 30 * 24 if len(hours) >= 120 * 24 else max(1, len(hours) // 4)
+    first, last = hours[:window], hours[-window:]
+    return statistics.fmean(last) / statistics.fmean(first)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.child:
+        child(args)
+        return
+    print(f"replay {args.start} → {args.end}, {args.runs} runs per database", file=sys.stderr)
+    rows = []
+    for db in [name.strip() for name in args.db.split(",") if name.strip()]:
+        with tempfile.TemporaryDirectory(prefix="benchreplay-") as tmp:
+            workdir = Path(tmp)
+            template = prepare(db, args, workdir)
+            results = []
+            try:
+                for number in range(args.runs):
+                    env = fresh_copy(db, template, workdir, number)
+                    try:
+                        out = subprocess.run(
+                            [sys.executable, __file__, "--child", "--start", args.start,
+                             "--end", args.end],
+                            env=env, cwd=ROOT, check=True, capture_output=True, text=True,
+                        )  # fmt: skip
+                    finally:
+                        drop(db, env)
+                    result = json.loads(out.stdout.strip().splitlines()[-1])
+                    results.append(result)
+                    print(
+                        f"{db} run {number + 1}: {result['seconds']:.1f} s, "
+                        f"{len(result['hours'])} h, flatness {flatness(result['hours']):.2f}, "
+                        f"floor {result['floor_seconds']:.3f} s, "
+                        f"peak {result['peak_rss_mb']:.0f} MB, {result['signals']} signals",
+                        file=sys.stderr,
+                    )
+            finally:
+                drop(db, template)
+        rows.append((db, results))
+    print_table(args, rows)
+
+
+def print_table(args: argparse.Namespace, rows: list) -> None:
+    cpu = os.cpu_count()
+    print(f"\n`{' '.join(sys.argv)}` — {platform.machine()}, {cpu} CPUs, Python "
+          f"{platform.python_version()}; median of {args.runs} runs\n")  # fmt: skip
+    print(
+        "| database | period | market hours | seconds | hours/s | last/first month per hour "
+        "| compute floor | ratio to floor | peak memory | scans | coins scanned | signals |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for db, results in rows:
+        seconds = statistics.median(r["seconds"] for r in results)
+        floor = statistics.median(r["floor_seconds"] for r in results)
+        flat = statistics.median(flatness(r["hours"]) for r in results)
+        hours = len(results[0]["hours"])
+        print(
+            f"| {db} | {args.start} → {args.end} | {hours:,} | {seconds:.1f} "
+            f"| {hours / seconds:.1f} | {flat:.2f}× "
+            f"| {floor:.3f} s | {seconds / floor:,.0f}× "
+            f"| {max(r['peak_rss_mb'] for r in results):.0f} MB | {results[0]['scans']:,} "
+            f"| {results[0]['coins_scanned']:,} | {results[0]['signals']:,} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""The replay's in-memory candles read exactly what the store's reads give, as of any time: no
+candle that closes after as_of, the same newest `limit`, the same numbers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from market import candle_store
+from market.candle_store import CandleMemory
+from market.sources.replay import ReplaySource
+from market.times import datetime_to_ms
+from market.values import CandleSeries
+from tests.factories import START, MarketFactory, hourly_candles
+
+pytestmark = pytest.mark.django_db
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+def markets():
+    """Two coins: one with a two-hour hole in its history, one listed 10 hours later."""
+    gappy = MarketFactory(base="GAP")
+    hourly_candles(gappy, [100.0 + i for i in range(20)])
+    hourly_candles(gappy, [200.0 + i for i in range(20)], start=START + 22 * HOUR)
+    late = MarketFactory(base="LATE")
+    hourly_candles(late, [50.0 + i for i in range(30)], start=START + 10 * HOUR)
+    return [gappy, late]
+
+
+def same(left: CandleSeries, right: CandleSeries) -> bool:
+    return len(left) == len(right) and all(
+        np.array_equal(getattr(left, name), getattr(right, name), equal_nan=True)
+        for name in ("open_time", "open", "high", "low", "close", "volume", "taker_buy_volume")
+    )
+
+
+@pytest.mark.parametrize("minutes", [0, 1, 30, 59])
+@pytest.mark.parametrize("limit", [1, 3, 24, 500])
+def test_in_memory_candles_are_the_stores_as_of_every_time(markets, minutes, limit):
+    memory = CandleMemory()
+    for hour in range(-1, 45):
+        as_of = START + hour * HOUR + timedelta(minutes=minutes)
+        stored = candle_store.closed_candles_bulk(markets, as_of=as_of, limit=limit)
+        remembered = memory.closed_candles_bulk(markets, as_of=as_of, limit=limit)
+        assert all(same(stored[m.pk], remembered[m.pk]) for m in markets), as_of
+
+
+def test_the_in_memory_source_never_gives_a_candle_closing_after_as_of(markets):
+    as_of = START + timedelta(hours=20, minutes=30)
+    source = ReplaySource(memory=CandleMemory())
+    series = source.candles(["GAP/USDT"], as_of=as_of, limit=500)["GAP/USDT"]
+    assert series.close_time.max() <= datetime_to_ms(as_of)
+    assert len(series) == 20
