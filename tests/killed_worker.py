@@ -3,16 +3,22 @@
 A test writes its worker's settings (tests.settings plus its own lines) and gets the worker's
 environment from `worker_env`, starts the worker with `doomed_worker`, sends its task, and calls
 the `kill_when` the block yields: once the task is where the test wants it, the worker's whole
-process group gets SIGKILL, as a crash or an OOM kill would.
+process group gets SIGKILL, as a crash or an OOM kill would. A task too quick to be caught gets its
+slowness from the worker's settings module (`slow_in_worker`), never from a knob in product code.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from celery.signals import task_prerun
 from django.db import connection
 
 from tests.processes import ROOT, celery_worker, kill, wait_until
@@ -65,3 +71,29 @@ def doomed_worker(
         yield kill_when
     if not killed:
         raise AssertionError(f"worker {name} was never killed")
+
+
+def slow_in_worker(target: str, seconds: float) -> None:
+    """Make every call of `target` ("package.module.function") in this worker sleep `seconds`
+    first, so a test can kill the worker while a task sits there. Called from a worker's settings
+    module; the product must look the function up in that module when it calls it.
+
+    Installed as each pool process starts its first task: the settings module is read before
+    Django is set up, when the product's modules cannot be imported yet."""
+    module_name, _, name = target.rpartition(".")
+
+    def install(**_: Any) -> None:
+        module = importlib.import_module(module_name)
+        original = getattr(module, name)
+        if getattr(original, "slowed_in_worker", False):
+            return
+
+        @functools.wraps(original)
+        def slowed(*args: Any, **kwargs: Any) -> Any:
+            time.sleep(seconds)
+            return original(*args, **kwargs)
+
+        slowed.slowed_in_worker = True  # type: ignore[attr-defined]
+        setattr(module, name, slowed)
+
+    task_prerun.connect(install, weak=False)

@@ -53,14 +53,18 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 # What a worker logs when a task's result (and so its part of a chord) cannot reach the backend.
 CHORD_REPORT_LOST = "Exception raised outside body: network:ConnectionError"
 
+# Each batch sits `delay` seconds after marking its run running, before it reads the market:
+# the tests kill its worker, or stop Redis, right there.
 WORKER_SETTINGS = """
+from tests.killed_worker import slow_in_worker
+
 SCAN_BATCH_SIZE = 2
-SCAN_BATCH_TEST_DELAY_SECONDS = {delay}
+slow_in_worker("scanners.scanning.get_market_source", {delay})
 """
 
 
 def scan_worker_env(tmp_path: Path, broker: str, *, delay: float = 2.0, **extra: str) -> dict:
-    """The environment of a scans worker on `broker` and the test database."""
+    """The environment of a scans worker on `broker` and the test database, its batches slow."""
     settings = WORKER_SETTINGS.format(delay=delay)
     return worker_env(tmp_path, "watchdog_worker_settings", settings, broker, **extra)
 
