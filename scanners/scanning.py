@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -418,9 +417,6 @@ def scan_batch_run(
     )
     # A batch starting is progress: the run is alive (the overlap guard and the watchdog read it).
     ScanRun.objects.filter(pk=run_id).update(progressed_at=now)
-    delay = float(getattr(settings, "SCAN_BATCH_TEST_DELAY_SECONDS", 0) or 0)
-    if delay:  # test-only: makes a batch slow enough to kill its worker mid-run
-        time.sleep(delay)
     symbols = list(dict.fromkeys(symbols))
     results, failures = _scan(run, symbols, source)
     return _write_batch(run, number, symbols, results, failures)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
-from django.db import connection
 
 from alerts import delivery
 from alerts.models import Alert, AlertState
 from fakes.telegram import DEFAULT_TOKEN, FakeTelegram
 from tests.factories import AlertFactory
-from tests.processes import ROOT, celery_worker, flushed_redis_db, kill, sending_app, wait_until
+from tests.killed_worker import doomed_worker, worker_env
+from tests.processes import flushed_redis_db, sending_app
 
 BROKER = os.environ.get("ALERTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/10")
 CHAT = "1001"
@@ -29,8 +29,6 @@ CHAT = "1001"
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 WORKER_SETTINGS = """
-from tests.settings import *  # noqa: F403
-
 TELEGRAM_API_URL = {url!r}
 TELEGRAM_BOT_TOKEN = {token!r}
 TELEGRAM_CHAT_ID = {chat!r}
@@ -57,27 +55,16 @@ def test_a_worker_killed_between_send_and_mark_leaves_the_alert_unconfirmed(
 ) -> None:
     fake = FakeTelegram()
     with fake.running_in_thread() as base_url:
-        (tmp_path / "alerts_worker_settings.py").write_text(
-            WORKER_SETTINGS.format(url=base_url, token=DEFAULT_TOKEN, chat=CHAT)
-        )
-        database = connection.settings_dict
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "alerts_worker_settings",
-            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
-            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:"
-            f"{database['PORT']}/{database['NAME']}",
-            "CELERY_BROKER_URL": broker,
-            "CELERY_RESULT_BACKEND": broker,
-        }
+        worker_settings = WORKER_SETTINGS.format(url=base_url, token=DEFAULT_TOKEN, chat=CHAT)
+        env = worker_env(tmp_path, "alerts_worker_settings", worker_settings, broker)
         alert = AlertFactory(chat_id=CHAT)
         fake.stall()
-        with celery_worker(
+        with doomed_worker(
             queues="alerts", name="alerts-doomed", env=env, log=tmp_path / "doomed.log"
-        ) as doomed:
+        ) as kill_when:
             app.send_task("alerts.send_pending")
-            wait_until(lambda: len(fake.messages) == 1, 60, f"the send (logs in {tmp_path})")
-            kill(doomed)  # Telegram has it; the worker never hears back, never marks it
+            # Killed once Telegram has it: the worker never hears back, never marks it.
+            kill_when(lambda: len(fake.messages) == 1, "the send")
         fake.stall(False)
         assert Alert.objects.get(pk=alert.pk).state == AlertState.SENDING
 

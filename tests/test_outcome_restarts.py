@@ -11,26 +11,16 @@ message; the checks are still CLAIMED in the database, and once their claim is s
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from market.models import Candle
 from tests.factories import MarketFactory, SignalFactory
-from tests.processes import (
-    CELERY,
-    ROOT,
-    celery_worker,
-    free_port,
-    kill,
-    process,
-    redis_server,
-    wait_until,
-)
+from tests.killed_worker import doomed_worker, worker_env
+from tests.processes import CELERY, celery_worker, free_port, process, redis_server, wait_until
 from tracking.models import CheckStatus, OutcomeCheck
 from tracking.outcomes import checks_create_for
 
@@ -39,18 +29,10 @@ HOUR = timedelta(hours=1)
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 WORKER_SETTINGS = """
-from tests.settings import *  # noqa: F403
-
 MARKET_SOURCE = "replay"  # and no replay clock: live mode on the wall clock, store-only data
 OUTCOME_CLAIM_STALE_SECONDS = 3
 OUTCOME_SWEEP_SECONDS = 1
 """
-
-
-def worker(env: dict[str, str], log: Path):
-    return celery_worker(
-        queues="outcomes", name=f"outcomes-{log.stem}", env=env, log=log, concurrency=2
-    )
 
 
 def beat(env: dict[str, str], tmp_path: Path, log: Path):
@@ -103,17 +85,7 @@ def test_worker_beat_and_redis_restarted_while_checks_are_pending_every_check_co
 ) -> None:
     port = free_port()
     broker = f"redis://127.0.0.1:{port}/0"
-    (tmp_path / "outcome_restart_settings.py").write_text(WORKER_SETTINGS)
-    database = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "outcome_restart_settings",
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
-        f"{database['NAME']}",
-        "CELERY_BROKER_URL": broker,
-        "CELERY_RESULT_BACKEND": broker,
-    }
+    env = worker_env(tmp_path, "outcome_restart_settings", WORKER_SETTINGS, broker)
     # Ten signals whose 1h checks fall due 20 to 29 s from now, one per second.
     now = timezone.now()
     signals = [
@@ -127,24 +99,34 @@ def test_worker_beat_and_redis_restarted_while_checks_are_pending_every_check_co
 
     with (
         redis_server(port, tmp_path / "redis.log"),
-        worker(env, tmp_path / "first.log") as doomed,
+        doomed_worker(
+            queues="outcomes",
+            name="outcomes-first",
+            env=env,
+            log=tmp_path / "first.log",
+            concurrency=2,
+        ) as kill_when,
         beat(env, tmp_path, tmp_path / "b1.log"),
     ):
         # The first sweep claims all ten (due within the lookahead) and sends them with eta:
         # the worker holds them, unacknowledged, until their due time.
-        wait_until(
+        kill_when(
             lambda: hourly.filter(status=CheckStatus.CLAIMED).count() == 10,
-            60,
-            f"the sweeper to claim the checks (logs in {tmp_path})",
+            "the sweeper to claim the checks",
         )
         assert not hourly.filter(status=CheckStatus.DONE).exists()
-        kill(doomed)
         # Beat stopped with the worker; now Redis goes, and every message with it.
     assert timezone.now() < min(check.due_at for check in hourly), "too slow: checks came due"
 
     with (
         redis_server(port, tmp_path / "redis.log"),
-        worker(env, tmp_path / "second.log"),
+        celery_worker(
+            queues="outcomes",
+            name="outcomes-second",
+            env=env,
+            log=tmp_path / "second.log",
+            concurrency=2,
+        ),
         beat(env, tmp_path, tmp_path / "b2.log"),
     ):
         wait_until(

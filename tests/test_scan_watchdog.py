@@ -10,7 +10,6 @@ process, as an operator may set it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import timedelta
@@ -21,7 +20,6 @@ import redis
 from celery import Celery
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-from django.db import connection
 from django.utils import timezone
 
 from alerts.models import Alert
@@ -37,8 +35,15 @@ from tests.factories import (
     ScanRunFactory,
     hourly_candles,
 )
-from tests.processes import ROOT, celery_worker, free_port, kill, process, sending_app, wait_until
-from tests.test_outcome_restarts import redis_server
+from tests.killed_worker import doomed_worker, worker_env
+from tests.processes import (
+    celery_worker,
+    free_port,
+    process,
+    redis_server,
+    sending_app,
+    wait_until,
+)
 from tests.test_scan_pipeline import AS_OF, HOURS, make_coins
 from tracking import services
 from tracking.models import OutcomeCheck, Signal
@@ -48,28 +53,20 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 # What a worker logs when a task's result (and so its part of a chord) cannot reach the backend.
 CHORD_REPORT_LOST = "Exception raised outside body: network:ConnectionError"
 
+# Each batch sits `delay` seconds after marking its run running, before it reads the market:
+# the tests kill its worker, or stop Redis, right there.
 WORKER_SETTINGS = """
-from tests.settings import *  # noqa: F403
+from tests.killed_worker import slow_in_worker
 
 SCAN_BATCH_SIZE = 2
-SCAN_BATCH_TEST_DELAY_SECONDS = {delay}
+slow_in_worker("scanners.scanning.get_market_source", {delay})
 """
 
 
-def worker_env(tmp_path: Path, broker: str, *, delay: float = 2.0, **extra: str) -> dict:
-    """The environment of a worker process on `broker` and the test database."""
-    (tmp_path / "watchdog_worker_settings.py").write_text(WORKER_SETTINGS.format(delay=delay))
-    database = connection.settings_dict
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "watchdog_worker_settings",
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
-        f"{database['NAME']}",
-        "CELERY_BROKER_URL": broker,
-        "CELERY_RESULT_BACKEND": broker,
-        **extra,
-    }
+def scan_worker_env(tmp_path: Path, broker: str, *, delay: float = 2.0, **extra: str) -> dict:
+    """The environment of a scans worker on `broker` and the test database, its batches slow."""
+    settings = WORKER_SETTINGS.format(delay=delay)
+    return worker_env(tmp_path, "watchdog_worker_settings", settings, broker, **extra)
 
 
 def falling_coin(base: str) -> str:
@@ -104,13 +101,14 @@ def test_a_scan_whose_worker_was_killed_is_finished_by_the_watchdog_with_its_fin
     settings.SCAN_BATCH_SIZE = 2
     settings.SCAN_STALE_SECONDS = 1
     symbols = [falling_coin("DIP"), *make_coins("AAA", "BBB", "CCC", "DDD", "EEE")]  # 3 batches
-    env = worker_env(tmp_path, url)
+    env = scan_worker_env(tmp_path, url)
 
-    with celery_worker(queues="scans", name="doomed", env=env, log=tmp_path / "doomed.log") as w:
+    with doomed_worker(
+        queues="scans", name="doomed", env=env, log=tmp_path / "doomed.log"
+    ) as kill_when:
         run = scanning.scan_start("rsi", symbols=symbols, as_of=AS_OF)
         # The first batch marks the run running, then sits in its delay: kill it right there.
-        wait_until(lambda: run_of(run).status == RunStatus.RUNNING, 60, "the first batch")
-        kill(w)
+        kill_when(lambda: run_of(run).status == RunStatus.RUNNING, "the first batch")
     assert run_of(run).batches_done == 0, "the batch finished before its worker was killed"
 
     with celery_worker(queues="scans", name="rescuer", env=env, log=tmp_path / "rescuer.log"):
@@ -148,7 +146,7 @@ def test_a_final_step_lost_to_a_redis_outage_is_run_again_by_the_watchdog(
     settings.SCAN_BATCH_SIZE = 2
     settings.SCAN_STALE_SECONDS = 1
     symbols = [falling_coin("DIP"), *make_coins("AAA", "BBB")]  # two batches, run side by side
-    env = worker_env(tmp_path, url, delay=3.0)
+    env = scan_worker_env(tmp_path, url, delay=3.0)
     unacked = redis.Redis(port=port)
     log = tmp_path / "worker.log"
 
@@ -338,7 +336,9 @@ def test_manage_py_check_reports_a_too_short_visibility_timeout(monkeypatch) -> 
 
 def test_a_worker_with_a_too_short_visibility_timeout_refuses_to_start(tmp_path: Path) -> None:
     # Nothing listens on the broker's port: the worker must stop before it would connect.
-    env = worker_env(tmp_path, f"redis://127.0.0.1:{free_port()}/0", CELERY_VISIBILITY_TIMEOUT="10")
+    env = scan_worker_env(
+        tmp_path, f"redis://127.0.0.1:{free_port()}/0", CELERY_VISIBILITY_TIMEOUT="10"
+    )
     log = tmp_path / "refused.log"
 
     with process([*celery_worker_command(), "-Q", "scans", "-n", "refused@%h"], log, env) as worker:

@@ -58,8 +58,16 @@ read, the fake's own computing included, as a real exchange's is), `error_rate` 
 with an HTML or empty body), `timeout_rate` (sleeps `timeout_seconds`, default 60, then 504),
 `malformed_rate` (200 with truncated JSON or an HTML page), drawn from
 `random.Random(fault_seed)`.
+
+**Modules.** `core.py` (switches, errors, the request pipeline with limits, bans and faults, the
+control plane, the fake now, listings, stats, running), one module per venue declaring its own
+paths (`binance_spot.py`, `binance_futures.py` with the synthetic derivatives statistics,
+`coingecko.py`, `lunarcrush.py`, and `binance_common.py` for what both Binance APIs answer alike),
+`server.py` (`FakeExchange`, the four combined), `series.py` (the served candle series),
+`data.py` (loading a data folder), `synthetic.py` (the made-up values).
 """
 
-from fakes.exchange.server import FakeExchange, Switches
+from fakes.exchange.core import Switches
+from fakes.exchange.server import FakeExchange
 
 __all__ = ["FakeExchange", "Switches"]

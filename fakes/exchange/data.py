@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "taker_buy_volume")
 
 
