@@ -36,7 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
-from core.threaded_server import serve_in_thread
+from fakes.threaded_server import serve_in_thread
 
 DEFAULT_TOKEN = "123456:TEST-TOKEN"  # noqa: S105 - the fake's own token, not a secret
 MAX_TEXT_LENGTH = 4096

@@ -24,10 +24,10 @@ import numpy as np
 import orjson
 from aiohttp import web
 
-from core.threaded_server import serve_in_thread
 from fakes.exchange import synthetic as syn
 from fakes.exchange.data import HOUR_MS, MarketData, load_folder, ms_to_iso, parse_now
 from fakes.exchange.series import Perp, Series
+from fakes.threaded_server import serve_in_thread
 
 SYNTHETIC = {"X-Fake-Synthetic": "true"}
 JSON = "application/json"

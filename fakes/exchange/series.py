@@ -151,11 +151,6 @@ class Series:
         first = int(ids[0]) - int(self.first_trade_id[i])
         return texts[first : first + len(ids)]
 
-    def trades_in(self, i: int, j0: int, j1: int, futures: bool) -> list[tuple[int, str]]:
-        """Aggregate trades j0..j1-1 of candle i as (time, JSON text)."""
-        ids, stamps = self.trade_stamps(i, j0, j1)
-        return list(zip(stamps.tolist(), self.format_trades(i, ids, stamps, futures), strict=True))
-
     def day_window(self, now: int) -> tuple[int, int]:
         """Indexes [i0, i1) of the closed candles of the last 24 hours as of `now`."""
         i1 = self.candles.visible(now)
