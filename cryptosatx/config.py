@@ -470,6 +470,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Market time the replay clock starts at. Default: first candle + REPLAY_WARMUP_HOURS.",
     ),
     Setting(
+        "REPLAY_FILL_DAYS",
+        30,
+        _whole_number(0),
+        REPLAY,
+        "Days of history the first `make run` replays in the background at full speed before "
+        "the live replay clock goes on from there (0: none).",
+    ),
+    Setting(
         "REPLAY_WARMUP_HOURS",
         720,
         _whole_number(0),

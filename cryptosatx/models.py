@@ -22,6 +22,11 @@ class ReplayState(models.TextChoices):
     FINISHED = "finished", "Finished"
 
 
+class ReplayPurpose(models.TextChoices):
+    REPLAY = "replay", "Replay (manage.py replay)"
+    HISTORY_FILL = "history_fill", "Filling the demo's history (make run)"
+
+
 class ReplayProgress(models.Model):
     """The replay under way or the last one (one row: there is one replay clock). Written after
     every market hour, so an interrupted replay resumes where it stopped (cryptosatx/replay.py)."""
@@ -30,6 +35,9 @@ class ReplayProgress(models.Model):
     end = models.DateTimeField()
     symbols = models.JSONField(null=True, blank=True, help_text="None: the universe.")
     state = models.CharField(max_length=12, choices=ReplayState.choices)
+    purpose = models.CharField(
+        max_length=12, choices=ReplayPurpose.choices, default=ReplayPurpose.REPLAY
+    )
     reached = models.DateTimeField(null=True, help_text="The last market hour whose work is done.")
     hours_done = models.PositiveIntegerField(default=0)
     hours_total = models.PositiveIntegerField(default=0)
@@ -38,6 +46,9 @@ class ReplayProgress(models.Model):
     refused = models.PositiveIntegerField(default=0)
     saved_clock = models.JSONField(
         null=True, help_text="The replay clock as the replay found it; put back at its end."
+    )
+    keep_clock = models.BooleanField(
+        default=False, help_text="Leave the clock where the replay ends (the history fill)."
     )
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -35,8 +35,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
-from cryptosatx.models import ReplayProgress, ReplayState
+from cryptosatx.models import ReplayProgress, ReplayPurpose, ReplayState
 from market.candle_store import CandleMemory
 from market.models import ReplayClock
 from market.replay_clock import CLOCK_PK, ensure_clock, get_clock
@@ -54,6 +55,8 @@ STEP = timedelta(hours=1)
 POLL_SECONDS = 0.05
 PROGRESS_PK = 1
 _CLOCK_FIELDS = ("market_time", "start", "end", "step", "ticks", "finished")
+# How long the clock stays held after the replay's last hour: far above an hour's work.
+HOLD = timedelta(minutes=2)
 
 
 class ReplayError(Exception):
@@ -67,6 +70,10 @@ class ReplayPlan:
     symbols: list[str] | None = None
     speed: float | None = None  # market seconds per real second at most; None: as fast as it goes
     in_process: bool = True  # run the step's work here (see the module docstring)
+    # Leave the clock where the replay ends (the demo's history fill, after which the live clock
+    # goes on from there) instead of putting it back as the replay found it.
+    keep_clock: bool = False
+    purpose: str = ReplayPurpose.REPLAY
 
 
 @dataclass
@@ -134,18 +141,18 @@ class Replay:
             self.tally.refused = progress.refused
             self.tally.hours = progress.hours_done
             now = progress.reached + STEP
-        _set_clock(now, start=self.plan.start, end=self.plan.end)
+        # Held past the pause between two hours at --speed N, renewed every hour.
+        hold = HOLD + (STEP / self.plan.speed if self.plan.speed else timedelta(0))
+        _set_clock(now, hold=hold, start=self.plan.start, end=self.plan.end)
         source = ReplaySource(memory=CandleMemory()) if self.plan.in_process else None
         try:
             while now <= self.plan.end:
                 if self._stop.is_set():
                     self.stopped = True
-                    ReplayProgress.objects.filter(pk=progress.pk).update(
-                        state=ReplayState.INTERRUPTED
-                    )
+                    _interrupted(progress)
                     return self.tally
                 began = time.monotonic()
-                _set_clock(now)
+                _set_clock(now, hold=hold)
                 runs = self._start_due_scans(now, next_due)
                 if self.plan.in_process:
                     _run_scans_here(runs, source)
@@ -164,13 +171,16 @@ class Replay:
                     self._stop.wait(max(0.0, pause))
                 now += STEP
         except BaseException:
-            ReplayProgress.objects.filter(pk=progress.pk).update(state=ReplayState.INTERRUPTED)
+            _interrupted(progress)
             raise
         finally:
             if source is not None:
                 source.close()
         ReplayProgress.objects.filter(pk=progress.pk).update(state=ReplayState.FINISHED)
-        _restore_clock(progress.saved_clock)
+        if self.plan.keep_clock:
+            ReplayClock.objects.filter(pk=CLOCK_PK).update(held_until=None)
+        else:
+            _restore_clock(progress.saved_clock)
         return self.tally
 
     def _start_due_scans(self, now: datetime, next_due: dict[str, datetime]) -> list[ScanRun]:
@@ -226,6 +236,8 @@ def plan_of(progress: ReplayProgress, *, speed: float | None = None) -> ReplayPl
         symbols=progress.symbols,
         speed=speed,
         in_process=speed is None,
+        keep_clock=progress.keep_clock,
+        purpose=progress.purpose,
     )
 
 
@@ -257,6 +269,12 @@ def _checks_done(now: datetime) -> bool:
 # --- progress and the clock --------------------------------------------------------------------
 
 
+def _interrupted(progress: ReplayProgress) -> None:
+    """Stopped before its end: resumable; beat may move the clock again meanwhile."""
+    ReplayProgress.objects.filter(pk=progress.pk).update(state=ReplayState.INTERRUPTED)
+    ReplayClock.objects.filter(pk=CLOCK_PK).update(held_until=None)
+
+
 def _progress_begin(plan: ReplayPlan) -> ReplayProgress:
     clock = get_clock()
     saved = (
@@ -269,6 +287,8 @@ def _progress_begin(plan: ReplayPlan) -> ReplayProgress:
             "end": plan.end,
             "symbols": plan.symbols,
             "state": ReplayState.RUNNING,
+            "purpose": plan.purpose,
+            "keep_clock": plan.keep_clock,
             "reached": None,
             "hours_done": 0,
             "hours_total": int((plan.end - plan.start) / STEP) + 1,
@@ -294,12 +314,17 @@ def _progress_record(
     )
 
 
-def _set_clock(market_time: datetime, **fields: Any) -> None:
+def _set_clock(market_time: datetime, *, hold: timedelta = HOLD, **fields: Any) -> None:
+    """Stand the clock at `market_time`, held by the replay for `hold` (renewed every hour), so
+    beat's tick does not move it too; a replay that dies lets go of it when the hold runs out."""
     with transaction.atomic():
         if get_clock() is None:
             ensure_clock()
         ReplayClock.objects.filter(pk=CLOCK_PK).update(
-            market_time=market_time, finished=False, **fields
+            market_time=market_time,
+            finished=False,
+            held_until=timezone.now() + hold,
+            **fields,
         )
 
 
@@ -311,7 +336,7 @@ def _restore_clock(saved: dict[str, Any] | None) -> None:
     for name in ("market_time", "start", "end"):
         values[name] = _parse(values[name])
     values["step"] = timedelta(seconds=values["step"])
-    ReplayClock.objects.filter(pk=CLOCK_PK).update(**values)
+    ReplayClock.objects.filter(pk=CLOCK_PK).update(**values, held_until=None)
 
 
 def _jsonable(value: Any) -> Any:

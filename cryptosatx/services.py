@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from celeryconfig import HEARTBEAT_SECONDS
 from cryptosatx.celery import app
+from cryptosatx.history_fill import progress_text, replay_under_way
 from cryptosatx.models import Heartbeat
 
 logger = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def check_replay_clock() -> dict[str, Any]:
     clock = ReplayClock.objects.filter(pk=1).first()
     if clock is None:
         return {"status": "waiting", "detail": "no replay clock yet (empty candle store?)"}
-    return {
+    check = {
         "status": "ok",
         "market_time": clock.market_time.isoformat(),
         "start": clock.start.isoformat(),
@@ -134,6 +135,10 @@ def check_replay_clock() -> dict[str, Any]:
         "ticks": clock.ticks,
         "finished": clock.finished,
     }
+    under_way = replay_under_way()
+    if under_way is not None:
+        check["history"] = progress_text(under_way)
+    return check
 
 
 def check_exchange_bans() -> dict[str, Any]:
@@ -228,14 +233,18 @@ def health_report(probed: ProbedParts | None = None) -> dict[str, Any]:
 
 
 def public_health(report: dict[str, Any]) -> dict[str, Any]:
-    """What anyone may see of `report`: the status and the names of the parts that are down;
-    no host, port, error text, version or worker name."""
+    """What anyone may see of `report`: the status, the names of the parts that are down and
+    what a replay filling history is doing; no host, port, error text, version or worker name."""
     down = sorted(
         name
         for name, check in report.items()
         if isinstance(check, dict) and check.get("status") == "error"
     )
-    return {"status": report["status"], "down": down}
+    public = {"status": report["status"], "down": down}
+    history = (report.get("replay_clock") or {}).get("history")
+    if history:
+        public["history"] = history
+    return public
 
 
 class HealthProber:

@@ -182,6 +182,12 @@ class ReplayClock(models.Model):
     step = models.DurationField(help_text="Market time added per tick.")
     ticks = models.PositiveIntegerField(default=0)
     finished = models.BooleanField(default=False)
+    held_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A replay drives the clock until then (wall time, renewed every market hour); "
+        "beat's tick leaves it alone meanwhile.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -114,7 +114,8 @@ def reset_clock(*, start: datetime | None = None) -> ReplayClock | None:
 
 def advance_clock(*, min_interval: timedelta | None = None) -> ReplayClock | None:
     """Move the clock one step forward, capped at its end (then it is finished); None if the
-    store is empty.
+    store is empty or a replay holds the clock (`held_until`: it moves the clock itself, and
+    beat's due scans and sweep would repeat its work).
 
     The read-modify-write runs under a row lock, so concurrent calls step one after another and
     never lose or repeat a step. A call within `min_interval` of real time after the previous
@@ -128,6 +129,9 @@ def advance_clock(*, min_interval: timedelta | None = None) -> ReplayClock | Non
         min_interval = timedelta(seconds=settings.REPLAY_TICK_SECONDS / 2)
     with transaction.atomic():
         clock = ReplayClock.objects.select_for_update().get(pk=CLOCK_PK)
+        if clock.held_until is not None and clock.held_until > timezone.now():
+            logger.debug("replay tick skipped: a replay drives the clock")
+            return None
         if clock.finished:
             return clock
         since_last = timezone.now() - clock.updated_at

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,7 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProduct
         RUN_PORT=str(port),
         ADMIN_PASSWORD="e2e-admin-password",
         REPLAY_TICK_SECONDS="1",
+        REPLAY_FILL_DAYS="1",
         PYTHONUNBUFFERED="1",
     )
     process = subprocess.Popen(
@@ -133,6 +135,18 @@ def test_make_run_serves_the_admin_login(product: RunningProduct) -> None:
     with urllib.request.urlopen(f"{product.base_url}/admin/login/", timeout=10) as response:
         assert response.status == 200
         assert "CryptoSatX" in response.read().decode()
+
+
+@pytest.mark.e2e
+def test_make_run_fills_history_first_then_the_clock_goes_on_from_there(
+    product: RunningProduct,
+) -> None:
+    product.wait_for_line("history filled up to", timeout=180)
+    report = product.health_until(lambda r: r.get("replay_clock", {}).get("ticks", 0) >= 1, 60)
+    clock = report["replay_clock"]
+    filled = datetime.fromisoformat(clock["start"]) + timedelta(days=1)
+    assert datetime.fromisoformat(clock["market_time"]) > filled
+    assert "filling history:" in "".join(product.output)
 
 
 @pytest.mark.e2e

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from cryptosatx import embedded
 from cryptosatx.celery import app
 from cryptosatx.gc_tuning import tune_for_throughput
+from cryptosatx.history_fill import HistoryFill, history_fill_due
 
 
 class Command(BaseCommand):
@@ -25,6 +26,8 @@ class Command(BaseCommand):
             )
         tune_for_throughput()  # this process is the worker too
         clock = _prepare_replay_clock()
+        fill_due = history_fill_due() if clock is not None else None
+        fill = HistoryFill(*fill_due) if fill_due else None
         base = f"http://{host}:{port}"
 
         def announce() -> None:
@@ -43,13 +46,25 @@ class Command(BaseCommand):
                     f"{clock.end:%Y-%m-%d %H:%M}, {hours:g} market hour(s) every "
                     f"{settings.REPLAY_TICK_SECONDS:g} s"
                 )
+            if fill is not None:
+                lines.append(
+                    f"  History      filling {fill.plan.start:%Y-%m-%d} → {fill.plan.end:%Y-%m-%d} "
+                    "in the background at full speed (progress here and in /api/health); the "
+                    "replay clock goes on from there"
+                )
             lines += ["Press Ctrl-C to stop.", ""]
             self.stdout.write("\n".join(lines))
+            if fill is not None:
+                fill.start()
 
         try:
             embedded.serve(app, host=host, port=port, on_ready=announce)
         except OSError as error:
             raise CommandError(f"cannot serve on {host}:{port}: {error}") from error
+        finally:
+            if fill is not None and fill.is_alive():
+                fill.stop()
+                fill.join()
         self.stdout.write("CryptoSatX stopped cleanly.")
 
 
