@@ -327,6 +327,54 @@ SETTINGS: tuple[Setting, ...] = (
         "person to decide in the admin, or `resend` (may duplicate).",
     ),
     Setting(
+        "ALERT_SEND_TIMEOUT_SECONDS",
+        120.0,
+        positive_interval,
+        ALERTS,
+        "An alert `sending` this long (since its send started) belongs to a worker that vanished "
+        "and becomes `unconfirmed`. Longer than the longest wait inside one send: a rate-limit "
+        "window (60 s for groups) plus the HTTP timeouts.",
+    ),
+    Setting(
+        "ALERT_RETRY_BACKOFF_SECONDS",
+        2.0,
+        positive_interval,
+        ALERTS,
+        "Wait before resending after a network error or a 5xx: this × 2^(attempts − 1), capped, "
+        "with ±20 % jitter.",
+    ),
+    Setting(
+        "ALERT_RETRY_BACKOFF_MAX_SECONDS",
+        300.0,
+        positive_interval,
+        ALERTS,
+        "Cap of that wait.",
+    ),
+    Setting(
+        "TELEGRAM_READ_TIMEOUT_SECONDS",
+        10.0,
+        positive_interval,
+        ALERTS,
+        "Read timeout of a Bot API call; a send whose answer does not arrive in time is "
+        "`unconfirmed` (ALERT_UNCONFIRMED_POLICY).",
+    ),
+    Setting(
+        "ALERT_SWEEP_SECONDS",
+        30.0,
+        positive_interval,
+        ALERTS,
+        "How often beat runs the alert outbox sweeper (`alerts.sweep_outbox`): a lost send "
+        "message delays an alert by at most this long.",
+    ),
+    Setting(
+        "BOT_POLL_SECONDS",
+        3.0,
+        positive_interval,
+        ALERTS,
+        "How often beat polls Telegram for bot commands (`alerts.poll_bot_updates`), while "
+        "TELEGRAM_BOT_TOKEN is set.",
+    ),
+    Setting(
         "DAILY_SUMMARY_HOUR",
         8,
         whole_number(0, 23),
@@ -537,6 +585,23 @@ SETTINGS: tuple[Setting, ...] = (
         whole_number(1),
         OUTCOMES,
         "Groups with fewer checked outcomes are 'too few to judge'; no recommendation from them.",
+    ),
+    Setting(
+        "OUTCOME_SWEEP_SECONDS",
+        60.0,
+        positive_interval,
+        OUTCOMES,
+        "How often beat runs the outcome sweeper (`tracking.sweep_outcome_checks`), which claims "
+        "the checks due within the next 5 minutes.",
+    ),
+    Setting(
+        "OUTCOME_CLAIM_STALE_SECONDS",
+        900.0,
+        positive_interval,
+        OUTCOMES,
+        "A claimed outcome check still open this long after its claim and its due time was lost "
+        "(worker killed, Redis restarted empty): the sweeper claims it again. Longer than the 5 "
+        "minutes a claim is made ahead plus a busy queue.",
     ),
     # --- access: lockout and throttling (README, "Throttling and lockout") ----------------------
     Setting(

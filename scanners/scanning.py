@@ -91,7 +91,7 @@ class UnknownSymbols(ValueError):
 
 
 def batch_size() -> int:
-    return int(getattr(settings, "SCAN_BATCH_SIZE", 50))
+    return settings.SCAN_BATCH_SIZE
 
 
 def scanner_interval(scanner: str) -> timedelta:
