@@ -98,6 +98,8 @@ def scanner_interval(scanner: str) -> timedelta:
     """The scanner's schedule interval; for `all`, the longest of the four."""
     if scanner == ScannerName.ALL:
         return max(scanner_interval(name) for name in RUN_SCANNERS)
+    # Read by computed name: every INTERVAL_SETTINGS value is in the settings table
+    # (tests/test_config.py checks it).
     return timedelta(hours=float(getattr(settings, INTERVAL_SETTINGS[scanner])))
 
 
