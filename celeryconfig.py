@@ -1,7 +1,9 @@
-"""Celery configuration (https://docs.celeryq.dev/en/stable/userguide/configuration.html).
+"""Celery configuration (https://docs.celeryq.dev/en/stable/userguide/configuration.html), all of
+it: cryptosatx/celery.py only loads this module, and Django's settings hold no Celery option.
 
-Values that vary between machines come from Django settings, which read and validate the
-environment; everything here is policy.
+Values that vary between machines come from Django settings of the table in cryptosatx/config.py
+(CELERY_BROKER_URL, CELERY_RESULT_BACKEND, CELERY_TASK_TIME_LIMIT, CELERY_VISIBILITY_TIMEOUT, the
+beat intervals ...), read here as plain `settings.X`; everything else here is policy.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from django.conf import settings
 from kombu import Queue
 
 broker_url = settings.CELERY_BROKER_URL
-result_backend = settings.CELERY_RESULT_BACKEND
+# Unset: the Redis broker keeps the results too; with the in-process broker, an in-process cache.
+result_backend = settings.CELERY_RESULT_BACKEND or (
+    "cache+memory://" if broker_url == "memory://" else broker_url
+)
 result_expires = timedelta(days=1)
 
 # JSON only: tasks take ids and plain values, never pickled objects.
@@ -52,8 +57,7 @@ broker_connection_retry_on_startup = True
 # the longest eta (plus the task run after it), or a message still held would run twice. Workers
 # and beat refuse to start with less (cryptosatx/broker_checks.py). A killed worker's batch does
 # not wait for it: the scan watchdog re-sends it after SCAN_STALE_SECONDS.
-VISIBILITY_TIMEOUT = int(settings.CELERY_VISIBILITY_TIMEOUT)
-broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT}
+broker_transport_options = {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
 if broker_url == "memory://":
     # The in-process broker is polled; a short interval keeps `make run` snappy at no real cost.
     broker_transport_options["polling_interval"] = 0.05

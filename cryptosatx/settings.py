@@ -53,11 +53,9 @@ ALLOWED_HOSTS = _config["ALLOWED_HOSTS"]
 TIME_ZONE = _config["TIME_ZONE"]
 # Empty: the embedded default's SQLite file (DATABASES below).
 DATABASE_URL = _config["DATABASE_URL"]
-# Celery reads its configuration from celeryconfig.py (see cryptosatx/celery.py).
+# The four CELERY_* values are read by celeryconfig.py, which holds all of Celery's configuration.
 CELERY_BROKER_URL = _config["CELERY_BROKER_URL"]
-CELERY_RESULT_BACKEND = _config["CELERY_RESULT_BACKEND"] or (
-    "cache+memory://" if CELERY_BROKER_URL == "memory://" else CELERY_BROKER_URL
-)
+CELERY_RESULT_BACKEND = _config["CELERY_RESULT_BACKEND"]
 CELERY_TASK_TIME_LIMIT = _config["CELERY_TASK_TIME_LIMIT"]
 CELERY_VISIBILITY_TIMEOUT = _config["CELERY_VISIBILITY_TIMEOUT"]
 MARKET_SOURCE = _config["MARKET_SOURCE"]
