@@ -1,7 +1,9 @@
-"""Celery configuration (https://docs.celeryq.dev/en/stable/userguide/configuration.html).
+"""Celery configuration (https://docs.celeryq.dev/en/stable/userguide/configuration.html), all of
+it: cryptosatx/celery.py only loads this module, and Django's settings hold no Celery option.
 
-Values that vary between machines come from Django settings, which read and validate the
-environment; everything here is policy.
+Values that vary between machines come from Django settings of the table in cryptosatx/config.py
+(CELERY_BROKER_URL, CELERY_RESULT_BACKEND, CELERY_TASK_TIME_LIMIT, CELERY_VISIBILITY_TIMEOUT, the
+beat intervals ...), read here as plain `settings.X`; everything else here is policy.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from django.conf import settings
 from kombu import Queue
 
 broker_url = settings.CELERY_BROKER_URL
-result_backend = settings.CELERY_RESULT_BACKEND
+# Unset: the Redis broker keeps the results too; with the in-process broker, an in-process cache.
+result_backend = settings.CELERY_RESULT_BACKEND or (
+    "cache+memory://" if broker_url == "memory://" else broker_url
+)
 result_expires = timedelta(days=1)
 
 # JSON only: tasks take ids and plain values, never pickled objects.
@@ -52,8 +57,7 @@ broker_connection_retry_on_startup = True
 # the longest eta (plus the task run after it), or a message still held would run twice. Workers
 # and beat refuse to start with less (cryptosatx/broker_checks.py). A killed worker's batch does
 # not wait for it: the scan watchdog re-sends it after SCAN_STALE_SECONDS.
-VISIBILITY_TIMEOUT = int(settings.CELERY_VISIBILITY_TIMEOUT)
-broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT}
+broker_transport_options = {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
 if broker_url == "memory://":
     # The in-process broker is polled; a short interval keeps `make run` snappy at no real cost.
     broker_transport_options["polling_interval"] = 0.05
@@ -73,19 +77,14 @@ if "django_celery_beat" in settings.INSTALLED_APPS:
 
 # Beat's heartbeat interval; the health endpoint calls beat stale after three missed beats.
 HEARTBEAT_SECONDS = 10
-# The outcome sweeper claims the checks due within the next few minutes (tracking/outcomes.py);
-# OUTCOME_SWEEP_SECONDS overrides it (tests run it every second).
-OUTCOME_SWEEP_SECONDS = float(getattr(settings, "OUTCOME_SWEEP_SECONDS", 60))
-# The alert outbox sweeper (alerts.sweep_outbox); ALERT_SWEEP_SECONDS overrides it.
-ALERT_SWEEP_SECONDS = float(getattr(settings, "ALERT_SWEEP_SECONDS", 30))
-# The bot's getUpdates poller (alerts.poll_bot_updates), while a bot token is set.
-BOT_POLL_SECONDS = float(getattr(settings, "BOT_POLL_SECONDS", 3))
 # The summaries' and the bot's tasks live outside alerts/tasks.py (autodiscovery's only module).
 imports = ("alerts.summary_tasks",)
 
 
 def build_beat_schedule() -> dict[str, dict]:
-    """Periodic tasks fixed by the code, their intervals taken from settings.
+    """Periodic tasks fixed by the code, their intervals read from the settings when called
+    (OUTCOME_SWEEP_SECONDS, SCAN_WATCHDOG_SECONDS, ALERT_SWEEP_SECONDS, REPLAY_TICK_SECONDS,
+    DAILY_SUMMARY_HOUR, TRADE_TALLY_REFRESH_SECONDS, BOT_POLL_SECONDS).
 
     The scanners are not here: each is a PeriodicTask row ("scan rsi", ...) that beat's
     DatabaseScheduler reads and an operator can pause or re-time in the admin; `sync_schedules`
@@ -98,11 +97,12 @@ def build_beat_schedule() -> dict[str, dict]:
             "schedule": timedelta(seconds=HEARTBEAT_SECONDS),
             "options": {"expires": HEARTBEAT_SECONDS},
         },
-        # Durable outcome checks: due rows claimed and sent with eta (ARCHITECTURE.md).
+        # Durable outcome checks: the rows due within the next few minutes claimed and sent with
+        # eta (ARCHITECTURE.md, tracking/outcomes.py).
         "sweep-outcome-checks": {
             "task": "tracking.sweep_outcome_checks",
-            "schedule": timedelta(seconds=OUTCOME_SWEEP_SECONDS),
-            "options": {"expires": OUTCOME_SWEEP_SECONDS},
+            "schedule": timedelta(seconds=settings.OUTCOME_SWEEP_SECONDS),
+            "options": {"expires": settings.OUTCOME_SWEEP_SECONDS},
         },
         # Stalled scans: lost batches or a lost final step re-sent, hopeless runs failed.
         "watch-scans": {
@@ -114,8 +114,8 @@ def build_beat_schedule() -> dict[str, dict]:
         # (alerts/delivery.py). A lost send-task message delays an alert by at most this long.
         "sweep-alert-outbox": {
             "task": "alerts.sweep_outbox",
-            "schedule": timedelta(seconds=ALERT_SWEEP_SECONDS),
-            "options": {"expires": ALERT_SWEEP_SECONDS},
+            "schedule": timedelta(seconds=settings.ALERT_SWEEP_SECONDS),
+            "options": {"expires": settings.ALERT_SWEEP_SECONDS},
         },
     }
     if settings.MARKET_SOURCE == "replay":
@@ -149,10 +149,11 @@ def build_beat_schedule() -> dict[str, dict]:
             "options": {"expires": refresh},
         }
     if str(settings.TELEGRAM_BOT_TOKEN or "").strip():
+        # The bot's getUpdates poller.
         schedule["poll-bot-updates"] = {
             "task": "alerts.poll_bot_updates",
-            "schedule": timedelta(seconds=BOT_POLL_SECONDS),
-            "options": {"expires": BOT_POLL_SECONDS},
+            "schedule": timedelta(seconds=settings.BOT_POLL_SECONDS),
+            "options": {"expires": settings.BOT_POLL_SECONDS},
         }
     return schedule
 

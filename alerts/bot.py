@@ -300,10 +300,9 @@ def _bot(loop: asyncio.AbstractEventLoop):
     from telegram import Bot
     from telegram.request import HTTPXRequest
 
-    timeout = float(getattr(settings, "TELEGRAM_READ_TIMEOUT_SECONDS", 10))
     request = HTTPXRequest(
         connect_timeout=5.0,
-        read_timeout=timeout,
+        read_timeout=settings.TELEGRAM_READ_TIMEOUT_SECONDS,
         write_timeout=5.0,
         pool_timeout=5.0,
         httpx_kwargs={"trust_env": False},

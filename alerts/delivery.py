@@ -47,18 +47,11 @@ logger = logging.getLogger(__name__)
 CONSOLE = "console"
 TELEGRAM = "telegram"
 
-# A SENDING row older than this (since its send started) belongs to a worker that vanished. It must
-# exceed the longest wait inside one send: a rate-limit window (60 s for groups) plus the HTTP
-# timeouts. ALERT_SEND_TIMEOUT_SECONDS overrides it (tests make it short).
-SEND_TIMEOUT_SECONDS = 120.0
-# RETRYING after a network error or a 5xx: base * 2^(attempts-1), capped, with ±20 % jitter.
-RETRY_BACKOFF_SECONDS = 2.0
-RETRY_BACKOFF_MAX_SECONDS = 300.0
 # How long one `outbox_send_due` call keeps sending (and waiting for retries falling due).
 SEND_BATCH_SECONDS = 50.0
-# HTTP timeouts of the Bot API client; a read timeout leaves the outcome unknown (UNCONFIRMED).
+# HTTP timeouts of the Bot API client besides the read timeout (TELEGRAM_READ_TIMEOUT_SECONDS),
+# which leaves the outcome unknown (UNCONFIRMED).
 CONNECT_TIMEOUT_SECONDS = 5.0
-READ_TIMEOUT_SECONDS = 10.0
 
 PER_CHAT_PER_SECOND = 1
 OVERALL_PER_SECOND = 30
@@ -69,13 +62,15 @@ LIVE_STATES = (AlertState.PENDING, AlertState.RETRYING, AlertState.SENDING)
 
 
 def send_timeout() -> float:
-    return float(getattr(settings, "ALERT_SEND_TIMEOUT_SECONDS", SEND_TIMEOUT_SECONDS))
+    """Seconds after which a SENDING row belongs to a worker that vanished."""
+    return settings.ALERT_SEND_TIMEOUT_SECONDS
 
 
 def retry_backoff(attempts: int) -> float:
-    base = float(getattr(settings, "ALERT_RETRY_BACKOFF_SECONDS", RETRY_BACKOFF_SECONDS))
-    cap = float(getattr(settings, "ALERT_RETRY_BACKOFF_MAX_SECONDS", RETRY_BACKOFF_MAX_SECONDS))
-    delay = min(base * 2 ** max(attempts - 1, 0), cap)
+    """Seconds to wait before the next attempt after `attempts` failed ones (network error, 5xx):
+    base * 2^(attempts-1), capped, with ±20 % jitter."""
+    base = settings.ALERT_RETRY_BACKOFF_SECONDS
+    delay = min(base * 2 ** max(attempts - 1, 0), settings.ALERT_RETRY_BACKOFF_MAX_SECONDS)
     return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not cryptography
 
 
@@ -350,9 +345,7 @@ class _TelegramSender:
         self.loop = loop
         request = HTTPXRequest(
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            read_timeout=float(
-                getattr(settings, "TELEGRAM_READ_TIMEOUT_SECONDS", READ_TIMEOUT_SECONDS)
-            ),
+            read_timeout=settings.TELEGRAM_READ_TIMEOUT_SECONDS,
             write_timeout=CONNECT_TIMEOUT_SECONDS,
             pool_timeout=CONNECT_TIMEOUT_SECONDS,
             # Never a proxy from the environment: the API URL is the setting.

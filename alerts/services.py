@@ -50,6 +50,8 @@ def alert_destination() -> tuple[str, str]:
 
 
 def tier_enabled(tier: int) -> bool:
+    # Read by computed name: every TIER_SWITCHES value is in the settings table
+    # (tests/test_config.py checks it).
     return bool(getattr(settings, TIER_SWITCHES[tier]))
 
 

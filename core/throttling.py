@@ -29,6 +29,8 @@ class SettingRateMixin:
         return caches[settings.THROTTLE_CACHE]
 
     def get_rate(self) -> str:
+        # Read by computed name: every throttle's `rate_setting` is in the settings table
+        # (tests/test_config.py checks it).
         return getattr(settings, self.rate_setting)
 
 

@@ -1,4 +1,5 @@
-"""The Celery application. Its configuration lives in the top-level celeryconfig.py."""
+"""The Celery application. All of its configuration lives in the top-level celeryconfig.py; this
+module loads it, lists the apps whose tasks to find and hooks the start-up checks."""
 
 import os
 

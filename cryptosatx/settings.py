@@ -1,4 +1,11 @@
-"""Django settings. Everything variable comes from the environment through cryptosatx.config."""
+"""Django settings. Everything variable comes from the environment through cryptosatx.config.
+
+`load_config` parses and checks every variable of its table (cryptosatx/config.py); the first part
+of this module names each one as the Django setting of the same name, one line each and grouped as
+the table groups them, so `git grep "RSI_WINDOW ="` finds it. Code reads `settings.RSI_WINDOW`,
+never the environment. The second part builds Django's own settings from those names. A test
+(tests/test_config.py) fails when this module and the table name different variables.
+"""
 
 from __future__ import annotations
 
@@ -13,32 +20,152 @@ from cryptosatx.config import ConfigError, load_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-CONFIG = load_config(os.environ)
-# Every validated setting (thresholds, intervals, replay speed, ...) becomes a Django setting of the
-# same name, so code reads `settings.RSI_OVERSOLD_THRESHOLD` and never the environment.
-globals().update(CONFIG)
 
-VAR_DIR = Path(CONFIG["VAR_DIR"] or BASE_DIR / "var").resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
-SAMPLE_DATA_DIR = Path(CONFIG["SAMPLE_DATA_DIR"] or BASE_DIR / "data" / "sample").resolve()
-# Embedded: worker and beat run inside the web process on the in-memory broker (`make run`).
-EMBEDDED = CONFIG["CELERY_BROKER_URL"] == "memory://"
+def _folder(configured: str, default: Path) -> Path:
+    """The configured folder, else `default`; absolute either way."""
+    return Path(configured or default).resolve()
 
 
-def _secret_key() -> str:
-    if CONFIG["SECRET_KEY"]:
-        return CONFIG["SECRET_KEY"]
-    if not CONFIG["DEBUG"]:
+def _secret_key(configured: str, *, debug: bool, var_dir: Path) -> str:
+    """The configured key; with none, DEBUG (the embedded default) keeps a generated one in
+    VAR_DIR/secret_key, and anything else refuses to start."""
+    if configured:
+        return configured
+    if not debug:
         raise ConfigError("SECRET_KEY must be set when DEBUG is off")
-    key_file = VAR_DIR / "secret_key"
+    key_file = var_dir / "secret_key"
     if not key_file.exists():
         key_file.write_text(secrets.token_urlsafe(50))
         key_file.chmod(0o600)
     return key_file.read_text().strip()
 
 
-SECRET_KEY = _secret_key()
+# Lower case, so Django does not take it for a setting: code reads the named settings below.
+_config = load_config(os.environ)
 
+# --- Core -----------------------------------------------------------------------------------------
+DEBUG = _config["DEBUG"]
+# Before SECRET_KEY, which the embedded default keeps in it.
+VAR_DIR = _folder(_config["VAR_DIR"], BASE_DIR / "var")
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+SECRET_KEY = _secret_key(_config["SECRET_KEY"], debug=DEBUG, var_dir=VAR_DIR)
+ALLOWED_HOSTS = _config["ALLOWED_HOSTS"]
+TIME_ZONE = _config["TIME_ZONE"]
+# Empty: the embedded default's SQLite file (DATABASES below).
+DATABASE_URL = _config["DATABASE_URL"]
+# The four CELERY_* values are read by celeryconfig.py, which holds all of Celery's configuration.
+CELERY_BROKER_URL = _config["CELERY_BROKER_URL"]
+CELERY_RESULT_BACKEND = _config["CELERY_RESULT_BACKEND"]
+CELERY_TASK_TIME_LIMIT = _config["CELERY_TASK_TIME_LIMIT"]
+CELERY_VISIBILITY_TIMEOUT = _config["CELERY_VISIBILITY_TIMEOUT"]
+MARKET_SOURCE = _config["MARKET_SOURCE"]
+EXCHANGE = _config["EXCHANGE"]
+LOG_LEVEL = _config["LOG_LEVEL"]
+
+# --- Live market data (MARKET_SOURCE=binance) -----------------------------------------------------
+BINANCE_SPOT_URL = _config["BINANCE_SPOT_URL"]
+BINANCE_FUTURES_URL = _config["BINANCE_FUTURES_URL"]
+BINANCE_SPOT_WEIGHT_PER_MINUTE = _config["BINANCE_SPOT_WEIGHT_PER_MINUTE"]
+BINANCE_FUTURES_WEIGHT_PER_MINUTE = _config["BINANCE_FUTURES_WEIGHT_PER_MINUTE"]
+BINANCE_FUTURES_DATA_REQUESTS_PER_5MIN = _config["BINANCE_FUTURES_DATA_REQUESTS_PER_5MIN"]
+COINGECKO_API_URL = _config["COINGECKO_API_URL"]
+COINGECKO_API_KEY = _config["COINGECKO_API_KEY"]
+COINGECKO_CALLS_PER_MINUTE = _config["COINGECKO_CALLS_PER_MINUTE"]
+LUNARCRUSH_API_URL = _config["LUNARCRUSH_API_URL"]
+LUNARCRUSH_API_KEY = _config["LUNARCRUSH_API_KEY"]
+LUNARCRUSH_CALLS_PER_MINUTE = _config["LUNARCRUSH_CALLS_PER_MINUTE"]
+PARALLEL_MAX_CONCURRENT = _config["PARALLEL_MAX_CONCURRENT"]
+REQUEST_RETRIES = _config["REQUEST_RETRIES"]
+REQUEST_TIMEOUT_SECONDS = _config["REQUEST_TIMEOUT_SECONDS"]
+RATE_BUDGET_REDIS_URL = _config["RATE_BUDGET_REDIS_URL"]
+TRADE_TALLY_REFRESH_SECONDS = _config["TRADE_TALLY_REFRESH_SECONDS"]
+
+# --- Alerts (Telegram) ----------------------------------------------------------------------------
+TELEGRAM_BOT_TOKEN = _config["TELEGRAM_BOT_TOKEN"]
+TELEGRAM_CHAT_ID = _config["TELEGRAM_CHAT_ID"]
+TELEGRAM_API_URL = _config["TELEGRAM_API_URL"]
+TELEGRAM_ALLOWED_CHAT_IDS = _config["TELEGRAM_ALLOWED_CHAT_IDS"]
+TELEGRAM_TIER_1_ENABLED = _config["TELEGRAM_TIER_1_ENABLED"]
+TELEGRAM_TIER_2_ENABLED = _config["TELEGRAM_TIER_2_ENABLED"]
+TELEGRAM_TIER_3_ENABLED = _config["TELEGRAM_TIER_3_ENABLED"]
+ALERT_SHORT_SIGNALS = _config["ALERT_SHORT_SIGNALS"]
+MAX_ALERTS_PER_HOUR = _config["MAX_ALERTS_PER_HOUR"]
+TIER_1_MAX_PER_DAY = _config["TIER_1_MAX_PER_DAY"]
+TIER_2_MAX_PER_DAY = _config["TIER_2_MAX_PER_DAY"]
+ALERT_UNCONFIRMED_POLICY = _config["ALERT_UNCONFIRMED_POLICY"]
+ALERT_SEND_TIMEOUT_SECONDS = _config["ALERT_SEND_TIMEOUT_SECONDS"]
+ALERT_RETRY_BACKOFF_SECONDS = _config["ALERT_RETRY_BACKOFF_SECONDS"]
+ALERT_RETRY_BACKOFF_MAX_SECONDS = _config["ALERT_RETRY_BACKOFF_MAX_SECONDS"]
+TELEGRAM_READ_TIMEOUT_SECONDS = _config["TELEGRAM_READ_TIMEOUT_SECONDS"]
+ALERT_SWEEP_SECONDS = _config["ALERT_SWEEP_SECONDS"]
+BOT_POLL_SECONDS = _config["BOT_POLL_SECONDS"]
+DAILY_SUMMARY_HOUR = _config["DAILY_SUMMARY_HOUR"]
+SITE_URL = _config["SITE_URL"]
+
+# --- Replay and the embedded default --------------------------------------------------------------
+RUN_HOST = _config["RUN_HOST"]
+RUN_PORT = _config["RUN_PORT"]
+EMBEDDED_WORKER_THREADS = _config["EMBEDDED_WORKER_THREADS"]
+REPLAY_SPEED = _config["REPLAY_SPEED"]
+REPLAY_TICK_SECONDS = _config["REPLAY_TICK_SECONDS"]
+REPLAY_START = _config["REPLAY_START"]
+REPLAY_FILL_DAYS = _config["REPLAY_FILL_DAYS"]
+REPLAY_WARMUP_HOURS = _config["REPLAY_WARMUP_HOURS"]
+SAMPLE_DATA_DIR = _folder(_config["SAMPLE_DATA_DIR"], BASE_DIR / "data" / "sample")
+
+# --- Scanners (docs/SCORING.md) -------------------------------------------------------------------
+SCAN_UNIVERSE_SIZE = _config["SCAN_UNIVERSE_SIZE"]
+SCAN_BATCH_SIZE = _config["SCAN_BATCH_SIZE"]
+SCAN_STALE_SECONDS = _config["SCAN_STALE_SECONDS"]
+SCAN_WATCHDOG_SECONDS = _config["SCAN_WATCHDOG_SECONDS"]
+SCAN_WATCHDOG_MAX_RESENDS = _config["SCAN_WATCHDOG_MAX_RESENDS"]
+RSI_SCREENER_INTERVAL_HOURS = _config["RSI_SCREENER_INTERVAL_HOURS"]
+RSI_WINDOW = _config["RSI_WINDOW"]
+RSI_OVERSOLD_THRESHOLD = _config["RSI_OVERSOLD_THRESHOLD"]
+RSI_OVERBOUGHT_THRESHOLD = _config["RSI_OVERBOUGHT_THRESHOLD"]
+SMART_MONEY_INTERVAL_HOURS = _config["SMART_MONEY_INTERVAL_HOURS"]
+ACCUMULATION_ALERT_THRESHOLD = _config["ACCUMULATION_ALERT_THRESHOLD"]
+DISTRIBUTION_ALERT_THRESHOLD = _config["DISTRIBUTION_ALERT_THRESHOLD"]
+MSS_DISCOVERY_INTERVAL_HOURS = _config["MSS_DISCOVERY_INTERVAL_HOURS"]
+MSS_MAX_AGE_HOURS = _config["MSS_MAX_AGE_HOURS"]
+MSS_ALERT_THRESHOLD = _config["MSS_ALERT_THRESHOLD"]
+MSS_MIN_COMPLETENESS = _config["MSS_MIN_COMPLETENESS"]
+SOCIAL_INTERVAL_HOURS = _config["SOCIAL_INTERVAL_HOURS"]
+SOCIAL_ALERT_THRESHOLD = _config["SOCIAL_ALERT_THRESHOLD"]
+WHALE_TRADE_USD = _config["WHALE_TRADE_USD"]
+
+# --- Unified score and signals (docs/SCORING.md) --------------------------------------------------
+TIER_1_MIN_SCORE = _config["TIER_1_MIN_SCORE"]
+TIER_2_MIN_SCORE = _config["TIER_2_MIN_SCORE"]
+TIER_3_MIN_SCORE = _config["TIER_3_MIN_SCORE"]
+MIN_CONFIRMATIONS_TIER1 = _config["MIN_CONFIRMATIONS_TIER1"]
+TIER_1_MIN_COMPLETENESS = _config["TIER_1_MIN_COMPLETENESS"]
+TIER_2_MIN_COMPLETENESS = _config["TIER_2_MIN_COMPLETENESS"]
+SIGNAL_COOLDOWN_HOURS = _config["SIGNAL_COOLDOWN_HOURS"]
+MANUAL_PRICE_TOLERANCE_PCT = _config["MANUAL_PRICE_TOLERANCE_PCT"]
+
+# --- Outcomes and analytics (docs/SCORING.md) -----------------------------------------------------
+WIN_THRESHOLD_PCT = _config["WIN_THRESHOLD_PCT"]
+LOSS_THRESHOLD_PCT = _config["LOSS_THRESHOLD_PCT"]
+ANALYTICS_MIN_SAMPLE = _config["ANALYTICS_MIN_SAMPLE"]
+OUTCOME_SWEEP_SECONDS = _config["OUTCOME_SWEEP_SECONDS"]
+OUTCOME_CLAIM_STALE_SECONDS = _config["OUTCOME_CLAIM_STALE_SECONDS"]
+
+# --- Access: login lockout and API throttling -----------------------------------------------------
+LOGIN_FAILURE_LIMIT = _config["LOGIN_FAILURE_LIMIT"]
+LOGIN_COOLOFF_MINUTES = _config["LOGIN_COOLOFF_MINUTES"]
+LOGIN_LOCKOUT_BY = _config["LOGIN_LOCKOUT_BY"]
+API_THROTTLE_ANON = _config["API_THROTTLE_ANON"]
+API_THROTTLE_USER = _config["API_THROTTLE_USER"]
+API_THROTTLE_SCANS = _config["API_THROTTLE_SCANS"]
+API_THROTTLE_TRACK_SIGNAL = _config["API_THROTTLE_TRACK_SIGNAL"]
+THROTTLE_REDIS_URL = _config["THROTTLE_REDIS_URL"]
+
+# --- derived from the environment's settings ------------------------------------------------------
+# Embedded: worker and beat run inside the web process on the in-memory broker (`make run`).
+EMBEDDED = CELERY_BROKER_URL == "memory://"
+
+# --- Django and its apps --------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -92,7 +219,7 @@ TEMPLATES = [
     },
 ]
 
-if not CONFIG["DATABASE_URL"]:
+if not DATABASE_URL:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -113,7 +240,7 @@ if not CONFIG["DATABASE_URL"]:
         }
     }
 else:
-    DATABASES = {"default": dj_database_url.parse(CONFIG["DATABASE_URL"], conn_max_age=60)}
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -165,12 +292,6 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# Celery reads its configuration from celeryconfig.py (see cryptosatx/celery.py).
-CELERY_BROKER_URL = CONFIG["CELERY_BROKER_URL"]
-CELERY_RESULT_BACKEND = CONFIG["CELERY_RESULT_BACKEND"] or (
-    "cache+memory://" if CELERY_BROKER_URL == "memory://" else CELERY_BROKER_URL
-)
-
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -180,7 +301,7 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
-    "root": {"handlers": ["console"], "level": CONFIG["LOG_LEVEL"]},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.server": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},
@@ -192,7 +313,7 @@ LOGGING = {
     },
 }
 
-# --- access: login lockout and API throttling (README, "Throttling and lockout") ----------------
+# --- access: login lockout and API throttling (README, "Throttling and lockout") ------------------
 # django-axes counts failed logins (the admin's and any session login) in the database, so a
 # lockout holds across every web process; the backend must come first (axes' docs).
 INSTALLED_APPS += ["axes"]
@@ -201,19 +322,19 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = CONFIG["LOGIN_FAILURE_LIMIT"]
-AXES_COOLOFF_TIME = timedelta(minutes=CONFIG["LOGIN_COOLOFF_MINUTES"])
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
 AXES_LOCKOUT_PARAMETERS = {
     "ip": ["ip_address"],
     "username": ["username"],
     "username_and_ip": [["username", "ip_address"]],
-}[CONFIG["LOGIN_LOCKOUT_BY"]]
+}[LOGIN_LOCKOUT_BY]
 AXES_RESET_ON_SUCCESS = True
 
 # The API throttles' counts (core/throttling.py) live in this cache: Redis when there is
 # one, so every gunicorn process counts against one budget; in-process in the embedded default.
 THROTTLE_CACHE = "throttle"
-_throttle_redis = CONFIG["THROTTLE_REDIS_URL"] or (
+_throttle_redis = THROTTLE_REDIS_URL or (
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
 )
 CACHES[THROTTLE_CACHE] = (

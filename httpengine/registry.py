@@ -29,10 +29,9 @@ def shared_redis_url() -> str | None:
     """The Redis that holds budgets and bans: RATE_BUDGET_REDIS_URL, else a Redis broker."""
     from django.conf import settings
 
-    url = str(getattr(settings, "RATE_BUDGET_REDIS_URL", "") or "")
-    if url:
-        return url
-    broker = str(getattr(settings, "CELERY_BROKER_URL", "") or "")
+    if settings.RATE_BUDGET_REDIS_URL:
+        return settings.RATE_BUDGET_REDIS_URL
+    broker = settings.CELERY_BROKER_URL
     if broker.startswith(("redis://", "rediss://", "unix://")):
         return broker
     return None
@@ -67,7 +66,7 @@ def build_engines() -> dict[str, RequestEngine]:
         "coingecko": settings.COINGECKO_CALLS_PER_MINUTE,
         "lunarcrush": settings.LUNARCRUSH_CALLS_PER_MINUTE,
     }
-    timeout = float(getattr(settings, "REQUEST_TIMEOUT_SECONDS", 10.0))
+    timeout = settings.REQUEST_TIMEOUT_SECONDS
     cap = int(settings.PARALLEL_MAX_CONCURRENT)
     binance = AdaptiveLimiter(cap, name="binance")
     return {

@@ -90,13 +90,15 @@ class UnknownSymbols(ValueError):
 
 
 def batch_size() -> int:
-    return int(getattr(settings, "SCAN_BATCH_SIZE", 50))
+    return settings.SCAN_BATCH_SIZE
 
 
 def scanner_interval(scanner: str) -> timedelta:
     """The scanner's schedule interval; for `all`, the longest of the four."""
     if scanner == ScannerName.ALL:
         return max(scanner_interval(name) for name in RUN_SCANNERS)
+    # Read by computed name: every INTERVAL_SETTINGS value is in the settings table
+    # (tests/test_config.py checks it).
     return timedelta(hours=float(getattr(settings, INTERVAL_SETTINGS[scanner])))
 
 

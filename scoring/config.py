@@ -133,6 +133,8 @@ class ScoringConfig:
             min_confirmations_tier1=int(settings.MIN_CONFIRMATIONS_TIER1),
             tier_1_min_completeness=float(settings.TIER_1_MIN_COMPLETENESS),
             tier_2_min_completeness=float(settings.TIER_2_MIN_COMPLETENESS),
+            # Read by computed name: every COMPONENT_INTERVAL_SETTINGS value is in the settings
+            # table (tests/test_config.py checks it).
             interval_hours={
                 name: float(getattr(settings, setting))
                 for name, setting in COMPONENT_INTERVAL_SETTINGS.items()

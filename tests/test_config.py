@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from cryptosatx.config import SETTINGS, ConfigError, load_config, settings_table_markdown
+from cryptosatx.config import (
+    SETTINGS,
+    SETTINGS_BY_NAME,
+    ConfigError,
+    load_config,
+    settings_table_markdown,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,3 +165,94 @@ def test_embedded_default_generates_the_secret_key_once(tmp_path: Path) -> None:
 def test_the_readme_settings_table_is_the_generated_one() -> None:
     readme = (ROOT / "README.md").read_text()
     assert settings_table_markdown() in readme, "run `python manage.py settings_table`"
+
+
+# --- the table and cryptosatx/settings.py name the same variables --------------------------------
+
+
+def _settings_module_reads() -> tuple[dict[str, str], list[str]]:
+    """From the source of cryptosatx/settings.py: ({setting assigned there: the table key its
+    value reads}, every read of the environment or of the parsed table besides those)."""
+    tree = ast.parse((ROOT / "cryptosatx" / "settings.py").read_text())
+    nodes = list(ast.walk(tree))
+    keyed = {  # `_config["NAME"]`
+        id(node.value): node.slice.value
+        for node in nodes
+        if isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "_config"
+        and isinstance(node.slice, ast.Constant)
+    }
+    loaded = {  # `load_config(os.environ)`
+        id(arg)
+        for node in nodes
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "load_config"
+        for arg in node.args
+    }
+    from_table: dict[str, str] = {}
+    for node in nodes:
+        if isinstance(node, ast.Assign):
+            for name in (getattr(target, "id", "?") for target in node.targets):
+                for key in (keyed[id(sub)] for sub in ast.walk(node.value) if id(sub) in keyed):
+                    from_table[name] = key
+    other = [
+        f"line {node.lineno}: {ast.unparse(node)}"
+        for node in nodes
+        if (
+            isinstance(node, ast.Name)
+            and node.id == "_config"
+            and isinstance(node.ctx, ast.Load)
+            and id(node) not in keyed
+        )
+        or (
+            isinstance(node, ast.Attribute)
+            and node.attr in {"environ", "getenv"}
+            and id(node) not in loaded
+        )
+    ]
+    return from_table, other
+
+
+def test_settings_py_names_every_setting_of_the_table_after_itself() -> None:
+    from_table, _ = _settings_module_reads()
+    # One line per setting, `NAME = _config["NAME"]` (or a function of it), so `git grep "NAME ="`
+    # finds where each comes from; every other Django setting is built from these names.
+    assert {name: key for name, key in from_table.items() if name != key} == {}
+    assert sorted(set(SETTINGS_BY_NAME) - set(from_table)) == []
+    assert sorted(set(from_table) - set(SETTINGS_BY_NAME)) == []
+
+
+def test_settings_py_reads_the_environment_only_through_the_table() -> None:
+    # A variable read any other way would be missing from the table, its checks and the README;
+    # the parsed table handed on whole (or read by a computed key) would hide the names again.
+    _, other = _settings_module_reads()
+    assert other == []
+
+
+def test_every_table_setting_is_a_django_setting(settings) -> None:
+    assert [name for name in SETTINGS_BY_NAME if not hasattr(settings, name)] == []
+
+
+def test_settings_read_by_a_computed_name_are_in_the_table() -> None:
+    from alerts.services import TIER_SWITCHES
+    from core.throttling import SettingRateMixin
+    from scanners.algorithms.common import ScannerConfig
+    from scanners.scanning import INTERVAL_SETTINGS
+    from scoring.config import COMPONENT_INTERVAL_SETTINGS
+
+    throttles = [
+        cls.rate_setting for cls in _subclasses(SettingRateMixin) if "rate_setting" in vars(cls)
+    ]
+    computed = {
+        *TIER_SWITCHES.values(),
+        *throttles,
+        *(field.name.upper() for field in fields(ScannerConfig)),
+        *INTERVAL_SETTINGS.values(),
+        *COMPONENT_INTERVAL_SETTINGS.values(),
+    }
+    assert len(throttles) == 4
+    assert sorted(computed - set(SETTINGS_BY_NAME)) == []
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]

@@ -92,8 +92,8 @@ TRACKER_PK = 1
 
 def claim_stale_after() -> timedelta:
     """A claim this old (wall time) whose check is still open was lost: claim it again. Longer
-    than LOOKAHEAD plus a busy queue; tests shorten it with OUTCOME_CLAIM_STALE_SECONDS."""
-    return timedelta(seconds=float(getattr(settings, "OUTCOME_CLAIM_STALE_SECONDS", 15 * 60)))
+    than LOOKAHEAD plus a busy queue: the setting OUTCOME_CLAIM_STALE_SECONDS (15 min)."""
+    return timedelta(seconds=settings.OUTCOME_CLAIM_STALE_SECONDS)
 
 
 # --- rules ---------------------------------------------------------------------------------------

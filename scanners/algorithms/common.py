@@ -66,6 +66,8 @@ class ScannerConfig:
             from django.conf import settings as django_settings
 
             settings = django_settings
+        # Read by computed name: every field's upper-case name is in the settings table
+        # (tests/test_config.py checks it).
         return cls(**{item.name: getattr(settings, item.name.upper()) for item in fields(cls)})
 
 
