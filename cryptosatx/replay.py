@@ -48,6 +48,7 @@ from scanners.models import RunStatus, RunTrigger, ScanRun
 from tracking import services as tracking_services
 from tracking.models import CheckStatus, OutcomeCheck
 from tracking.outcomes import checks_sweep
+from tracking.rollups import rollups_compact
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,10 @@ class Replay:
             now = progress.reached + STEP
         # Held past the pause between two hours at --speed N, renewed every hour.
         hold = HOLD + (STEP / self.plan.speed if self.plan.speed else timedelta(0))
-        _set_clock(now, hold=hold, start=self.plan.start, end=self.plan.end)
+        # A replay that puts the clock back stands it on its own window meanwhile; a fill that
+        # leaves it where it ends moves only its market time (the live clock goes on to its end).
+        window = {} if self.plan.keep_clock else {"start": self.plan.start, "end": self.plan.end}
+        _set_clock(now, hold=hold, **window)
         source = ReplaySource(memory=CandleMemory()) if self.plan.in_process else None
         try:
             while now <= self.plan.end:
@@ -161,6 +165,9 @@ class Replay:
                     self._wait(lambda runs=runs: _runs_done(runs), f"scans at {show_time(now)}")
                     checks_sweep()
                     self._wait(lambda now=now: _checks_done(now), f"checks at {show_time(now)}")
+                # What the sweeper's task does after each sweep: fold the rollup rows the hour
+                # appended, so what reads the analytics (alerts, the bot) reads a row per key.
+                rollups_compact()
                 self.tally.hours += 1
                 _progress_record(progress, now, next_due, self.tally)
                 self.on_hour(

@@ -58,6 +58,8 @@ def test_the_clock_goes_on_from_where_the_fill_ended(store):
 
     clock = ReplayClock.objects.get()
     assert clock.market_time == plan.end
+    assert clock.end > plan.end
+    assert not clock.finished
     assert clock.held_until is None
     assert ReplayProgress.objects.get().state == ReplayState.FINISHED
     assert history_fill_due() is None
