@@ -69,7 +69,7 @@ def _work_baseline(data: Path) -> dict[str, float]:
 
     from django.db import transaction
 
-    from market.importing import collect_files, parse_layout
+    from market.file_layouts import collect_files, parse_layout
     from market.models import Candle, Market
 
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
