@@ -7,8 +7,8 @@ file (VAR_DIR in a temporary folder), and, when DATABASE_URL points at PostgreSQ
 created on that server for the run and dropped afterwards. Two things are timed per run:
 
 * **import**: `market.importing.import_paths`, i.e. what `manage.py import_ohlcv` does: read,
-  check every row, write (INSERT OR IGNORE executemany on SQLite, COPY + INSERT ... ON CONFLICT
-  on PostgreSQL).
+  check every row, write through `market.candle_writer` (multi-row INSERT OR IGNORE on SQLite,
+  COPY + INSERT ... ON CONFLICT on PostgreSQL).
 * **baseline**: the same CSV files read with the csv module and written with plain
   `Candle.objects.bulk_create` (one transaction per file), with no checks at all.
 
@@ -69,7 +69,7 @@ def _work_baseline(data: Path) -> dict[str, float]:
 
     from django.db import transaction
 
-    from market.importing import collect_files, parse_layout
+    from market.file_layouts import collect_files, parse_layout
     from market.models import Candle, Market
 
     epoch = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,12 +1,13 @@
 """Export the candle store to the CSV.gz layout that `import_ohlcv` reads.
 
 Contract: exporting and importing the files again reproduces the stored rows exactly. File names
-are those the importer parses (`BTC_USDT-1h.csv.gz`, `BTC_USDT_USDT-1h-futures.csv.gz`,
-`BTC_USDT_USDT-1h-mark.csv.gz`, `BTC_USDT_USDT-8h-funding_rate.csv.gz`); times are millisecond
-candle open times (funding settlement times); floats are written with `repr`, the shortest text
-that reads back as the same float; the `taker_buy_volume` column appears only when a candle of the
-file has one, and is empty where a candle has none. Files are written under a temporary name and
-renamed, and gzip gets no timestamp, so the same data always gives the same bytes.
+are market.file_layouts' (`file_name`, which `parse_layout` reads back: `BTC_USDT-1h.csv.gz`,
+`BTC_USDT_USDT-1h-futures.csv.gz`, `BTC_USDT_USDT-1h-mark.csv.gz`,
+`BTC_USDT_USDT-8h-funding_rate.csv.gz`); times are millisecond candle open times (funding
+settlement times); floats are written with `repr`, the shortest text that reads back as the same
+float; the `taker_buy_volume` column appears only when a candle of the file has one, and is empty
+where a candle has none. Files are written under a temporary name and renamed, and gzip gets no
+timestamp, so the same data always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -21,12 +22,8 @@ from pathlib import Path
 
 from django.db.models import QuerySet
 
-from market.importing import (
-    CANDLE_HEADER,
-    CANDLE_HEADER_WITH_TAKER,
-    FUNDING_HEADER,
-)
-from market.models import Candle, FundingRate, ImportKind, Market, MarketType, PriceSeries
+from market.file_layouts import CANDLE_HEADER, CANDLE_HEADER_WITH_TAKER, FUNDING_HEADER, file_name
+from market.models import Candle, FundingRate, ImportKind, Market, MarketType
 from market.times import datetime_to_ms
 
 # Rows fetched from the database per round trip while streaming a file.
@@ -49,24 +46,6 @@ class ExportedFile:
     def describe(self) -> str:
         what = "funding rates" if self.kind == ImportKind.FUNDING else "candles"
         return f"{self.path.name}: {self.rows:,} {what}"
-
-
-def file_name(market: Market, *, kind: str, timeframe: str = "", series: str = "") -> str:
-    """The import layout's name for one series of `market` (the inverse of `parse_layout`)."""
-    base, _, rest = market.symbol.partition("/")
-    quote, _, settle = rest.partition(":")
-    if market.market_type == MarketType.FUTURES:
-        pair = f"{base}_{quote}_{settle or quote}"
-    else:
-        pair = f"{base}_{quote}"
-    if kind == ImportKind.FUNDING:
-        # The timeframe in a funding name is decoration (freqtrade writes 8h); any works.
-        return f"{pair}-8h-funding_rate.csv.gz"
-    if series == PriceSeries.MARK:
-        return f"{pair}-{timeframe}-mark.csv.gz"
-    if market.market_type == MarketType.FUTURES:
-        return f"{pair}-{timeframe}-futures.csv.gz"
-    return f"{pair}-{timeframe}.csv.gz"
 
 
 def _number(value: float | None) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import talib
 
-from market.importing import parse_file
+from market.file_validation import parse_file
 from market.times import ms_to_datetime
 from market.values import CandleSeries, Missing
 from scanners.algorithms import RsiInputs, ScannerConfig, rsi, score_rsi

@@ -13,12 +13,9 @@ import pyarrow.feather as feather
 import pytest
 from django.core.management import CommandError, ManagementUtility, call_command
 
-from market.importing import (
-    ImportFileError,
-    import_file,
-    import_paths,
-    parse_file,
-)
+from market.file_layouts import ImportFileError
+from market.file_validation import parse_file
+from market.importing import import_file, import_paths
 from market.models import (
     Candle,
     FundingRate,

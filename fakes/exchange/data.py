@@ -1,6 +1,6 @@
 """The fake exchange's market: every candle and funding file of a data folder, in numpy arrays.
 
-Loaded once at start (`load_folder`) with `market.importing.parse_file`, so the fake accepts
+Loaded once at start (`load_folder`) with `market.file_validation.parse_file`, so the fake accepts
 exactly the files the importer accepts. Only 1h candles are served (other timeframes in the folder
 are skipped); mark-price candles are kept for `premiumIndex`. Several files for the same market
 (BTC has an `-8h-` and a `-1h-` funding file) are merged, sorted and de-duplicated.
@@ -145,12 +145,8 @@ def load_folder(paths: Path | str | Iterable[Path | str], *, workers: int = 4) -
     Files the importer rejects, and candles of other timeframes than 1h, are skipped and listed
     in `skipped`. Raises FileNotFoundError for a path that does not exist.
     """
-    from market.importing import (
-        ImportFileError,
-        ImportPathError,
-        collect_files,
-        parse_file,
-    )
+    from market.file_layouts import ImportFileError, ImportPathError, collect_files
+    from market.file_validation import parse_file
     from market.models import ImportKind, PriceSeries
 
     if isinstance(paths, str | Path):

@@ -8,7 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from market.importing import ImportFileError, ImportPathError, ImportResult, import_paths
+from market.file_layouts import ImportFileError, ImportPathError
+from market.importing import ImportResult, import_paths
 
 
 class Command(BaseCommand):

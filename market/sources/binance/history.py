@@ -9,26 +9,23 @@ its requests with `fetch_plan`, writes with `check_candles`/`write_candles` and 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from httpengine.calls import BadResponse
-from market import importing
+from market.candle_writer import CandleRows, insert_new_rows
+from market.file_layouts import CANDLE_FIELDS, FileLayout, ImportFileError
+from market.file_validation import ParsedFile, RawTable, validate_table
 from market.models import Candle, ImportKind, Market, PriceSeries
 from market.sources.binance.decoding import KLINES_PAGE, Listing
 from market.times import datetime_to_ms, ms_to_datetime, require_aware, timeframe_duration
 from market.values import CandleSeries, Maybe, Missing
-
-# Candles a statement of the embedded store's bulk write (see _insert_candles_sqlite).
-SQLITE_ROWS_PER_INSERT = 2_000
 
 
 class UnknownSymbol(ValueError):
@@ -221,7 +218,7 @@ def fetch_plan(
 
 
 def merged(
-    stored: CandleSeries, parsed: importing.ParsedFile, symbol: str, timeframe: str, limit: int
+    stored: CandleSeries, parsed: ParsedFile, symbol: str, timeframe: str, limit: int
 ) -> CandleSeries:
     """The last `limit` candles of the stored series and the fetched (checked) ones; where both
     have an open time, the stored candle is kept, as the store keeps it."""
@@ -255,10 +252,10 @@ def check_candles(
     listings: dict[str, Listing | None],
     timeframe: str,
     fetched: dict[str, Maybe[np.ndarray]],
-) -> dict[str, importing.ParsedFile]:
+) -> dict[str, ParsedFile]:
     """Fetched candles checked by the importer's rules, per coin; a coin whose answer breaks
     one becomes its Missing in `fetched` (with the importer's reason) and is left out."""
-    checked: dict[str, importing.ParsedFile] = {}
+    checked: dict[str, ParsedFile] = {}
     for symbol, table in tables.items():
         listing = listings[symbol]
         assert listing is not None
@@ -270,116 +267,24 @@ def check_candles(
     return checked
 
 
-def write_candles(
-    checked: dict[str, importing.ParsedFile], rows: dict[str, Market], timeframe: str
-) -> int:
-    """Write checked candles of many coins in one transaction, keeping rows already stored;
-    the number of rows inserted. On SQLite one INSERT OR IGNORE statement writes the rows
-    of every coin; elsewhere the importer's `insert_rows` (COPY on PostgreSQL) per coin."""
-    todo = {symbol: parsed for symbol, parsed in checked.items() if parsed.rows}
-    if not todo:
+def write_candles(checked: dict[str, ParsedFile], rows: dict[str, Market], timeframe: str) -> int:
+    """Write checked candles of many coins in one transaction through the candle writer
+    (every coin's rows at once), keeping rows already stored; the number of rows inserted."""
+    batch = [
+        CandleRows(rows[symbol].pk, timeframe, PriceSeries.TRADES, parsed.times_ms, parsed.values)
+        for symbol, parsed in checked.items()
+        if parsed.rows
+    ]
+    if not batch:
         return 0
     with transaction.atomic():
-        if _sqlite_utc(connection) and all(
-            not (parsed.times_ms % 1000).any() for parsed in todo.values()
-        ):
-            return _insert_candles_sqlite(todo, rows, timeframe)
-        inserted = 0
-        for symbol, parsed in todo.items():
-            fixed = {
-                "market": rows[symbol],
-                "timeframe": timeframe,
-                "series": PriceSeries.TRADES,
-            }
-            inserted += importing.insert_rows(Candle, fixed, "open_time", parsed)
-        return inserted
+        return insert_new_rows(batch)
 
 
-def _sqlite_utc(conn: Any) -> bool:
-    """True when datetimes go to SQLite as naive UTC text (what the fast candle insert writes)."""
-    return (
-        conn.vendor == "sqlite"
-        and bool(settings.USE_TZ)
-        and str(getattr(conn, "timezone_name", "UTC")) == "UTC"
-    )
-
-
-def _insert_candles_sqlite(
-    todo: dict[str, importing.ParsedFile],
-    rows: dict[str, Market],
-    timeframe: str,
-    using: Any = connection,
-) -> int:
-    """INSERT OR IGNORE of the candles of many coins, `SQLITE_ROWS_PER_INSERT` rows a statement
-    (one multi-row VALUES list of bound parameters); the number of rows inserted.
-
-    Times are written as Django's SQLite backend writes an aware UTC datetime on a whole second
-    (`str()` of the naive value, "YYYY-MM-DD HH:MM:SS"), so the unique index sees the same rows
-    as the ORM and the importer; NaN (no taker volume) is bound as NULL, as SQLite binds a NaN.
-
-    Why so many rows a statement: each statement runs inside one `sqlite3_step`, during which
-    the sqlite3 module releases the GIL, so the insert runs beside the event loop on another
-    core and takes the GIL back once per few thousand rows. `executemany` binds every row in
-    Python and takes the GIL back after every row: under a busy event loop each of those waits
-    can last the interpreter's switch interval. (One JSON parameter read with `json_each` also
-    keeps the GIL off, but SQLite's JSON functions cost about twice the CPU of the insert.)
-    """
-    quote = using.ops.quote_name
-    meta = Candle._meta
-    names = ("open", "high", "low", "close", "volume", "taker_buy_volume")
-    columns = [
-        quote(meta.get_field(name).column)
-        for name in ("market", "timeframe", "series", "open_time", *names)
-    ]
-    # A row of the VALUES list: market id, open time (epoch seconds), then the six values.
-    width = 2 + len(names)
-    values = ", ".join(f"column{index}" for index in range(3, width + 1))
-    head = (
-        f"INSERT OR IGNORE INTO {quote(meta.db_table)} ({', '.join(columns)}) "  # noqa: S608 - quoted identifiers; values are params
-        f"SELECT CAST(column1 AS INTEGER), ?, ?, datetime(column2, 'unixepoch'), {values} "
-        "FROM (VALUES "
-    )
-    marks = f"({', '.join(['?'] * width)})"
-    table = np.concatenate(
-        [
-            np.column_stack(
-                [
-                    np.full(len(parsed.times_ms), rows[symbol].pk, dtype=np.float64),
-                    parsed.times_ms // 1000,
-                    *(parsed.values[name] for name in names),
-                ]
-            )
-            for symbol, parsed in todo.items()
-        ]
-    )
-    raw = using.connection  # the sqlite3 connection: Django's wrapper adds nothing here
-    if raw is None:
-        using.ensure_connection()
-        raw = using.connection
-    # Within the build's bound-parameter limit (32,766 by default since SQLite 3.32, 999 before).
-    per_statement = min(
-        SQLITE_ROWS_PER_INSERT,
-        (raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 2) // width,
-    )
-    fixed = [timeframe, str(PriceSeries.TRADES.value)]
-    inserted = 0
-    cursor = raw.cursor()
-    try:
-        for start in range(0, len(table), per_statement):
-            part = table[start : start + per_statement]
-            # The same text for every full part: the sqlite3 module prepares it once.
-            sql = head + ", ".join([marks] * len(part)) + ")"
-            cursor.execute(sql, [*fixed, *part.ravel().tolist()])
-            inserted += cursor.rowcount
-        return inserted
-    finally:
-        cursor.close()
-
-
-def _parsed(table: np.ndarray, listing: Listing, timeframe: str) -> importing.ParsedFile | Missing:
+def _parsed(table: np.ndarray, listing: Listing, timeframe: str) -> ParsedFile | Missing:
     """Fetched klines checked by the importer's rules (prices > 0, high >= low, on the grid...)."""
     settle = listing.symbol.partition(":")[2]
-    layout = importing.FileLayout(
+    layout = FileLayout(
         kind=ImportKind.CANDLES,
         base=listing.base,
         quote=listing.quote,
@@ -389,19 +294,17 @@ def _parsed(table: np.ndarray, listing: Listing, timeframe: str) -> importing.Pa
         file_format="json",
         compressed=False,
     )
-    raw = importing.RawTable(
+    raw = RawTable(
         times_ms=table[:, 0].astype(np.int64),
-        values={
-            name: table[:, index] for index, name in enumerate(importing.CANDLE_FIELDS[:5], start=1)
-        },
+        values={name: table[:, index] for index, name in enumerate(CANDLE_FIELDS[:5], start=1)},
     )
     taker = table[:, 6]
     raw.values["taker_buy_volume"] = np.where(np.isnan(taker), 0.0, taker)
     if np.isnan(taker).any():
         raw.nulls["taker_buy_volume"] = np.isnan(taker)
     try:
-        return importing.validate_table(
+        return validate_table(
             Path(f"Binance {timeframe} klines of {listing.symbol}"), "", layout, raw
         )
-    except importing.ImportFileError as error:
+    except ImportFileError as error:
         return Missing(str(error))

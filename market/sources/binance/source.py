@@ -18,7 +18,8 @@ import numpy as np
 from django.conf import settings
 
 from httpengine.engine import RequestEngine
-from market import candle_store, importing
+from market import candle_store
+from market.file_validation import ParsedFile
 from market.models import ListingSource, Market, MarketType
 from market.sources.base import MarketDataSource, unique
 from market.sources.binance import history
@@ -279,7 +280,7 @@ class BinanceSource(DerivativesReads, MarketDataSource):
             # Each coin's candles are checked and written (in this thread, in the caller's
             # transaction) as soon as they arrive, while the other coins' requests are in flight.
             arrived: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-            checked: dict[str, importing.ParsedFile] = {}
+            checked: dict[str, ParsedFile] = {}
             problems: dict[str, Maybe[np.ndarray]] = {}
 
             async def fetch_and_hand_over(symbol: str) -> Maybe[np.ndarray]:
