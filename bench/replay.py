@@ -74,10 +74,7 @@ def child(args: argparse.Namespace) -> None:
     import django
 
     django.setup()
-    from celery import current_app
-    from django.conf import settings
-
-    from core.embedded_celery import EmbeddedCelery
+    from core.embedded_celery import worker_if_embedded
     from cryptosatx.replay import Replay, ReplayPlan
     from market.replay_clock import store_span
     from market.times import parse_utc
@@ -88,20 +85,13 @@ def child(args: argparse.Namespace) -> None:
     span = store_span()
     end = min(end, span.last_close_time)
     hours: list[tuple[str, float]] = []
-    embedded = None
-    if settings.EMBEDDED:  # alerts go through the outbox and a worker, as in `manage.py replay`
-        embedded = EmbeddedCelery(current_app._get_current_object(), threads=2, with_beat=False)
-        embedded.start()
     began = time.perf_counter()
-    try:
+    with worker_if_embedded():  # alerts go through the outbox and a worker, as in the command
         replay = Replay(
             ReplayPlan(start=start, end=end),
             on_hour=lambda done: hours.append((done.market_time.isoformat(), done.seconds)),
         )
         tally = replay.run()
-    finally:
-        if embedded is not None:
-            embedded.stop()
     seconds = time.perf_counter() - began
     runs = ScanRun.objects.filter(pk__in=tally.runs)
     print(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from celery import Celery
@@ -93,3 +95,25 @@ class EmbeddedCelery:
             self.worker.stop(in_sighandler=False)
         if self._worker_thread is not None:
             self._worker_thread.join(STOP_TIMEOUT)
+
+
+@contextmanager
+def worker_if_embedded() -> Iterator[EmbeddedCelery | None]:
+    """A worker (no beat) in this process while the block runs, when the broker is the in-memory
+    one (EMBEDDED), whose messages reach no other process; nothing with a real broker, whose
+    workers do the work. For commands that send tasks and wait for them (`scan`, `replay`)."""
+    if not settings.EMBEDDED:
+        yield None
+        return
+    from celery import current_app
+
+    worker = EmbeddedCelery(
+        current_app._get_current_object(),
+        threads=settings.EMBEDDED_WORKER_THREADS,
+        with_beat=False,
+    )
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()

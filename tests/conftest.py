@@ -56,3 +56,14 @@ def api(user):
     client = APIClient()
     client.force_authenticate(user)
     return client
+
+
+@pytest.fixture
+def replay_settings(settings):
+    """A replay with an in-process worker: market data from the store, and one worker thread on
+    SQLite, whose pytest-django test database fails on concurrent writers."""
+    from django.db import connection
+
+    settings.MARKET_SOURCE = "replay"
+    settings.EMBEDDED_WORKER_THREADS = 3 if connection.vendor == "postgresql" else 1
+    return settings

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 
 from cryptosatx.history_fill import HistoryFill, history_fill_due, progress_text
 from cryptosatx.models import ReplayProgress, ReplayPurpose, ReplayState
@@ -20,11 +19,9 @@ HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
-def store(settings):
-    settings.MARKET_SOURCE = "replay"
-    settings.REPLAY_WARMUP_HOURS = 48
-    settings.REPLAY_FILL_DAYS = 1
-    settings.EMBEDDED_WORKER_THREADS = 3 if connection.vendor == "postgresql" else 1
+def store(replay_settings):
+    replay_settings.REPLAY_WARMUP_HOURS = 48
+    replay_settings.REPLAY_FILL_DAYS = 1
     return make_coins("AAA", "BTC")
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from alerts.models import Alert, AlertKind, AlertState
 from alerts.services import alerts_for_signal
@@ -28,14 +27,6 @@ from tracking.outcomes import checks_create_for
 
 HOUR = timedelta(hours=1)
 FROM, TO = START + 100 * HOUR, START + 106 * HOUR
-
-
-@pytest.fixture
-def replay_settings(settings):
-    settings.MARKET_SOURCE = "replay"
-    # pytest-django's SQLite test database fails on concurrent writers: one worker thread there.
-    settings.EMBEDDED_WORKER_THREADS = 3 if connection.vendor == "postgresql" else 1
-    return settings
 
 
 def replay(*args: str) -> str:

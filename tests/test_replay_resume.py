@@ -9,7 +9,6 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from cryptosatx.management.commands.replay import _stop_on_first_interrupt
 from cryptosatx.models import ReplayProgress, ReplayState
@@ -24,9 +23,7 @@ FROM, TO = START + 100 * HOUR, START + 108 * HOUR
 
 
 @pytest.fixture
-def coins(settings):
-    settings.MARKET_SOURCE = "replay"
-    settings.EMBEDDED_WORKER_THREADS = 3 if connection.vendor == "postgresql" else 1
+def coins(replay_settings):
     return make_coins("AAA", "BBB", "BTC")
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
 from alerts.models import Alert
 from cryptosatx.models import ReplayProgress
@@ -24,9 +23,7 @@ PERIOD = ("--start", "2024-03-04", "--end", "2024-03-06T12:00Z")
 
 
 @pytest.fixture
-def sample_coins(settings):
-    settings.MARKET_SOURCE = "replay"
-    settings.EMBEDDED_WORKER_THREADS = 3 if connection.vendor == "postgresql" else 1
+def sample_coins(replay_settings):
     files = [SAMPLE / "spot-1h" / f"{base}_USDT-1h.csv.gz" for base in COINS]
     call_command("import_ohlcv", *files, stdout=StringIO(), stderr=StringIO())
     return ",".join(f"{base}/USDT" for base in COINS)

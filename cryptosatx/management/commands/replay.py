@@ -46,6 +46,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Count
 from tqdm import tqdm
 
+from core.embedded_celery import worker_if_embedded
 from cryptosatx.replay import (
     POLL_SECONDS,
     STEP,
@@ -154,18 +155,6 @@ class Command(BaseCommand):
                 raise CommandError("--start and --end are required (or --resume)")
             plan = self._plan(options, speed)
 
-        embedded = None
-        if settings.EMBEDDED:
-            from celery import current_app
-
-            from core.embedded_celery import EmbeddedCelery
-
-            embedded = EmbeddedCelery(
-                current_app._get_current_object(),
-                threads=settings.EMBEDDED_WORKER_THREADS,
-                with_beat=False,
-            )
-            embedded.start()
         bar = tqdm(
             total=int((plan.end - plan.start) / STEP) + 1,
             initial=resume_from.hours_done if resume_from else 0,
@@ -181,8 +170,8 @@ class Command(BaseCommand):
         replay = Replay(
             plan, timeout=options["timeout"], on_hour=on_hour, on_refusal=self.stderr.write
         )
-        previous_handler = signal.signal(signal.SIGINT, _stop_on_first_interrupt(replay, self))
-        try:
+        with worker_if_embedded():
+            previous_handler = signal.signal(signal.SIGINT, _stop_on_first_interrupt(replay, self))
             try:
                 tally = replay.run(resume_from=resume_from)
             except ReplayError as error:
@@ -197,9 +186,6 @@ class Command(BaseCommand):
                 )
                 return
             self._send_digests(options["timeout"])
-        finally:
-            if embedded is not None:
-                embedded.stop()
         self.stdout.write(self._summary(plan.start, plan.end, tally))
 
     @staticmethod

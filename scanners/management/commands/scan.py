@@ -13,10 +13,10 @@ import threading
 import time
 from datetime import datetime
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from core.embedded_celery import worker_if_embedded
 from market.times import parse_utc
 from scanners import scanning
 from scanners.models import RunStatus, ScannerName, ScanRun, Watchlist
@@ -57,19 +57,7 @@ class Command(BaseCommand):
         )
         as_of = _as_of(options["as_of"]) if options["as_of"] else None
 
-        embedded = None
-        if settings.EMBEDDED:
-            from celery import current_app
-
-            from core.embedded_celery import EmbeddedCelery
-
-            embedded = EmbeddedCelery(
-                current_app._get_current_object(),
-                threads=settings.EMBEDDED_WORKER_THREADS,
-                with_beat=False,
-            )
-            embedded.start()
-        try:
+        with worker_if_embedded():
             try:
                 run = scanning.scan_start(
                     scanner,
@@ -81,9 +69,6 @@ class Command(BaseCommand):
             except (scanning.ScanRefused, scanning.UnknownSymbols) as refusal:
                 raise CommandError(str(refusal)) from None
             run = self._follow(run, timeout=options["timeout"], quiet=options["json"])
-        finally:
-            if embedded is not None:
-                embedded.stop()
         if options["json"]:
             self.stdout.write(json.dumps(run_results_json(run), indent=2))
         else:
