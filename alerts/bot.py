@@ -213,7 +213,8 @@ def command_top(args: list[str], chat_id: str) -> str:
 
 def command_performance(args: list[str], chat_id: str) -> str:
     from alerts.summaries import performance_line
-    from tracking.analytics import PerformanceFilters, performance_by, performance_summary
+    from tracking.analytics import performance_by, performance_summary
+    from tracking.performance_filters import PerformanceFilters
 
     days = _whole(args, DEFAULT_PERFORMANCE_DAYS, 1, MAX_PERFORMANCE_DAYS, "days")
     filters = PerformanceFilters(days=days).resolved()

@@ -53,8 +53,10 @@ from alerts.services import alert_destination, send_soon
 from market.models import Market
 from market.replay_clock import get_clock, market_now
 from scanners.models import ScanResult, ScanRun
-from tracking.analytics import TOO_FEW, PerformanceFilters, performance_by, performance_summary
+from tracking.analytics import performance_by, performance_summary
+from tracking.metrics import TOO_FEW
 from tracking.models import MANUAL, Signal
+from tracking.performance_filters import PerformanceFilters
 
 logger = logging.getLogger(__name__)
 

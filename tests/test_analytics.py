@@ -19,15 +19,14 @@ from tests.factories import (
     WatchlistFactory,
 )
 from tracking.analytics import (
-    TOO_FEW,
-    PerformanceFilters,
     performance_by,
     performance_report,
     performance_summary,
-    recommendations,
     top_performers,
-    wilson_interval,
 )
+from tracking.metrics import TOO_FEW, wilson_interval
+from tracking.performance_filters import PerformanceFilters
+from tracking.recommendations import recommendations
 
 pytestmark = pytest.mark.django_db
 

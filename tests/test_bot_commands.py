@@ -26,7 +26,8 @@ from tests.factories import (
     WatchlistFactory,
     telegram_update,
 )
-from tracking.analytics import PerformanceFilters, performance_by
+from tracking.analytics import performance_by
+from tracking.performance_filters import PerformanceFilters
 
 ALLOWED = "1001"
 OTHER_ALLOWED = "-1002003"

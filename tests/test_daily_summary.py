@@ -27,7 +27,8 @@ from tests.factories import (
     SignalFactory,
     UserFactory,
 )
-from tracking.analytics import PerformanceFilters, performance_by, performance_summary
+from tracking.analytics import performance_by, performance_summary
+from tracking.performance_filters import PerformanceFilters
 
 BERLIN = ZoneInfo("Europe/Berlin")
 DAY = date(2024, 3, 5)

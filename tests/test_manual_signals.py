@@ -19,10 +19,11 @@ from tests.factories import (
     UserFactory,
     hourly_candles,
 )
-from tracking import analytics
 from tracking.models import OutcomeRollup, Signal
+from tracking.performance_filters import PerformanceFilters
 from tracking.rollups import rollup_rows, rollups_rebuild
 from tracking.services import SignalCandidate, signal_record
+from tracking.window_aggregates import window
 
 pytestmark = pytest.mark.django_db
 
@@ -206,8 +207,8 @@ def test_the_rollups_hold_no_manual_signal(outcomes):
 
 def test_the_analytics_from_the_rollups_equal_those_from_the_rows_with_manual_signals(outcomes):
     for scanner in (None, "manual"):
-        filters = analytics.PerformanceFilters(days=30, scanner=scanner, now=NOW)
-        assert analytics.window(filters) == analytics.window(filters, from_rows=True)
+        filters = PerformanceFilters(days=30, scanner=scanner, now=NOW)
+        assert window(filters) == window(filters, from_rows=True)
 
 
 # --- the embedded default's triggers (SQLite) -----------------------------------------------------

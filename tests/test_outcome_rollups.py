@@ -15,9 +15,9 @@ from django.core.management import call_command
 from tests.factories import START, CheckedOutcomeFactory, OutcomeCheckFactory, SignalFactory
 from tests.test_outcome_checks import AS_OF, ENTRY, coin  # noqa: F401 - the fixture
 from tracking import analytics
-from tracking.analytics import PerformanceFilters
 from tracking.models import OutcomeCheck, OutcomeRollup, RollupLevel, Signal
 from tracking.outcomes import checks_run
+from tracking.performance_filters import PerformanceFilters
 from tracking.rollups import (
     KEY,
     LEVEL_COLUMNS,
@@ -28,6 +28,7 @@ from tracking.rollups import (
     rollups_rebuild,
 )
 from tracking.services import SignalCandidate, signal_record
+from tracking.window_aggregates import window
 
 pytestmark = pytest.mark.django_db
 
@@ -223,8 +224,8 @@ def test_the_window_from_the_rollups_equals_the_window_from_the_rows(history, fi
     early, late = NOW + timedelta(hours=5, minutes=1), NOW - timedelta(hours=7, minutes=13)
     for now in (NOW.replace(hour=0), early, late, late - 20 * DAY):
         chosen = PerformanceFilters(**({"days": 45, "now": now} | filters))
-        rolled = analytics.window(chosen, top=5, horizons=True)
-        rows = analytics.window(chosen, top=5, horizons=True, from_rows=True)
+        rolled = window(chosen, top=5, horizons=True)
+        rows = window(chosen, top=5, horizons=True, from_rows=True)
         assert rolled == rows, chosen
     assert rolled.overall["n"] > 0 or filters.get("days") in (1, 2)
 

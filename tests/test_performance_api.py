@@ -22,7 +22,7 @@ from tests.factories import (
     WatchlistFactory,
     hourly_candles,
 )
-from tracking import analytics
+from tracking import analytics, recommendations
 from tracking.models import OutcomeCheck, Signal, TrackerState
 from tracking.performance_api import (
     BreakdownSerializer,
@@ -32,6 +32,7 @@ from tracking.performance_api import (
     TopPerformersSerializer,
     TrackerStatsSerializer,
 )
+from tracking.performance_filters import PerformanceFilters
 
 pytestmark = pytest.mark.django_db
 
@@ -174,7 +175,7 @@ SERVICE_VIEWS = [
     (
         "recommendations",
         {},
-        lambda f: analytics.recommendations(f),
+        lambda f: recommendations.recommendations(f),
         30,
         RecommendationsSerializer,
     ),
@@ -190,7 +191,7 @@ def test_each_endpoint_returns_its_service_with_the_default_days(
     api, signals, name, params, service, days, serializer
 ):
     got = data(api.get(url(name), params))
-    expected = as_json(service(analytics.PerformanceFilters(days=days, now=NOW)))
+    expected = as_json(service(PerformanceFilters(days=days, now=NOW)))
     assert got == expected
     # The documented schema describes exactly what is returned.
     assert as_json(serializer(got).data) == got
@@ -514,7 +515,7 @@ WINDOW = {"since": "2024-02-07T02:00:00Z", "until": "2024-02-07T05:00"}
 )
 def test_each_endpoint_takes_since_and_until(api, signals, name, params, service, days, serializer):
     got = data(api.get(url(name), params | WINDOW))
-    filters = analytics.PerformanceFilters(days=None, since=SINCE, until=UNTIL, now=NOW)
+    filters = PerformanceFilters(days=None, since=SINCE, until=UNTIL, now=NOW)
     assert got == as_json(service(filters))
     assert as_json(serializer(got).data) == got
 

@@ -11,9 +11,10 @@ import pytest
 from tests.factories import CheckedOutcomeFactory, SignalFactory
 from tests.test_outcome_rollups import NOW, history  # noqa: F401
 from tracking import analytics, windows
-from tracking.analytics import PerformanceFilters
 from tracking.models import Signal
+from tracking.performance_filters import PerformanceFilters
 from tracking.rollups import rollups_compact
+from tracking.window_aggregates import window
 
 pytestmark = pytest.mark.django_db
 
@@ -102,8 +103,8 @@ def test_the_window_from_the_rollups_equals_the_window_from_the_rows(
         chosen = PerformanceFilters(
             **({"days": None, "since": since, "until": until, "now": NOW} | filters)
         )
-        rolled = analytics.window(chosen, top=5, horizons=True)
-        assert rolled == analytics.window(chosen, top=5, horizons=True, from_rows=True), chosen
+        rolled = window(chosen, top=5, horizons=True)
+        assert rolled == window(chosen, top=5, horizons=True, from_rows=True), chosen
 
 
 @pytest.mark.parametrize(("since", "until"), WINDOWS)
@@ -119,7 +120,7 @@ def test_the_window_counts_the_signals_with_as_of_between_since_and_until_both_i
         if (since is None or as_of >= since) and as_of <= end
     )
     chosen = PerformanceFilters(days=None, since=since, until=until, now=NOW)
-    assert analytics.window(chosen, ()).total_signals == expected
+    assert window(chosen, ()).total_signals == expected
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from tests.test_scan_pipeline import make_coins
 from tracking import analytics
 from tracking.models import CheckStatus
 from tracking.outcomes import checks_create_for
+from tracking.performance_filters import PerformanceFilters
 
 HOUR = timedelta(hours=1)
 FROM, TO = START + 100 * HOUR, START + 106 * HOUR
@@ -138,9 +139,7 @@ def test_the_report_command_a_replay_prints_shows_its_summarys_numbers() -> None
     # By scanner, direction and tier one group each, by horizon five.
     assert len(shown) == 8
     assert set(shown) <= set(group_lines(report.getvalue()))
-    numbers = analytics.performance_report(
-        analytics.PerformanceFilters(days=None, since=FROM, until=TO)
-    )
+    numbers = analytics.performance_report(PerformanceFilters(days=None, since=FROM, until=TO))
     assert [(row["group"], row["n"], row["wins"]) for row in numbers["by_scanner"]] == [
         ("rsi", 2, 1)
     ]

@@ -6,7 +6,7 @@ from decimal import Decimal, getcontext
 
 import pytest
 
-from tracking.analytics import wilson_interval
+from tracking.metrics import wilson_interval
 
 # Newcombe RG (1998), "Two-sided confidence intervals for the single proportion: comparison of
 # seven methods", Statistics in Medicine 17:857–872, Table II, method 3 (score interval without

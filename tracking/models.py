@@ -172,10 +172,10 @@ class OutcomeCheck(models.Model):
             models.UniqueConstraint(fields=["signal", "horizon"], name="unique_outcome_check")
         ]
         indexes = [
-            # The analytics (tracking/analytics.py) read a window's checks one signal at a time
-            # (7.7k signals in a 7-day window of 1M outcomes). On PostgreSQL this index also
-            # carries the columns they aggregate, so those reads are index-only scans that never
-            # visit the table. Not folded into the unique constraint: Django does not create a
+            # The analytics (tracking/window_aggregates.py) read a window's checks one signal at
+            # a time (7.7k signals in a 7-day window of 1M outcomes). On PostgreSQL this index
+            # also carries the columns they aggregate, so those reads are index-only scans that
+            # never visit the table. Not folded into the unique constraint: Django does not create a
             # unique constraint with `include` at all on a database without covering indexes
             # (SQLite, the embedded default), which would lose the uniqueness there. On SQLite
             # this is a plain index on (signal, horizon).
@@ -184,8 +184,8 @@ class OutcomeCheck(models.Model):
                 include=["id", "status", "outcome", "adjusted_return_pct", "excess_return_pct"],
                 name="outcome_check_signal_cover",
             ),
-            # The best and worst checked outcomes of a window (tracking/analytics.py): walked
-            # from either end of the returns until enough of them fall in the window.
+            # The best and worst checked outcomes of a window (tracking/window_aggregates.py):
+            # walked from either end of the returns until enough of them fall in the window.
             models.Index(
                 fields=["horizon", "adjusted_return_pct"],
                 condition=models.Q(status=CheckStatus.DONE),

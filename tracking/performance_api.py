@@ -26,7 +26,7 @@ from market.replay_clock import market_now
 from scanners.scanning import UnknownSymbols, normalize_symbol, symbols_validate
 from scanners.watchlist_params import WATCHLIST_PARAM_HELP, WatchlistParamField
 from scoring.services import TIERS
-from tracking import analytics, windows
+from tracking import analytics, performance_filters, recommendations, windows
 from tracking.api import SignalSerializer
 from tracking.models import MANUAL, Direction, Horizon, SignalScanner
 from tracking.outcomes import tracker_set_enabled, tracker_stats
@@ -109,7 +109,7 @@ class PerformanceQuerySerializer(serializers.Serializer):
     until = serializers.CharField(required=False, max_length=64, help_text=UNTIL_TEXT)
     horizon = serializers.ChoiceField(
         choices=Horizon.choices,
-        default=analytics.HEADLINE_HORIZON,
+        default=performance_filters.HEADLINE_HORIZON,
         help_text="The outcome horizon the numbers are of. Default 24h.",
     )
     # Plain strings in the schema (validated below): a ChoiceField would add a third choice set
@@ -149,16 +149,16 @@ class PerformanceQuerySerializer(serializers.Serializer):
             raise serializers.ValidationError({error.parameter: [error.message]}) from None
         return attrs
 
-    def filters(self) -> analytics.PerformanceFilters:
+    def filters(self) -> performance_filters.PerformanceFilters:
         params = self.validated_data
         watchlist = params.get("watchlist")
         since, until = params.get("since"), params.get("until")
         explicit = since is not None or until is not None
-        return analytics.PerformanceFilters(
+        return performance_filters.PerformanceFilters(
             days=None if explicit else params.get("days", self.default_days),
             since=since,
             until=until,
-            horizon=params.get("horizon", analytics.HEADLINE_HORIZON),
+            horizon=params.get("horizon", performance_filters.HEADLINE_HORIZON),
             scanner=params.get("scanner"),
             tier=params.get("tier"),
             direction=params.get("direction"),
@@ -557,7 +557,7 @@ class PerformanceViewSet(viewsets.GenericViewSet):
     )
     def recommendations(self, request: Request) -> Response:
         filters = parse(request, PerformanceQuerySerializer).filters()
-        return Response(analytics.recommendations(filters))
+        return Response(recommendations.recommendations(filters))
 
 
 class TrackerViewSet(viewsets.GenericViewSet):

@@ -1,6 +1,7 @@
 """Daily rollups of the outcomes: the additive numbers of the analytics (counts, sums of returns)
 per UTC day of the signals' as_of, so a long window reads a few hundred rows per day instead of
-every signal and check (tracking/analytics.py; the `OutcomeRollup` model says what a row holds).
+every signal and check (tracking/window_aggregates.py; the `OutcomeRollup` model says what a row
+holds).
 
 How they stay right:
 - Database triggers on `tracking_signal` and `tracking_outcomecheck` append the change of every
@@ -22,10 +23,10 @@ them, so no rollup counts them; the analytics read them from the rows when asked
 
 Levels: every change is written at three levels (`RollupLevel`): in total, by (scanner, tier,
 direction) and by symbol; each part of a request reads the smallest level that has the columns
-it needs (tracking/analytics.py, `_window_sql`). A part that needs a symbol and a scanner, tier
-or direction at once (a symbol or watchlist filter with such a group or filter) reads the rows:
-a rollup by all four columns would hold about one row per check at a day's grain (measured:
-100 symbols, ~1,100 signals a day), so it would double the storage and save little.
+it needs (tracking/window_aggregates.py, `window_sql`). A part that needs a symbol and a
+scanner, tier or direction at once (a symbol or watchlist filter with such a group or filter)
+reads the rows: a rollup by all four columns would hold about one row per check at a day's grain
+(measured: 100 symbols, ~1,100 signals a day), so it would double the storage and save little.
 
 Returns are summed as integers in units of 10^-ROUND_DIGITS percent (`NANOS`,
 the precision `percent_change` rounds every return to), so the sums are exact whatever order
@@ -52,7 +53,7 @@ SIGNAL = Signal._meta.db_table
 CHECK = OutcomeCheck._meta.db_table
 
 # Manual signals (tracked by hand) are never rolled up: no statistic counts them unless asked for
-# with scanner=manual, and the analytics read those from the rows (tracking/analytics.py).
+# with scanner=manual, and the analytics read those from the rows (tracking/window_aggregates.py).
 COUNTED = f"scanner <> '{MANUAL}'"
 
 KEY = ("level", "day", "horizon", "scanner", "tier", "direction", "symbol")

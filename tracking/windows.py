@@ -1,6 +1,6 @@
 """The time window of a performance report: which signals (by their `as_of`) it counts, how a
 request names it (`days`, or `since` and `until`), and how the window maps onto the daily
-rollups (tracking/rollups.py) read by tracking/analytics.py.
+rollups (tracking/rollups.py) read by tracking/window_aggregates.py.
 
 A request names its window one of two ways, never both:
 - `days` = N: the signals of the last N days of market time, (now − N days, now], now = the

@@ -61,10 +61,11 @@ from cryptosatx.replay import (
 from market.replay_clock import store_span
 from market.times import parse_utc, show_time
 from scanners.models import RunStatus, ScanRun
-from tracking import analytics, windows
+from tracking import analytics, metrics, windows
 from tracking.management.commands.performance_report import GROUP_HEADER, group_line
 from tracking.models import CheckStatus, OutcomeCheck, Signal
 from tracking.outcomes import OPEN
+from tracking.performance_filters import PerformanceFilters
 
 
 def _moment(raw: str, name: str) -> datetime:
@@ -273,15 +274,13 @@ def window_summary(start: datetime, end: datetime) -> list[str]:
     from the analytics service's report of [start, end] (the report's own lines), then the
     command that prints that whole report. Every signal with as_of in the window counts, this
     replay's and any recorded there before."""
-    report = analytics.performance_report(
-        analytics.PerformanceFilters(days=None, since=start, until=end)
-    )
+    report = analytics.performance_report(PerformanceFilters(days=None, since=start, until=end))
     summary = report["summary"]
     lines = [
         f"Outcomes of the signals of {windows.show(start)} to {windows.show(end)} (both "
         f"included): {summary['total_signals']} signals, {summary['outcomes_checked']} checked "
         f"at {summary['horizon']}; a group with n < {summary['min_sample']} is "
-        f"'{analytics.TOO_FEW}'",
+        f"'{metrics.TOO_FEW}'",
     ]
     for title, key in (
         (f"By scanner ({summary['horizon']})", "by_scanner"),

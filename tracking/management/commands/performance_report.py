@@ -12,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rest_framework.utils.encoders import JSONEncoder
 
-from tracking import analytics, windows
+from tracking import analytics, performance_filters, windows
 from tracking.models import Horizon
 
 DEFAULT_DAYS = 7  # as GET /api/performance/report
@@ -140,9 +140,9 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--horizon",
-            default=analytics.HEADLINE_HORIZON,
+            default=performance_filters.HEADLINE_HORIZON,
             choices=Horizon.values,
-            help=f"outcome horizon of the numbers (default {analytics.HEADLINE_HORIZON})",
+            help=f"outcome horizon of the numbers (default {performance_filters.HEADLINE_HORIZON})",
         )
         parser.add_argument(
             "--json", action="store_true", help="print the API's report data as JSON"
@@ -157,7 +157,7 @@ class Command(BaseCommand):
             raise CommandError(f"--{error.parameter}: {error.message}") from None
         if days is None and since is None and until is None:
             days = DEFAULT_DAYS
-        filters = analytics.PerformanceFilters(
+        filters = performance_filters.PerformanceFilters(
             days=days, since=since, until=until, horizon=options["horizon"]
         )
         report = analytics.performance_report(filters)
