@@ -223,7 +223,7 @@ def print_table(args: argparse.Namespace, rows: list) -> None:
     print(f"\n`{' '.join(sys.argv)}` — {platform.machine()}, {cpu} CPUs, Python "
           f"{platform.python_version()}; median of {args.runs} runs\n")  # fmt: skip
     print(
-        "| database | period | market hours | seconds | hours/s | last/first month per hour "
+        "| database | period | market hours | seconds | hours/s | last/first per hour "
         "| compute floor | ratio to floor | peak memory | scans | coins scanned | signals |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
