@@ -74,10 +74,9 @@ class HistoryFill(threading.Thread):
         self.replay = Replay(plan, on_hour=self._log_progress)
         self._logged_at = 0.0
         self._began = time.monotonic()
+        self._hours_before = resume_from.hours_done if resume_from else 0
 
     def run(self) -> None:
-        done_before = self.resume_from.hours_done if self.resume_from else 0
-        self._hours_before = done_before
         logger.info(
             "filling history: replaying %s to %s at full speed in the background",
             f"{self.plan.start:%Y-%m-%d %H:%M}",

@@ -30,7 +30,8 @@ from django.utils import timezone
 
 from market.models import Market, MarketType
 from market.replay_clock import market_now
-from market.sources import MarketDataSource, SourceError, get_market_source
+from market.sources import get_market_source
+from market.sources.base import MarketDataSource, SourceError
 from market.times import show_time
 from market.values import Missing
 from scanners.algorithms.common import HOUR, ScannerConfig

@@ -16,7 +16,7 @@ from celery.signals import task_postrun
 from django.db import connection
 
 from core.embedded_celery import EmbeddedCelery
-from market.sources import SourceError
+from market.sources.base import SourceError
 from market.sources.replay import ReplaySource
 from scanners import scanning
 from scanners.models import CoinFailure, RunStatus, ScanBatch, ScanResult, ScanRun

@@ -6,10 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from market.sources.base import MarketDataSource, SourceError
-from market.values import Missing
-
-__all__ = ["SOURCES", "MarketDataSource", "Missing", "SourceError", "get_market_source"]
+from market.sources.base import MarketDataSource
 
 # MARKET_SOURCE value -> the class that serves it (imported on first use).
 SOURCES = {
