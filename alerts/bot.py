@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +45,7 @@ from django.utils import timezone
 from alerts.models import Alert, AlertChannel, AlertKind, AlertMute, AlertTier, BotState
 from alerts.rendering import e, number
 from alerts.services import send_soon
+from core import health_hook
 
 logger = logging.getLogger(__name__)
 
@@ -148,23 +148,10 @@ def _when(moment) -> str:
     return f"{local:%Y-%m-%d %H:%M}"
 
 
-# The product's health report, handed in by the project package when it starts
-# (cryptosatx/apps.py): alerts sits below the package that checks every part, so cannot import it.
-_health_report: Callable[[], dict[str, Any]] | None = None
-
-
-def health_report_provide(report: Callable[[], dict[str, Any]]) -> None:
-    """Give /status the function that reports the product's health."""
-    global _health_report
-    _health_report = report
-
-
 def command_status(args: list[str], chat_id: str) -> str:
     from scanners.models import RUN_SCANNERS, RunStatus, ScanRun
 
-    if _health_report is None:
-        raise RuntimeError("no health report was provided (cryptosatx is not installed)")
-    report = _health_report()
+    report = health_hook.report_fresh()
     mark = {"ok": "✅", "waiting": "⏳", "error": "❌"}
     lines = [f"<b>Status: {mark.get(report['status'], '')} {e(report['status'])}</b>"]
     for name in ("database", "broker", "worker", "beat", "replay_clock", "exchange_bans"):

@@ -7,11 +7,15 @@ class CryptosatxConfig(AppConfig):
     verbose_name = "Service health"
 
     def ready(self) -> None:
-        from alerts import bot
+        from core import health_hook
         from cryptosatx import (
             broker_checks,  # noqa: F401  (registers its system check)
             services,
         )
 
         # Looked up per call, so the report is always the one cryptosatx.services has now.
-        bot.health_report_provide(lambda: services.health_report())
+        health_hook.provide(
+            fresh=lambda: services.health_report(),
+            kept=lambda: services.health_prober().report(),
+            public=lambda report: services.public_health(report),
+        )

@@ -186,6 +186,8 @@ INSTALLED_APPS = [
     "scoring",
     "tracking",
     "alerts",
+    "django_htmx",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -197,9 +199,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "cryptosatx.urls"
+# The dashboard's sign-in page; the admin keeps its own.
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:overview"
+LOGOUT_REDIRECT_URL = "web:login"
 # A CSRF failure under /api/ (a POST to a plain Django view) is JSON in the error envelope.
 CSRF_FAILURE_VIEW = "core.api.csrf_failure"
 WSGI_APPLICATION = "cryptosatx.wsgi.application"
@@ -214,6 +221,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "web.navigation.navigation",
             ],
         },
     },

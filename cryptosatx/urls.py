@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import APIRootView
 
@@ -35,7 +34,6 @@ API_ROOT = (
 )
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/health", health.health_view, name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -47,4 +45,5 @@ urlpatterns = [
     path("api/", include("tracking.urls")),
     path("api/", include("alerts.urls")),
     path("api/performance/", include("tracking.performance_urls")),
+    path("", include("web.urls")),
 ]

@@ -1,6 +1,7 @@
-"""What `make test` runs: make sure PostgreSQL and Redis are up, then ruff and the whole suite.
+"""What `make test` runs: PostgreSQL, Redis and Chromium made ready, then ruff and the suite.
 
-PostgreSQL and Redis on 127.0.0.1 are started when they are installed but down. Without them the
+PostgreSQL and Redis on 127.0.0.1 are started when they are installed but down; Debian's chromium
+is installed with apt when it is missing (root). Without them the
 suite runs on SQLite and pytest lists the skipped tests with the reason; with CI=true a missing
 service fails the run instead. Extra arguments go to pytest.
 """
@@ -18,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.services import CHROMIUM, reachable  # noqa: E402
 from tests.services import POSTGRES_ADDRESS as POSTGRES  # noqa: E402
 from tests.services import REDIS_ADDRESS as REDIS  # noqa: E402
-from tests.services import reachable  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TEST_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/cryptosatx"
@@ -75,6 +76,16 @@ def start_redis() -> bool:
     return wait_for(REDIS)
 
 
+def ensure_chromium() -> bool:
+    """The browser tests drive Debian's chromium; install it (root, apt) when it is missing."""
+    if Path(CHROMIUM).exists():
+        return True
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        print("Installing Debian's chromium for the browser tests ...")
+        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False)
+    return Path(CHROMIUM).exists()
+
+
 def main() -> int:
     in_ci = os.environ.get("CI", "").lower() == "true"
     env = dict(os.environ)
@@ -86,8 +97,15 @@ def main() -> int:
     have_redis = start_redis()
     if have_postgres:
         env["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL", TEST_DATABASE_URL)
+    have_chromium = ensure_chromium()
     missing = [
-        name for name, ok in (("PostgreSQL", have_postgres), ("Redis", have_redis)) if not ok
+        name
+        for name, ok in (
+            ("PostgreSQL", have_postgres),
+            ("Redis", have_redis),
+            (f"Chromium ({CHROMIUM})", have_chromium),
+        )
+        if not ok
     ]
     if missing and in_ci:
         print(f"CI=true and {' and '.join(missing)} could not be started: failing, not skipping.")

@@ -6,7 +6,7 @@ import pytest
 
 from tests import services
 
-pytest_plugins = ["tests.watchlist_fixtures"]
+pytest_plugins = ["tests.watchlist_fixtures", "tests.browser"]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -21,8 +21,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         missing["postgres"] = "needs PostgreSQL (DATABASE_URL=postgres://...); this run used SQLite"
     if not services.redis_available():
         missing["redis"] = "needs Redis on 127.0.0.1:6379"
+    if not services.chromium_available():
+        missing["browser"] = f"needs Chromium at {services.CHROMIUM} (Debian's chromium package)"
     if missing and services.in_ci():
-        # A skipped service test in CI would hide exactly the failures CI exists to catch.
+        # A skipped service or browser test in CI would hide the failures CI exists to catch.
         pytest.exit("CI=true and " + "; ".join(missing.values()), returncode=3)
     for item in items:
         for marker, reason in missing.items():

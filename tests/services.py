@@ -33,3 +33,11 @@ def database_is_postgres() -> bool:
 
 def redis_available() -> bool:
     return reachable(REDIS_ADDRESS)
+
+
+# The browser tests drive Debian's chromium with Playwright (no browser download).
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def chromium_available() -> bool:
+    return os.path.exists(CHROMIUM)

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Lowest first. A module may import its own package and any package of a lower layer.
 # `core` (API conventions, shared helpers) and `httpengine` (the request engine) are both at the
 # bottom and independent of each other; `cryptosatx` (settings, urls, celery app, runner, health)
-# is the top, which alone may import every app.
+# is the top, which alone may import every app; `web` (the dashboard) sits just below it.
 LAYERS: dict[str, int] = {
     "core": 0,
     "httpengine": 0,
@@ -23,7 +23,8 @@ LAYERS: dict[str, int] = {
     "scoring": 3,
     "tracking": 4,
     "alerts": 5,
-    "cryptosatx": 6,
+    "web": 6,
+    "cryptosatx": 7,
 }
 NOT_PRODUCT = ("fakes", "tests", "bench")
 

@@ -1,0 +1,21 @@
+"""The dashboard's pages, mounted at the site root (`/` is the overview). Every page is for
+signed-in users; the sign-in page is the only one open to anyone."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from web.views import overview
+
+app_name = "web"
+
+urlpatterns = [
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="web/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", overview.overview_page, name="overview"),
+]
