@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.db.models import F
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -61,7 +62,7 @@ def newest_finished_scan() -> int | None:
     """The id of the scan that finished last (its final step has written its ranking rows)."""
     return (
         ScanRun.objects.filter(status=RunStatus.FINISHED)
-        .order_by("-finished_at", "-pk")
+        .order_by(F("finished_at").desc(nulls_last=True), "-pk")
         .values_list("pk", flat=True)
         .first()
     )
