@@ -230,6 +230,14 @@ def test_overview_shows_the_replay_clock_and_how_far_it_has_come(client, setting
     assert "Replay progress: 75.0 %" in status
 
 
+def test_overview_says_live_when_the_market_data_is_live(client, settings) -> None:
+    settings.MARKET_SOURCE = "binance"
+    client.force_login(UserFactory())
+    page = client.get("/").content.decode()
+    status = page.split('data-testid="market-status"')[1].split("</section>")[0]
+    assert "Live (binance): market time is the wall clock" in status
+
+
 @pytest.mark.usefixtures("ranked")
 def test_overview_fits_a_phone_screen_without_sideways_scrolling(signed_in_page) -> None:
     page = signed_in_page(UserFactory(), width=390, height=844)

@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from alerts.rendering import signal_url
+from market.models import ReplayClock
 from tests.factories import (
     START,
     CheckedOutcomeFactory,
@@ -196,6 +197,22 @@ def test_signal_candles_csv_holds_the_candles_the_chart_draws(client) -> None:
     assert len(rows) == 1 + len(CLOSES)
     assert rows[1][0] == (AS_OF - timedelta(hours=48)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert [float(row[4]) for row in rows[1:]] == CLOSES
+
+
+def test_signal_page_in_a_replay_shows_no_candle_after_the_market_time(client, settings) -> None:
+    settings.MARKET_SOURCE = "replay"
+    signal = signal_with_path()
+    ReplayClock.objects.create(
+        pk=1,
+        market_time=AS_OF + timedelta(hours=10),
+        start=START,
+        end=AS_OF + timedelta(hours=72),
+        step=timedelta(minutes=5),
+    )
+    client.force_login(UserFactory())
+    rows = list(csv.reader(io.StringIO(client.get(f"/signals/{signal.pk}/candles.csv").text)))
+    assert rows[-1][0] == (AS_OF + timedelta(hours=9)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert len(rows) == 1 + 48 + 10
 
 
 def test_a_signal_that_does_not_exist_is_a_404(client) -> None:
