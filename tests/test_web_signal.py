@@ -130,6 +130,20 @@ def test_signal_page_fits_a_phone_screen_without_sideways_scrolling(signed_in_pa
 # --- its numbers (test client) ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("direction", "win", "loss"), [("LONG", "105", "97"), ("SHORT", "95", "103")]
+)
+def test_signal_page_puts_the_barriers_five_percent_for_and_three_against_the_signal(
+    client, direction, win, loss
+) -> None:
+    signal = SignalFactory(symbol="X/USDT", direction=direction, entry_price=100.0)
+    client.force_login(UserFactory())
+    page = client.get(f"/signals/{signal.pk}/").content.decode()
+    levels = page.split('data-testid="levels-table"')[1].split("</table>")[0]
+    assert f'Win barrier (+5 %)</th><td class="num">{win}<' in levels
+    assert f'Loss barrier (-3 %)</th><td class="num">{loss}<' in levels
+
+
 def test_signal_page_shows_each_horizon_with_its_outcome_and_the_btc_comparison(client) -> None:
     signal = signal_with_path()
     client.force_login(UserFactory())

@@ -97,6 +97,8 @@ def signal_levels(signal: Signal, checks: list[dict[str, Any]]) -> list[dict[str
         widest = done[-1]
         for name, key in (("mfe", "mfe_pct"), ("mae", "mae_pct")):
             move = widest[key]
+            if move is None:  # a check written before excursions were stored
+                continue
             levels.append(
                 {
                     "name": name,

@@ -8,6 +8,7 @@ of tracking.view_signal); any other signal, and one that does not exist, is a 40
 from __future__ import annotations
 
 import csv
+import re
 from datetime import UTC, datetime
 
 from django.contrib.auth.decorators import login_required
@@ -57,7 +58,7 @@ def signal_candles_csv(request: HttpRequest, signal_id: int) -> HttpResponse:
     signal = _visible_signal(request, signal_id)
     path = price_path(signal, signal_checks(signal))
     response = HttpResponse(content_type="text/csv; charset=utf-8")
-    name = signal.symbol.replace("/", "-")
+    name = re.sub(r"[^A-Za-z0-9]+", "-", signal.symbol)
     response["Content-Disposition"] = f'attachment; filename="signal-{signal.pk}-{name}-1h.csv"'
     writer = csv.writer(response)
     writer.writerow(["open_time_utc", "open", "high", "low", "close"])
