@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from html import escape
 
 from django.conf import settings
+from django.urls import reverse
 
 from alerts.models import AlertTier
 from alerts.rules import SignalContext, own_context
@@ -57,7 +58,10 @@ def number(value: float | None, digits: int = 1) -> str:
 
 
 def signal_url(signal_id: int) -> str:
-    return f"{str(settings.SITE_URL).rstrip('/')}/admin/tracking/signal/{signal_id}/change/"
+    """The signal's page on the dashboard (`web:signal`), as an absolute address on SITE_URL:
+    what every alert links to. Reversed by name, so alerts import nothing of the web app."""
+    path = reverse("web:signal", kwargs={"signal_id": signal_id})
+    return f"{str(settings.SITE_URL).rstrip('/')}{path}"
 
 
 def tier_header(tier: int) -> str:

@@ -68,7 +68,7 @@ def test_a_signal_alert_has_every_part_of_the_plans_format(settings) -> None:
     assert "• Unified: 86.4/100 (TIER_1)" in shown.text
     assert "Confidence: 75 %" in shown.text
     assert "• buy share 0.58 > 0.55" in shown.text
-    assert shown.hrefs == [f"https://scan.example.org/admin/tracking/signal/{signal.pk}/change/"]
+    assert shown.hrefs == [f"https://scan.example.org/signals/{signal.pk}/"]
     assert set(shown.tags) <= ALLOWED_TAGS
 
 
@@ -157,5 +157,5 @@ def test_alert_links_use_the_address_the_product_is_served_on(settings) -> None:
     settings.SITE_URL = load_config({"RUN_HOST": "0.0.0.0", "RUN_PORT": "9100"})["SITE_URL"]
     signal = SignalFactory()
     shown = parse(render_digest([Alert(tier=1, signal=signal)]))
-    assert shown.hrefs == [f"http://127.0.0.1:9100/admin/tracking/signal/{signal.pk}/change/"]
+    assert shown.hrefs == [f"http://127.0.0.1:9100/signals/{signal.pk}/"]
     assert shown.hrefs == [signal_url(signal.pk)]

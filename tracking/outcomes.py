@@ -109,6 +109,26 @@ def outcome_for(direction: str, return_pct: float, *, win: float, loss: float) -
     return Outcome.NEUTRAL
 
 
+def barrier_prices(
+    direction: str, entry: float, *, win: float | None = None, loss: float | None = None
+) -> tuple[float, float]:
+    """(win price, loss price): where a signal's move from `entry` reaches the WIN and the LOSS
+    barrier of `outcome_for` and `excursions`. LONG: entry × (1 + win/100) and
+    entry × (1 − loss/100); SHORT mirrored. `win`/`loss` default to WIN_THRESHOLD_PCT and
+    LOSS_THRESHOLD_PCT."""
+    win = float(settings.WIN_THRESHOLD_PCT) if win is None else win
+    loss = float(settings.LOSS_THRESHOLD_PCT) if loss is None else loss
+    sign = -1.0 if direction == Direction.SHORT else 1.0
+    return entry * (1 + sign * win / 100), entry * (1 - sign * loss / 100)
+
+
+def excursion_price(direction: str, entry: float, move_pct: float) -> float:
+    """The price a direction-adjusted move (an MFE or MAE, in percent) from `entry` stands for:
+    LONG entry × (1 + move/100), SHORT entry × (1 − move/100)."""
+    sign = -1.0 if direction == Direction.SHORT else 1.0
+    return entry * (1 + sign * move_pct / 100)
+
+
 def adjusted_return(direction: str, return_pct: float) -> float:
     """The return in the signal's favour: as it is for LONG, negated for SHORT."""
     return -return_pct if direction == Direction.SHORT else return_pct

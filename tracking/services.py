@@ -23,10 +23,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q, QuerySet
 
+from core.permissions import VIEW_ALL_SIGNALS, sees_everyones
 from market import candle_store
 from market.times import ms_to_datetime
 from market.values import Missing
@@ -342,3 +344,16 @@ def scan_finish(run_id: int, *, give_up: bool = False) -> ScanRun | None:
     total = Signal.objects.filter(scan_run=run).count()
     logger.debug("scan #%d recorded %d new signals", run.pk, len(signals))
     return run_mark_finished(run.pk, signals_recorded=total)
+
+
+def signals_visible_to(
+    user: AbstractBaseUser | AnonymousUser | None, signals: QuerySet[Signal] | None = None
+) -> QuerySet[Signal]:
+    """The signals `user` may see (of `signals`, default all): every scanner's and the ranking's,
+    and manual ones only their own, unless they hold VIEW_ALL_SIGNALS (tracking.view_signal).
+    The API and the dashboard both read through this, so another user's manual signal is a 404
+    in both."""
+    signals = Signal.objects.all() if signals is None else signals
+    if sees_everyones(user, VIEW_ALL_SIGNALS):
+        return signals
+    return signals.filter(~Q(scanner=MANUAL) | Q(owner_id=getattr(user, "pk", None)))

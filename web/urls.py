@@ -4,7 +4,7 @@ signed-in users; the sign-in page is the only one open to anyone."""
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from web.views import overview
+from web.views import overview, signal
 
 app_name = "web"
 
@@ -18,4 +18,9 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", overview.overview_page, name="overview"),
+    path("partials/ranking", overview.ranking_partial, name="ranking_partial"),
+    path("signals/<int:signal_id>/", signal.signal_page, name="signal"),
+    path(
+        "signals/<int:signal_id>/candles.csv", signal.signal_candles_csv, name="signal_candles_csv"
+    ),
 ]
