@@ -310,6 +310,9 @@ LOGGING = {
         "celery.beat": {"level": "WARNING"},
         # The in-memory transport has no host; kombu warns about that on every connection.
         "kombu.connection": {"level": "ERROR"},
+        # httpx logs every request's URL at INFO, and Telegram's URLs carry the bot token
+        # (`/bot<token>/getUpdates`, polled every BOT_POLL_SECONDS): never into the logs.
+        "httpx": {"level": "WARNING"},
     },
 }
 
