@@ -36,7 +36,8 @@ PRODUCT_FILES = ("Makefile", "Procfile", "docker-compose.yml", "Dockerfile", "ce
 # Telegram's, not this bot's.
 BOTFATHER_COMMANDS = {"newbot", "revoke"}
 
-FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+# Fenced blocks, also indented ones inside list items.
+FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)
 INLINE = re.compile(r"`([^`\n]+)`")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 NAME = re.compile(r"(?<![\w/.-])([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?![\w/-])")
