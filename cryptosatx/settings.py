@@ -311,8 +311,10 @@ LOGGING = {
         # The in-memory transport has no host; kombu warns about that on every connection.
         "kombu.connection": {"level": "ERROR"},
         # httpx logs every request's URL at INFO, and Telegram's URLs carry the bot token
-        # (`/bot<token>/getUpdates`, polled every BOT_POLL_SECONDS): never into the logs.
+        # (`/bot<token>/getUpdates`, polled every BOT_POLL_SECONDS); python-telegram-bot logs
+        # its base URL, token included, at DEBUG. Never into the logs, even at LOG_LEVEL=DEBUG.
         "httpx": {"level": "WARNING"},
+        "telegram.Bot": {"level": "INFO"},
     },
 }
 
