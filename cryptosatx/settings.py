@@ -318,6 +318,11 @@ LOGGING = {
         "celery.beat": {"level": "WARNING"},
         # The in-memory transport has no host; kombu warns about that on every connection.
         "kombu.connection": {"level": "ERROR"},
+        # httpx logs every request's URL at INFO, and Telegram's URLs carry the bot token
+        # (`/bot<token>/getUpdates`, polled every BOT_POLL_SECONDS); python-telegram-bot logs
+        # its base URL, token included, at DEBUG. Never into the logs, even at LOG_LEVEL=DEBUG.
+        "httpx": {"level": "WARNING"},
+        "telegram.Bot": {"level": "INFO"},
     },
 }
 

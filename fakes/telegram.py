@@ -19,7 +19,11 @@ Switches: `go_down("refuse" | "502")` / `come_back()`, `rate_limit_next(n, retry
 delivered, then never answer: the client's send is cut off after Telegram got the message, which is
 what a worker killed between send and mark looks like).
 
-Run by hand: `python -m fakes.telegram --port 8081`.
+Run by hand: `python -m fakes.telegram --port 8081`. A person trying the product against it (the
+guide docs/guides/telegram.md) has a control plane instead of the test's method calls:
+`POST /__fake__/updates` with `{"chat_id": 42, "text": "/status"}` (optional "username") queues
+what that chat typed as a getUpdates message, and `GET /__fake__/messages` lists what the fake
+delivered; `--echo` (on when run by hand) also prints each delivered message.
 """
 
 from __future__ import annotations
@@ -155,8 +159,10 @@ class FakeTelegram:
         token: str = DEFAULT_TOKEN,
         blocked_chats: set[str] | None = None,
         missing_chats: set[str] | None = None,
+        echo: bool = False,
     ) -> None:
         self.token = token
+        self.echo = echo  # print each delivered message (the fake run by hand)
         self.blocked_chats = set(blocked_chats or ())
         self.missing_chats = set(missing_chats or ())
         self.switches = _Switches()
@@ -228,6 +234,8 @@ class FakeTelegram:
     def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_post("/__fake__/updates", self._control_update)
+        app.router.add_get("/__fake__/messages", self._control_messages)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         return app
 
@@ -243,6 +251,60 @@ class FakeTelegram:
         if parameters:
             body["parameters"] = parameters
         return cls._answer(code, body)
+
+    # --- the control plane (a person's stand-in for the test's method calls) ------------------
+
+    async def _control_update(self, request: web.Request) -> web.Response:
+        """`{"chat_id": 42, "text": "/status"}`: queue a message that chat typed; 400 naming a
+        missing or malformed field."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return self._error(
+                400, 'Bad Request: body must be JSON like {"chat_id": 42, "text": ".."}'
+            )
+        if not isinstance(body, dict):
+            return self._error(400, "Bad Request: body must be a JSON object")
+        chat_id, text = body.get("chat_id"), body.get("text")
+        if isinstance(chat_id, bool) or not isinstance(chat_id, int | str) or not str(chat_id):
+            return self._error(400, "Bad Request: chat_id must be a number or @name")
+        if not isinstance(text, str) or not text.strip():
+            return self._error(400, "Bad Request: text must be a non-empty string")
+        username = str(body.get("username") or "you")
+        chat_key = str(chat_id)
+        chat: dict[str, Any] = {"id": _chat_id_value(chat_key), "type": chat_type(chat_key)}
+        if chat["type"] == "private":
+            chat.update(first_name=username, username=username)
+        else:
+            chat["title"] = f"chat {chat_key}"
+        with self._lock:
+            self._message_id += 1
+            message_id = self._message_id
+        update = self.inject_update(
+            {
+                "message": {
+                    "message_id": message_id,
+                    "date": int(time.time()),
+                    "chat": chat,
+                    # In a private chat the sender is the chat; elsewhere some member.
+                    "from": {
+                        "id": chat["id"] if chat["type"] == "private" else 1000,
+                        "is_bot": False,
+                        "first_name": username,
+                    },
+                    "text": text,
+                }
+            }
+        )
+        return self._answer(200, {"ok": True, "result": update})
+
+    async def _control_messages(self, request: web.Request) -> web.Response:
+        with self._lock:
+            delivered = [
+                {"chat_id": m.chat_id, "text": m.text, "message_id": m.message_id}
+                for m in self.messages
+            ]
+        return self._answer(200, {"ok": True, "result": delivered})
 
     async def _not_found(self, request: web.Request) -> web.Response:
         return self._error(404, "Not Found")
@@ -361,6 +423,8 @@ class FakeTelegram:
             self._message_id += 1
             message_id = self._message_id
         received = record(200 if not self.switches.stall_after_receiving else 0, message_id)
+        if self.echo:
+            print(f"--- delivered to chat {chat_id} ---\n{text}\n", flush=True)
         if self.switches.stall_after_receiving and self._release is not None:
             # Delivered, but the answer never leaves: the sender cannot know it went out.
             await self._release.wait()
@@ -449,13 +513,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--token", default=DEFAULT_TOKEN)
+    parser.add_argument("--quiet", action="store_true", help="do not print the messages delivered")
     args = parser.parse_args(argv)
-    fake = FakeTelegram(token=args.token)
+    fake = FakeTelegram(token=args.token, echo=not args.quiet)
 
     async def serve() -> None:
         url = await fake.start(args.host, args.port)
         print(
-            f"fake Telegram at {url}: TELEGRAM_API_URL={url} TELEGRAM_BOT_TOKEN={args.token}",
+            f"fake Telegram at {url}: TELEGRAM_API_URL={url} TELEGRAM_BOT_TOKEN={args.token}\n"
+            f"  type into a chat: curl -X POST {url}/__fake__/updates "
+            '-H \'Content-Type: application/json\' -d \'{"chat_id": 42, "text": "/status"}\'\n'
+            f"  delivered so far: curl {url}/__fake__/messages",
             flush=True,
         )
         try:

@@ -133,6 +133,14 @@ def symbols_validate(raw_symbols: Iterable[str]) -> list[str]:
     )
     unknown = [symbol for symbol in symbols if symbol not in known]
     if unknown:
+        if settings.MARKET_SOURCE != "replay":
+            # Live, the store knows the markets a universe scan or fetch_ohlcv has read so far:
+            # saying "no market" would be wrong for a coin the exchange lists.
+            raise UnknownSymbols(
+                unknown,
+                f"not among the {settings.EXCHANGE} spot markets read so far; a universe scan "
+                "(--coins N) or fetch_ohlcv reads them",
+            )
         raise UnknownSymbols(unknown)
     return symbols
 

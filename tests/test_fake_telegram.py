@@ -141,3 +141,41 @@ def test_get_updates_serves_injected_updates_until_confirmed(fake: FakeTelegram)
     assert [u.message.text for u in first] == ["/top"]
     assert again == ()
     assert me.is_bot is True
+
+
+def test_the_control_plane_lets_a_person_type_into_a_chat_and_read_what_was_delivered(
+    fake: FakeTelegram,
+) -> None:
+    typed = httpx.post(
+        f"{fake.base_url}/__fake__/updates",
+        json={"chat_id": 42, "text": "/status"},
+        trust_env=False,
+    ).json()
+    send(fake, text="<b>ok</b>", chat_id="42")
+
+    async def go():
+        async with bot(fake) as b:
+            return await b.get_updates(timeout=0)
+
+    (update,) = asyncio.run(go())
+    assert typed["ok"] is True
+    assert update.update_id == typed["result"]["update_id"]
+    assert (update.message.chat.id, update.message.chat.type) == (42, "private")
+    assert update.message.from_user.id == 42
+    assert update.message.text == "/status"
+    delivered = httpx.get(f"{fake.base_url}/__fake__/messages", trust_env=False).json()
+    assert [(m["chat_id"], m["text"]) for m in delivered["result"]] == [("42", "<b>ok</b>")]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"text": "/status"}, {"chat_id": 42}, {"chat_id": 42, "text": "  "}, {"chat_id": True}],
+)
+def test_the_control_plane_refuses_an_update_without_chat_or_text(
+    fake: FakeTelegram, body: dict
+) -> None:
+    answer = httpx.post(f"{fake.base_url}/__fake__/updates", json=body, trust_env=False)
+
+    assert answer.status_code == 400
+    assert answer.json()["ok"] is False
+    assert fake.inject_update({"message": {"text": "probe"}})["update_id"] == 1  # none queued

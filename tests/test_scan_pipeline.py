@@ -196,6 +196,19 @@ def test_start_scan_rejects_unknown_symbols_listing_them() -> None:
 
 
 @pytest.mark.django_db
+def test_live_an_unknown_symbol_is_one_not_read_yet_and_the_refusal_says_how_to_read_it(
+    settings,
+) -> None:
+    settings.MARKET_SOURCE = "binance"
+    make_coins("AAA")
+    with pytest.raises(scanning.UnknownSymbols) as caught:
+        scanning.scan_start("rsi", symbols=["AAA", "BNB"], as_of=AS_OF)
+    assert caught.value.symbols == ["BNB/USDT"]
+    assert "no binance spot market" not in str(caught.value)
+    assert "a universe scan (--coins N) or fetch_ohlcv reads them" in str(caught.value)
+
+
+@pytest.mark.django_db
 def test_the_universe_is_usdt_spot_by_quote_volume_without_stablecoins_or_leveraged_tokens() -> (
     None
 ):
