@@ -8,15 +8,15 @@ from __future__ import annotations
 from datetime import UTC
 
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, viewsets
 
-from core.permissions import VIEW_ALL_SIGNALS, sees_everyones
 from scanners.scanning import normalize_symbol
 from scoring.services import TIERS
-from tracking.models import HORIZON_DELTAS, MANUAL, Direction, OutcomeCheck, Signal, SignalScanner
+from tracking.models import HORIZON_DELTAS, Direction, OutcomeCheck, Signal, SignalScanner
+from tracking.services import signals_visible_to
 
 
 class SinceUntilForm(forms.Form):
@@ -182,10 +182,7 @@ class SignalViewSet(viewsets.ReadOnlyModelViewSet):
         return SignalDetailSerializer if self.action == "retrieve" else SignalSerializer
 
     def get_queryset(self) -> QuerySet[Signal]:
-        queryset = super().get_queryset()
+        queryset = signals_visible_to(self.request.user)
         if self.action == "retrieve":
             queryset = queryset.prefetch_related("outcome_checks")
-        user = self.request.user
-        if sees_everyones(user, VIEW_ALL_SIGNALS):
-            return queryset
-        return queryset.filter(~Q(scanner=MANUAL) | Q(owner_id=user.pk))
+        return queryset

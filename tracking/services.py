@@ -26,7 +26,9 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q, QuerySet
 
+from core.permissions import VIEW_ALL_SIGNALS, sees_everyones
 from market import candle_store
 from market.times import ms_to_datetime
 from market.values import Missing
@@ -342,3 +344,14 @@ def scan_finish(run_id: int, *, give_up: bool = False) -> ScanRun | None:
     total = Signal.objects.filter(scan_run=run).count()
     logger.debug("scan #%d recorded %d new signals", run.pk, len(signals))
     return run_mark_finished(run.pk, signals_recorded=total)
+
+
+def signals_visible_to(user: AbstractBaseUser | None) -> QuerySet[Signal]:
+    """The signals `user` may see, newest first: every scanner's and the ranking's, and their own
+    manual ones; a user who may see everyone's (VIEW_ALL_SIGNALS: staff) sees every manual one
+    too. The signals API and the dashboard's signals page both list this queryset."""
+    queryset = Signal.objects.order_by("-as_of", "-id")
+    if sees_everyones(user, VIEW_ALL_SIGNALS):
+        return queryset
+    owner_id = user.pk if user is not None and user.is_authenticated else None
+    return queryset.filter(~Q(scanner=MANUAL) | Q(owner_id=owner_id))
