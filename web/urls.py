@@ -4,7 +4,7 @@ signed-in users; the sign-in page is the only one open to anyone."""
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from web.views import overview
+from web.views import overview, performance, signals
 
 app_name = "web"
 
@@ -18,4 +18,7 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", overview.overview_page, name="overview"),
+    path("signals/", signals.signals_page, name="signals"),
+    path("performance/", performance.performance_page, name="performance"),
+    path("performance/csv/<slug:table>/", performance.performance_csv, name="performance-csv"),
 ]
