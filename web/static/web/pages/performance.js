@@ -22,7 +22,10 @@
         labels: labels,
         datasets: [{
           label: "win rate %",
-          data: data.points.map((p) => (p.too_few ? null : { y: p.value, yMin: p.low, yMax: p.high })),
+          // A too-few group is a point without a value: no bar, no whiskers (the plugin needs an
+          // object at every index, a bare null breaks it).
+          data: data.points.map((p) => (p.too_few ? { y: null, yMin: null, yMax: null }
+                                                  : { y: p.value, yMin: p.low, yMax: p.high })),
           backgroundColor: c.accent,
           errorBarColor: c.text,
           errorBarWhiskerColor: c.text,
