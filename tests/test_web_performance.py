@@ -231,6 +231,14 @@ def test_a_month_is_what_the_api_reports_for_that_month(client, outcomes) -> Non
     assert (january["n"], january["win_rate"]) == (api["n"], api["win_rate"])
 
 
+def test_a_window_without_a_start_counts_its_months_from_the_first_signal(client, outcomes) -> None:
+    client.force_login(UserFactory())
+    response = client.get(URL, {"until": "2024-02-10"})
+    months = response.context["months"]
+    assert [month["month"] for month in months] == ["2024-01", "2024-02"]
+    assert sum(month["n"] for month in months) == 11
+
+
 @pytest.mark.parametrize(
     "name", ["scanner", "tier", "direction", "horizon", "monthly", "excess", "best", "worst"]
 )
@@ -339,3 +347,18 @@ def test_choosing_a_watchlist_in_the_form_changes_the_numbers(signed_in_page, ou
     page.get_by_role("button", name="Apply").click()
     page.wait_for_url(f"**watchlist={mine.pk}**")
     assert page.get_by_test_id("outcomes-checked").inner_text() == "4"
+
+
+def test_performance_page_without_any_signal_draws_empty_charts(signed_in_page, clock) -> None:
+    page = signed_in_page(UserFactory())
+    page.goto(URL)
+    page.wait_for_function("() => Chart.getChart(document.querySelector('#chart-excess canvas'))")
+    assert page.get_by_test_id("judgement").inner_text() == "too few to judge"
+    assert page.evaluate(DATASETS, "chart-horizon") == 1
+
+
+def test_a_window_given_as_dates_is_kept_in_the_forms_time_inputs(client, outcomes) -> None:
+    client.force_login(UserFactory())
+    html = client.get(URL, {"since": "2024-02-01", "until": "2024-02-09T12:00+02:00"}).content
+    assert 'name="since" type="datetime-local" step="1" value="2024-02-01T00:00"' in html.decode()
+    assert 'name="until" type="datetime-local" step="1" value="2024-02-09T10:00"' in html.decode()

@@ -27,7 +27,7 @@ from django.shortcuts import render
 
 from scanners.watchlists import watchlists_of
 from scoring.services import TIERS
-from tracking import analytics
+from tracking import analytics, windows
 from tracking.metrics import TOO_FEW
 from tracking.models import Direction, Horizon, Signal
 from tracking.performance_api import SCANNER_CHOICES, PerformanceQuerySerializer
@@ -321,8 +321,23 @@ def _parse(request: HttpRequest) -> PerformanceQuerySerializer:
     return query
 
 
+def datetime_local(raw: str | None) -> str:
+    """A `since`/`until` as a datetime-local input shows it (UTC, to the minute or second), so a
+    window given in a link as a date (2024-03-01) or with an offset survives the next Apply; ""
+    when it is not a date or time (the errors above the form say so)."""
+    if not raw or not raw.strip():
+        return ""
+    try:
+        moment = windows.moment_parse(raw, "value")
+    except windows.WindowError:
+        return ""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S" if moment.second else "%Y-%m-%dT%H:%M")
+
+
 def _choices(request: HttpRequest) -> dict[str, Any]:
     return {
+        "since_input": datetime_local(request.GET.get("since")),
+        "until_input": datetime_local(request.GET.get("until")),
         "scanners": SCANNER_CHOICES,
         "tiers": list(TIERS),
         "directions": Direction.values,

@@ -25,6 +25,7 @@ from scoring.services import TIERS
 from tracking.api import SignalFilter
 from tracking.models import HORIZON_DELTAS, CheckStatus, Direction, OutcomeCheck, SignalScanner
 from tracking.services import signals_visible_to
+from web.views.performance import datetime_local
 
 PAGE_SIZE = 50
 HORIZONS = tuple(HORIZON_DELTAS)
@@ -91,6 +92,8 @@ def signals_page(request: HttpRequest) -> HttpResponse:
         "horizons": HORIZONS,
         "watchlists": watchlists_of(request.user).order_by("name"),
         "q": request.GET,
+        "since_input": datetime_local(request.GET.get("since")),
+        "until_input": datetime_local(request.GET.get("until")),
     }
     queryset = signals_visible_to(request.user).prefetch_related(
         Prefetch("outcome_checks", queryset=OutcomeCheck.objects.order_by("due_at"))
