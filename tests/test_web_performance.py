@@ -362,3 +362,20 @@ def test_a_window_given_as_dates_is_kept_in_the_forms_time_inputs(client, outcom
     html = client.get(URL, {"since": "2024-02-01", "until": "2024-02-09T12:00+02:00"}).content
     assert 'name="since" type="datetime-local" step="1" value="2024-02-01T00:00"' in html.decode()
     assert 'name="until" type="datetime-local" step="1" value="2024-02-09T10:00"' in html.decode()
+
+
+def test_recommendations_are_shown_with_their_evidence_and_as_csv(client, outcomes) -> None:
+    for days_ago in range(1, 11):
+        signal = SignalFactory(scanner="social", symbol="BTC/USDT", as_of=NOW - days_ago * DAY)
+        CheckedOutcomeFactory(signal=signal, return_pct=-4.0)
+    client.force_login(UserFactory())
+    response = client.get(URL, {"scanner": "social"})
+    rows = page_table(response.content.decode(), "recommendations")
+    assert rows[1][:4] == ["URGENT", "overall", rows[1][2], "all signals"]
+    assert rows[1][2].startswith("The win rate is below 55 %")
+    assert rows[1][4:] == ["0.00", "0.00", "27.75", "10"]
+    assert "evidence: all signals, win rate 0.0 % (95 %: 0.0–27.8, n = 10)" in (
+        response.content.decode()
+    )
+    download = client.get("/performance/csv/recommendations/", {"scanner": "social"})
+    assert list(csv.reader(io.StringIO(download.content.decode()))) == rows
