@@ -349,11 +349,12 @@ def scan_finish(run_id: int, *, give_up: bool = False) -> ScanRun | None:
 def signals_visible_to(
     user: AbstractBaseUser | AnonymousUser | None, signals: QuerySet[Signal] | None = None
 ) -> QuerySet[Signal]:
-    """The signals `user` may see (of `signals`, default all): every scanner's and the ranking's,
-    and manual ones only their own, unless they hold VIEW_ALL_SIGNALS (tracking.view_signal).
-    The API and the dashboard both read through this, so another user's manual signal is a 404
-    in both."""
-    signals = Signal.objects.all() if signals is None else signals
+    """The signals `user` may see (of `signals`, default all, newest first): every scanner's and
+    the ranking's, and manual ones only their own, unless they hold VIEW_ALL_SIGNALS
+    (tracking.view_signal). The API and the dashboard both read through this, so another user's
+    manual signal is a 404 in both."""
+    signals = Signal.objects.order_by("-as_of", "-id") if signals is None else signals
     if sees_everyones(user, VIEW_ALL_SIGNALS):
         return signals
-    return signals.filter(~Q(scanner=MANUAL) | Q(owner_id=getattr(user, "pk", None)))
+    owner_id = user.pk if user is not None and user.is_authenticated else None
+    return signals.filter(~Q(scanner=MANUAL) | Q(owner_id=owner_id))

@@ -4,7 +4,7 @@ signed-in users; the sign-in page is the only one open to anyone."""
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from web.views import overview, signal
+from web.views import overview, performance, signal, signals
 
 app_name = "web"
 
@@ -23,4 +23,7 @@ urlpatterns = [
     path(
         "signals/<int:signal_id>/candles.csv", signal.signal_candles_csv, name="signal_candles_csv"
     ),
+    path("signals/", signals.signals_page, name="signals"),
+    path("performance/", performance.performance_page, name="performance"),
+    path("performance/csv/<slug:table>/", performance.performance_csv, name="performance-csv"),
 ]
