@@ -4,7 +4,7 @@ signed-in users; the sign-in page is the only one open to anyone."""
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from web.views import overview
+from web.views import alerts, overview, scans, watchlists
 
 app_name = "web"
 
@@ -18,4 +18,13 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", overview.overview_page, name="overview"),
+    path("scans/", scans.scans_page, name="scans"),
+    path("scans/<int:pk>/", scans.scan_page, name="scan"),
+    path("watchlists/", watchlists.watchlists_page, name="watchlists"),
+    path("watchlists/<int:pk>/", watchlists.watchlist_page, name="watchlist"),
+    path("watchlists/<int:pk>/edit", watchlists.watchlist_edit, name="watchlist_edit"),
+    path("watchlists/<int:pk>/delete", watchlists.watchlist_delete_view, name="watchlist_delete"),
+    path("watchlists/<int:pk>/scan", watchlists.watchlist_scan, name="watchlist_scan"),
+    path("alerts/", alerts.alerts_page, name="alerts"),
+    path("alerts/<int:pk>/resend", alerts.alert_resend_view, name="alert_resend"),
 ]
