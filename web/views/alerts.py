@@ -51,8 +51,8 @@ def _alerts_page(request: HttpRequest, *, problem: str = "", status: int = 200) 
     return render(request, "web/alerts.html", context, status=status)
 
 
-@require_safe
 @login_required
+@require_safe
 def alerts_page(request: HttpRequest) -> HttpResponse:
     """The history, newest first, 25 a page, with the filters of /api/alerts/ (state, tier,
     kind, chat, since, until, watchlist). A bad filter (or a watchlist not the user's): the page
@@ -60,8 +60,8 @@ def alerts_page(request: HttpRequest) -> HttpResponse:
     return _alerts_page(request)
 
 
-@require_POST
 @login_required
+@require_POST
 def alert_resend_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Staff (alerts.resend_alert) only, anyone else 403: a failed or unconfirmed alert goes back
     to pending and is sent again (`alert_resend`). Then back to the page it was pressed on

@@ -28,8 +28,8 @@ from web.views.listing import BadQuery, filtered, page_of
 RESULTS_PAGE_SIZE = 50
 
 
-@require_safe
 @login_required
+@require_safe
 def scans_page(request: HttpRequest) -> HttpResponse:
     """Runs newest first, filtered by scanner, status and trigger (the API's ScanRunFilter),
     25 a page. A bad filter or page: the page says which, with status 400."""
@@ -63,8 +63,8 @@ def results_by_scanner(run: ScanRun) -> list[dict[str, object]]:
     )
 
 
-@require_safe
 @login_required
+@require_safe
 def scan_page(request: HttpRequest, pk: int) -> HttpResponse:
     """One run (the same data as /api/scans/<id>/): its coins, the coins that failed with their
     errors, and its results per scanner and per coin (filters of /api/scans/<id>/results:

@@ -70,7 +70,11 @@ class WatchlistForm(forms.Form):
 
 
 class ScanNowForm(forms.Form):
-    scanner = forms.ChoiceField(choices=ScannerName.choices, initial=ScannerName.ALL)
+    """The scanner to run; none given: all four, the API's default."""
+
+    scanner = forms.ChoiceField(
+        choices=ScannerName.choices, initial=ScannerName.ALL, required=False
+    )
 
 
 def _checked(
@@ -122,8 +126,8 @@ def _own(request: HttpRequest) -> Any:
     return watchlists_of(request.user).prefetch_related("coins").order_by("name", "id")
 
 
-@require_http_methods(["GET", "HEAD", "POST"])
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def watchlists_page(request: HttpRequest) -> HttpResponse:
     """GET: the user's watchlists. POST: create one (name and coins, the API's rules: a name
     of theirs only once, each coin a spot market of the exchange, every unknown one listed);
@@ -197,16 +201,16 @@ def _watchlist_page(
     return render(request, "web/watchlist.html", context, status=status)
 
 
-@require_safe
 @login_required
+@require_safe
 def watchlist_page(request: HttpRequest, pk: int) -> HttpResponse:
     """One of the user's watchlists (owner only; anyone else: 404): its coins (editable), scan
     now, its scans, each scanner's latest result per coin, its alerts, its performance."""
     return _watchlist_page(request, get_object_or_404(watchlists_of(request.user), pk=pk))
 
 
-@require_POST
 @login_required
+@require_POST
 def watchlist_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Owner only (404 otherwise): rename the watchlist and make it hold exactly the coins given
     (an empty list empties it), both or neither: an unknown coin or a taken name changes
@@ -229,8 +233,8 @@ def watchlist_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _watchlist_page(request, watchlist, edit_form=form, status=_error_status(request, 400))
 
 
-@require_POST
 @login_required
+@require_POST
 def watchlist_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Owner only (404 otherwise): delete the watchlist; back to the list."""
     watchlist = get_object_or_404(watchlists_of(request.user), pk=pk)
@@ -240,8 +244,8 @@ def watchlist_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("web:watchlists")
 
 
-@require_POST
 @login_required
+@require_POST
 def watchlist_scan(request: HttpRequest, pk: int) -> HttpResponse:
     """Owner only (404 otherwise): start a scan of the watchlist's coins now, as
     POST /api/watchlists/<id>/scan does (`scan_start`, the same per-user rate). The page then
@@ -253,7 +257,8 @@ def watchlist_scan(request: HttpRequest, pk: int) -> HttpResponse:
         return _watchlist_page(
             request, watchlist, scan_form=form, status=_error_status(request, 400)
         )
-    params = WatchlistScanRequestSerializer(data={"scanner": form.cleaned_data["scanner"]})
+    chosen = form.cleaned_data["scanner"]
+    params = WatchlistScanRequestSerializer(data={"scanner": chosen} if chosen else {})
     params.is_valid(raise_exception=True)  # the form allowed only the serializer's choices
     throttle = ScanStartThrottle()
     if not throttle.allow_request(request, None):
