@@ -170,6 +170,13 @@ def test_an_unknown_state_is_a_400_naming_the_parameter(alice) -> None:
     assert "state: Select a valid choice" in response.content.decode()
 
 
+@pytest.mark.urls("tests.web_urls_stand_ins")
+def test_a_signals_alert_links_to_the_signal_page(alice) -> None:
+    alert = SignalAlertFactory()
+    response = client_as("user", alice).get("/alerts/")
+    assert f'href="/signals/{alert.signal_id}/"' in response.content.decode()
+
+
 # --- resend -------------------------------------------------------------------------------------
 
 

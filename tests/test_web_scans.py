@@ -204,3 +204,23 @@ def test_a_run_page_lists_its_failures_on_a_phone_without_page_scroll(
     expect(page.locator("[data-testid=failures] tbody tr")).to_have_count(1)
     expect(page.locator("[data-testid=failures]")).to_contain_text("XYZ/USDT")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_a_running_runs_page_follows_it_until_it_ends_without_a_reload(
+    signed_in_page, alice
+) -> None:
+    run = ScanRunFactory(status="running", symbols=["BTC/USDT", "XYZ/USDT"], coins_done=0)
+    page = signed_in_page(alice)
+    page.emulate_media(color_scheme="dark")
+    page.goto(f"/scans/{run.pk}/")
+    page.evaluate("window.sameDocument = true")  # gone if the page were loaded again
+    expect(page.get_by_test_id("run-polling")).to_be_visible()
+    failed_coin(run, "XYZ/USDT", "no candles")
+    ScanRun.objects.filter(pk=run.pk).update(status="finished", coins_done=1, coins_failed=1)
+    facts = page.get_by_test_id("run-facts")
+    expect(facts).to_contain_text("finished", timeout=20_000)  # the next poll, every 5 s
+    expect(page.get_by_test_id("failures")).to_contain_text("no candles")
+    expect(page.get_by_test_id("run-polling")).to_have_count(0)  # polling stopped
+    assert page.evaluate("window.sameDocument") is True
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(15, 18, 22)"  # the dark palette's --bg

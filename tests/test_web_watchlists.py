@@ -259,6 +259,20 @@ def test_the_performance_summary_is_the_apis_for_that_watchlist(user, owner_clie
     assert (shown["total_signals"], shown["wins"], shown["losses"]) == (2, 1, 1)
 
 
+@pytest.mark.urls("tests.web_urls_stand_ins")
+def test_the_page_links_to_that_watchlists_performance_page(owner_client, majors) -> None:
+    response = owner_client.get(f"/watchlists/{majors.pk}/")
+    assert response.context["performance_url"] == f"/performance/?watchlist={majors.pk}"
+    assert f'href="/performance/?watchlist={majors.pk}"' in response.content.decode()
+
+
+@pytest.mark.urls("tests.web_urls_stand_ins")
+def test_each_of_its_alerts_links_to_the_signal_page(owner_client, majors) -> None:
+    alert = SignalAlertFactory(signal=SignalFactory(symbol="ETH/USDT"))
+    response = owner_client.get(f"/watchlists/{majors.pk}/")
+    assert f'href="/signals/{alert.signal_id}/"' in response.content.decode()
+
+
 # --- in the browser -------------------------------------------------------------------------
 
 
