@@ -21,19 +21,18 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
 from alerts.api import AlertFilter
-from alerts.models import RESENDABLE_STATES, AlertTier
+from alerts.models import RESENDABLE_STATES
 from alerts.services import alert_history, alert_resend
 from core.permissions import RESEND_ALERT
 from scanners.watchlists import watchlists_of
-from web.views.listing import BadQuery, filtered, page_of, url_or_none
+from web.views.listing import BadQuery, any_choice, filtered, page_of, url_or_none
 
 
 def _alerts_page(request: HttpRequest, *, problem: str = "", status: int = 200) -> HttpResponse:
     filterset = AlertFilter(request.GET, queryset=alert_history(), request=request)
-    # The API's tier filter is a TypedChoiceFilter, whose select has no "any" choice: a page
-    # would filter by TIER 1 unasked. The empty value filters nothing, as in the API.
-    tier = filterset.form.fields["tier"]
-    tier.choices = [("", "---------"), *AlertTier.choices]
+    # The API's tier filter is a TypedChoiceFilter, whose select has no empty choice: without
+    # one, the page would filter by TIER 1 unasked.
+    any_choice(filterset.form)
     context: dict[str, object] = {
         "filterset": filterset,
         "errors": [],

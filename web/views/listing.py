@@ -34,6 +34,20 @@ def form_messages(errors: dict[str, list[str]]) -> list[str]:
     return lines
 
 
+def any_choice(form: forms.Form) -> forms.Form:
+    """Each select's empty choice reads "Any" (django-filter's default is a row of dashes) and a
+    select without one gets it: an empty filter filters nothing, as in the API."""
+    for field in form.fields.values():
+        if isinstance(field, forms.ChoiceField):
+            choices = [(v, label) for v, label in field.choices if v not in ("", None)]
+            if getattr(field, "empty_label", None) is not None:
+                field.empty_label = "Any"  # django-filter's field adds its empty choice itself
+                field.choices = choices
+            else:
+                field.choices = [("", "Any"), *choices]
+    return form
+
+
 def filtered(filterset: FilterSet) -> QuerySet:
     """The filter set's rows, or BadQuery naming every bad parameter. A filter that refuses its
     value while filtering (the API's `watchlist`, with DRF's ValidationError) counts as bad too."""

@@ -23,7 +23,7 @@ from scanners.api import (
     visible_runs,
 )
 from scanners.models import ScanResult, ScanRun
-from web.views.listing import BadQuery, filtered, page_of
+from web.views.listing import BadQuery, any_choice, filtered, page_of
 
 RESULTS_PAGE_SIZE = 50
 
@@ -35,6 +35,7 @@ def scans_page(request: HttpRequest) -> HttpResponse:
     25 a page. A bad filter or page: the page says which, with status 400."""
     runs = visible_runs(request).select_related("watchlist").order_by("-created_at", "-id")
     filterset = ScanRunFilter(request.GET, queryset=runs, request=request)
+    any_choice(filterset.form)
     context: dict[str, object] = {"filterset": filterset, "errors": [], "rows": []}
     try:
         page = page_of(request.GET, filtered(filterset))
@@ -75,6 +76,7 @@ def scan_page(request: HttpRequest, pk: int) -> HttpResponse:
     detail = ScanRunDetailSerializer(run, context={"request": request}).data
     results = ScanResult.objects.filter(run=run).order_by("symbol", "scanner")
     filterset = ScanResultFilter(request.GET, queryset=results, request=request)
+    any_choice(filterset.form)
     context: dict[str, object] = {
         "run": run,
         "detail": detail,
