@@ -7,7 +7,9 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -175,6 +177,21 @@ def test_a_signals_alert_links_to_the_signal_page(alice) -> None:
     alert = SignalAlertFactory()
     response = client_as("user", alice).get("/alerts/")
     assert f'href="/signals/{alert.signal_id}/"' in response.content.decode()
+
+
+def reads_of(client: Client, path: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(path).status_code == 200
+    return len(queries)
+
+
+def test_the_history_reads_as_many_queries_for_a_full_page_as_for_one_alert(alice) -> None:
+    client = client_as("staff", alice)
+    SignalAlertFactory(state="failed")
+    one = reads_of(client, "/alerts/")
+    for _ in range(30):
+        SignalAlertFactory(state="failed")
+    assert reads_of(client, "/alerts/") == one
 
 
 # --- resend -------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -136,6 +138,19 @@ def test_runs_come_25_a_page(alice) -> None:
     second = client.get("/scans/?page=2")
     assert len(second.context["rows"]) == 5
     assert "page 2 of 2 (30 in all)" in second.content.decode()
+
+
+def test_the_runs_list_reads_as_many_queries_for_a_full_page_as_for_one_run(alice) -> None:
+    client = client_as("owner", alice)
+    watchlist = WatchlistFactory(owner=alice)
+    ScanRunFactory(watchlist=watchlist, requested_by=alice)
+    with CaptureQueriesContext(connection) as one:
+        client.get("/scans/")
+    for _ in range(30):
+        ScanRunFactory(watchlist=watchlist, requested_by=alice)
+    with CaptureQueriesContext(connection) as full:
+        client.get("/scans/")
+    assert len(full) == len(one)
 
 
 # --- one run ----------------------------------------------------------------------------------
