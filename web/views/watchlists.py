@@ -16,12 +16,15 @@ Validation is the API's: the same serializers (scanners/watchlist_api.py) and se
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -103,16 +106,17 @@ def _flat(errors: object) -> list[str]:
     return [str(errors)]
 
 
-def _service_errors(form: forms.Form, action: Any) -> bool:
-    """Call `action`; the services' refusals become the form's errors. True when it went through."""
+@contextmanager
+def refusals_into(form: forms.Form) -> Iterator[None]:
+    """The watchlist services' refusals become the form's errors (unknown coins: `coins`; a
+    taken or empty name: `name`), as the API's `watchlist_errors` makes them 400s."""
     try:
-        action()
+        yield
     except UnknownSymbols as error:
         form.add_error("coins", str(error))
     except WatchlistError as error:
         for message in error.messages:
             form.add_error("name", message)
-    return not form.errors
 
 
 def _error_status(request: HttpRequest, code: int) -> int:
@@ -122,7 +126,7 @@ def _error_status(request: HttpRequest, code: int) -> int:
 # --- the list ---------------------------------------------------------------------------------
 
 
-def _own(request: HttpRequest) -> Any:
+def _own(request: HttpRequest) -> QuerySet[Watchlist]:
     return watchlists_of(request.user).prefetch_related("coins").order_by("name", "id")
 
 
@@ -136,15 +140,13 @@ def watchlists_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             data = _checked(form, WatchlistCreateSerializer, ["name", "coins"])
-            created: list[Watchlist] = []
-            if not form.errors and _service_errors(
-                form,
-                lambda: created.append(
-                    watchlist_create(owner=request.user, name=data["name"], symbols=data["coins"])
-                ),
-            ):
-                messages.success(request, f"Watchlist {created[0].name!r} created.")
-                return redirect("web:watchlist", created[0].pk)
+            if not form.errors:
+                with refusals_into(form):
+                    created = watchlist_create(
+                        owner=request.user, name=data["name"], symbols=data["coins"]
+                    )
+                    messages.success(request, f"Watchlist {created.name!r} created.")
+                    return redirect("web:watchlist", created.pk)
         status = 400
     else:
         status = 200
@@ -220,15 +222,12 @@ def watchlist_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         data = _checked(form, WatchlistRenameSerializer, ["name"])
         data |= _checked(form, WatchlistReplaceCoinsSerializer, ["coins"])
-
-        def change() -> None:
-            with transaction.atomic():
+        if not form.errors:
+            with refusals_into(form), transaction.atomic():  # both changes or neither
                 watchlist_rename(watchlist=watchlist, name=data["name"])
                 watchlist_replace_coins(watchlist=watchlist, symbols=data["coins"])
-
-        if not form.errors and _service_errors(form, change):
-            messages.success(request, f"Watchlist {watchlist.name!r} saved.")
-            return redirect("web:watchlist", watchlist.pk)
+                messages.success(request, f"Watchlist {watchlist.name!r} saved.")
+                return redirect("web:watchlist", watchlist.pk)
     watchlist.refresh_from_db()  # a refused rename leaves the name as it was
     return _watchlist_page(request, watchlist, edit_form=form, status=_error_status(request, 400))
 
