@@ -125,6 +125,12 @@ def test_a_watchlist_needs_a_name(owner_client) -> None:
     assert response.context["form"].errors["name"] == ["This field is required."]
 
 
+def test_an_empty_create_form_says_the_name_is_required(owner_client) -> None:
+    response = owner_client.post("/watchlists/", {})
+    assert response.status_code == 400
+    assert response.context["form"].errors == {"name": ["This field is required."]}
+
+
 def test_editing_renames_the_watchlist_and_replaces_its_coins(owner_client, majors) -> None:
     response = owner_client.post(
         f"/watchlists/{majors.pk}/edit", {"name": "big", "coins": "SOL DOGE"}

@@ -136,7 +136,7 @@ def watchlists_page(request: HttpRequest) -> HttpResponse:
     """GET: the user's watchlists. POST: create one (name and coins, the API's rules: a name
     of theirs only once, each coin a spot market of the exchange, every unknown one listed);
     then to its page. Bad input: the form again with the errors, status 400."""
-    form = WatchlistForm(request.POST or None)
+    form = WatchlistForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
             data = _checked(form, WatchlistCreateSerializer, ["name", "coins"])
