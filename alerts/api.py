@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from alerts.models import RESENDABLE_STATES, Alert, AlertKind, AlertState, AlertTier
-from alerts.services import alert_resend
+from alerts.services import alert_history, alert_resend, watchlist_alerts
 from core.api import Conflict
 from core.permissions import CanResendAlert
 from scanners.api import own_watchlists
@@ -99,9 +99,12 @@ class AlertSerializer(serializers.ModelSerializer):
     retrieve=extend_schema(summary="One alert"),
 )
 class AlertViewSet(viewsets.ReadOnlyModelViewSet):
-    queryset = Alert.objects.select_related("signal").order_by("-created_at", "-id")
+    queryset = Alert.objects.none()
     serializer_class = AlertSerializer
     filterset_class = AlertFilter
+
+    def get_queryset(self) -> QuerySet[Alert]:
+        return alert_history()
 
     @extend_schema(
         summary="Send a failed alert again",
@@ -152,13 +155,7 @@ class WatchlistAlertViewSet(viewsets.GenericViewSet):
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no watchlist
             return Alert.objects.none()
         watchlist = get_object_or_404(own_watchlists(self.request), pk=self.kwargs["pk"])
-        return (
-            Alert.objects.filter(
-                kind=AlertKind.SIGNAL, signal__symbol__in=watchlist.coins.values("symbol")
-            )
-            .select_related("signal")
-            .order_by("-created_at", "-id")
-        )
+        return watchlist_alerts(watchlist)
 
     def list(self, request: Request, pk: str | None = None) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))

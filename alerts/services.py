@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from alerts import caps
@@ -29,6 +30,7 @@ from alerts.models import (
 from alerts.rendering import render_signal_alert
 from alerts.rules import signal_context, signal_tier
 from market.replay_clock import market_now
+from scanners.models import Watchlist
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +200,20 @@ def alert_resend(alert: Alert) -> bool:
         alert.refresh_from_db()
         logger.info("alert #%s queued to be sent again", alert.pk)
     return bool(updated)
+
+
+def alert_history() -> QuerySet[Alert]:
+    """The outbox, newest first, each alert with its signal: what /api/alerts/ and the
+    dashboard's alerts page list (every signed-in user reads it; alerts have no owner)."""
+    return Alert.objects.select_related("signal").order_by("-created_at", "-id")
+
+
+def watchlist_alerts(watchlist: Watchlist) -> QuerySet[Alert]:
+    """The signal alerts on the coins `watchlist` holds now, newest first (digests and summaries
+    have no coin). Ownership is the caller's business: look the watchlist up among the user's."""
+    return alert_history().filter(
+        kind=AlertKind.SIGNAL, signal__symbol__in=watchlist.coins.values("symbol")
+    )
 
 
 def digests_flush() -> list[int]:

@@ -54,6 +54,8 @@ class Table:
     title: str
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    # The first cell is a signal's id: the page links it to the signal page (the CSV keeps the id).
+    first_is_signal: bool = False
 
 
 def _num(value: float | None) -> str:
@@ -231,6 +233,7 @@ def signals_table(name: str, title: str, signals: list[dict[str, Any]]) -> Table
         name=name,
         title=title,
         columns=SIGNAL_COLUMNS,
+        first_is_signal=True,
         rows=tuple(
             (
                 str(row["signal_id"]),

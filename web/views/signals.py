@@ -16,7 +16,7 @@ from django.core.paginator import EmptyPage, Paginator
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from rest_framework.exceptions import ValidationError
 
 from scanners.watchlist_params import WatchlistParamFilter
@@ -63,14 +63,6 @@ def outcome_badges(checks: list[OutcomeCheck]) -> list[dict[str, str]]:
             state, detail = "pending", f"due {check.due_at:%Y-%m-%d %H:%M} UTC"
         badges.append({"horizon": horizon, "state": state, "title": f"{horizon}: {detail}"})
     return badges
-
-
-def _signal_href(pk: int) -> str | None:
-    """The single-signal page's address, when that page exists (it is built separately)."""
-    try:
-        return reverse("web:signal", args=[pk])
-    except NoReverseMatch:
-        return None
 
 
 def _errors(errors: dict[str, Any]) -> list[str]:
@@ -122,7 +114,7 @@ def signals_page(request: HttpRequest) -> HttpResponse:
     context["rows"] = [
         {
             "signal": signal,
-            "href": _signal_href(signal.pk),
+            "href": reverse("web:signal", args=[signal.pk]),
             "badges": outcome_badges(list(signal.outcome_checks.all())),
         }
         for signal in page.object_list
