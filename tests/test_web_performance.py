@@ -268,6 +268,13 @@ def test_best_and_worst_signals_are_listed(client, outcomes) -> None:
     assert page_table(html, "worst")[1][7] == "-4.00"
 
 
+def test_best_and_worst_signals_link_to_their_signal_pages(client, outcomes) -> None:
+    client.force_login(UserFactory())
+    html = client.get(URL).content.decode()
+    best_id = page_table(html, "best")[1][0]
+    assert f'href="/signals/{best_id}/"' in html
+
+
 def test_bad_filters_are_a_400_naming_the_parameter(client, outcomes) -> None:
     client.force_login(UserFactory())
     response = client.get(URL, {"days": "7", "since": "2024-01-01"})
