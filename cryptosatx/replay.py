@@ -157,7 +157,7 @@ class Replay:
                     return self.tally
                 began = time.monotonic()
                 _set_clock(now, hold=hold)
-                runs = self._start_due_scans(now, next_due)
+                runs = self._start_due_scans(now, next_due, source)
                 if self.plan.in_process:
                     _run_scans_here(runs, source)
                     checks_sweep(run_here=True)
@@ -190,9 +190,13 @@ class Replay:
             _restore_clock(progress.saved_clock)
         return self.tally
 
-    def _start_due_scans(self, now: datetime, next_due: dict[str, datetime]) -> list[ScanRun]:
+    def _start_due_scans(
+        self, now: datetime, next_due: dict[str, datetime], source: ReplaySource | None
+    ) -> list[ScanRun]:
         """The scheduler of `schedules.start_due_scans`, kept here in memory so that the replay
-        leaves the live ScanSchedule rows alone and the plan's symbols narrow every scan."""
+        leaves the live ScanSchedule rows alone and the plan's symbols narrow every scan. In
+        process, the universe is picked from the replay's source (the candles in memory, cut at
+        `now`), whose markets and tickers are read once for all the hour's scans."""
         runs = []
         symbols = self.plan.symbols
         for schedule in schedules.scan_schedules():
@@ -206,6 +210,7 @@ class Replay:
                     as_of=now,
                     trigger=RunTrigger.SCHEDULE,
                     send=not self.plan.in_process,
+                    source=source,
                 )
             except scanning.UnknownSymbols as unknown:
                 raise ReplayError(str(unknown)) from None
