@@ -10,7 +10,7 @@ Two ways to run a step, same services, same numbers:
   of outcome checks is a Celery task, run by the workers (an embedded worker when there is no
   broker); the replay waits for them.
 - **in this process** (`--speed max`): the same service functions the tasks call —
-  `scan_batch_run` per batch, `scan_finish`, `checks_run` — are called here, one after another,
+  `scan_batch_run` per batch, `scan_finish_hour`, `checks_run` — are called here, one after another,
   with one replay source for the whole replay. No broker round trips, no polling. Alerts still go
   through the outbox and the workers.
 
@@ -257,13 +257,16 @@ def plan_of(progress: ReplayProgress, *, speed: float | None = None) -> ReplayPl
 
 
 def _run_scans_here(runs: list[ScanRun], source: ReplaySource | None) -> None:
-    """Each run's batches and final step, here, by the services the scan tasks call."""
+    """Each run's batches, then the hour's final steps, here, by the services the scan tasks
+    call. The final steps go together (`scan_finish_hour`): all the hour's results are written
+    by then, so its ranking is computed once, and it is the one the hour's last final step
+    writes when each run ranks on its own."""
     for run in runs:
         for number in range(run.batches_total):
             scanning.scan_batch_run(
                 run.pk, scanning.batch_symbols(run, number), number, source=source
             )
-        tracking_services.scan_finish(run.pk)
+    tracking_services.scan_finish_hour([run.pk for run in runs])
 
 
 def _runs_done(runs: list[ScanRun]) -> bool:
