@@ -219,13 +219,17 @@ def ranking_compute(
     config = config or ScoringConfig.from_settings()
     hour = coin_hour(hour)
     latest_scan: dict[str, tuple[datetime, int]] = {}
-    for chunk in _chunks(symbols):
-        in_hour = ScanResult.objects.filter(
-            symbol__in=chunk, as_of__gte=hour, as_of__lt=hour + HOUR
-        ).values_list("symbol", "as_of", "run_id")
-        for symbol, as_of, run_id in in_hour:
-            if symbol not in latest_scan or (as_of, run_id) > latest_scan[symbol]:
-                latest_scan[symbol] = (as_of, run_id)
+    wanted = set(symbols)
+    # The hour's results of every coin, by the `scanresult_as_of` index, and the coins picked
+    # here: bounded by one hour's scans (asking by coin walks each coin's whole history).
+    in_hour = ScanResult.objects.filter(as_of__gte=hour, as_of__lt=hour + HOUR).values_list(
+        "symbol", "as_of", "run_id"
+    )
+    for symbol, as_of, run_id in in_hour:
+        if symbol in wanted and (
+            symbol not in latest_scan or (as_of, run_id) > latest_scan[symbol]
+        ):
+            latest_scan[symbol] = (as_of, run_id)
     if not latest_scan:
         return []
     ranked = sorted(latest_scan)
