@@ -343,13 +343,21 @@ def recent_funding_bulk(markets: Sequence[Market], as_of: datetime) -> dict[int,
     return result
 
 
-def open_interest_at(market: Market, as_of: datetime) -> OpenInterest | None:
-    """The perpetual's latest stored open interest at or before as_of."""
-    return (
-        OpenInterest.objects.filter(market=market, timestamp__lte=require_aware(as_of))
+def open_interest_at_bulk(markets: Sequence[Market], as_of: datetime) -> dict[int, OpenInterest]:
+    """For each market with stored open interest at or before as_of, its latest reading (a
+    market with none is left out). One query per 500 markets: each market's latest id is a
+    probe of the (market, timestamp) index."""
+    latest = (
+        OpenInterest.objects.filter(market=OuterRef("pk"), timestamp__lte=require_aware(as_of))
         .order_by("-timestamp")
-        .first()
+        .values("pk")[:1]
     )
+    result: dict[int, OpenInterest] = {}
+    for chunk in in_chunks([market.pk for market in markets]):
+        ids = Market.objects.filter(pk__in=chunk).annotate(latest_id=Subquery(latest))
+        readings = OpenInterest.objects.filter(pk__in=ids.values("latest_id"))
+        result.update({reading.market_id: reading for reading in readings})
+    return result
 
 
 def open_interest_between(market: Market, *, start: datetime, end: datetime) -> list[OpenInterest]:
