@@ -17,6 +17,10 @@ are decided once its rows are final: by the final step that finds no other run o
 to rank (`RankedRun` marks those that have). Until then the rows wait (`signal_decided` False),
 and an hour whose last run never ranked (it was lost) is decided by a later run's final step
 within `SIGNAL_DECISION_LOOKBACK`.
+
+The replay's in-process path writes all of an hour's batches first and then ranks the hour's runs
+together (`ranking_update_for_runs`, by the same recomputation): the rows the hour's last final
+step writes, computed once instead of once per run.
 """
 
 from __future__ import annotations
