@@ -44,6 +44,8 @@ _CANDLE_FIELDS = (
 )
 # Markets per query in bulk reads; keeps the IN list well inside every backend's parameter limit.
 _BULK_CHUNK = 500
+# Rows a large read turns into an array at a time (numeric_table).
+_FETCH_ROWS = 50_000
 _Item = TypeVar("_Item")
 
 
@@ -412,13 +414,18 @@ def numeric_table(rows: QuerySet, width: int = len(_CANDLE_FIELDS)) -> np.ndarra
     The rows go straight from the database cursor into numpy: every selected column is a number
     the driver already returns as one, and Django's per-row conversion would cost a third of the
     read. None (no taker volume) becomes NaN; millisecond times and ids are far below 2**53, so
-    float64 holds them exactly.
+    float64 holds them exactly. Fetched `_FETCH_ROWS` rows at a time: a whole store's rows as
+    Python tuples at once (the replay's `CandleMemory`) would take ~300 bytes a candle.
     """
     sql, params = rows.query.sql_with_params()
+    parts = []
     with connections[rows.db].cursor() as cursor:
         cursor.execute(sql, params)
-        fetched = cursor.fetchall()
-    return np.array(fetched, dtype=np.float64).reshape(-1, width)
+        while fetched := cursor.fetchmany(_FETCH_ROWS):
+            parts.append(np.array(fetched, dtype=np.float64).reshape(-1, width))
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty((0, width), dtype=np.float64)
 
 
 def _series(symbol: str, timeframe: str, table: np.ndarray) -> CandleSeries:
