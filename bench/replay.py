@@ -15,7 +15,9 @@ Per run it records the wall time, every market hour's cost, the peak memory (max
 child, and what the replay did (scans, coins scanned, signals, checks). It prints, per database,
 the median over the runs of:
 
-* **seconds** for the period and **market hours per second**;
+* **seconds** for the period (wall) and the child's **CPU seconds** (user + system, all its
+  threads: less sensitive than wall time to other work on a shared machine), and **market hours
+  per second**;
 * **flatness**: the mean cost of an hour in the period's last 30 days (or last quarter, for a
   period under 120 days) over the first's; 1.0 is flat;
 * **compute floor**: the arithmetic the scanners do for the same coin scans — TA-Lib RSI over
@@ -85,6 +87,8 @@ def child(args: argparse.Namespace) -> None:
     span = store_span()
     end = min(end, span.last_close_time)
     hours: list[tuple[str, float]] = []
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = usage.ru_utime + usage.ru_stime
     began = time.perf_counter()
     with worker_if_embedded():  # alerts go through the outbox and a worker, as in the command
         replay = Replay(
@@ -93,11 +97,14 @@ def child(args: argparse.Namespace) -> None:
         )
         tally = replay.run()
     seconds = time.perf_counter() - began
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_seconds = usage.ru_utime + usage.ru_stime - cpu_before
     runs = ScanRun.objects.filter(pk__in=tally.runs)
     print(
         json.dumps(
             {
                 "seconds": seconds,
+                "cpu_seconds": cpu_seconds,
                 "hours": [cost for _hour, cost in hours],
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "scans": runs.count(),
@@ -206,7 +213,8 @@ def main() -> None:
                     result = json.loads(out.stdout.strip().splitlines()[-1])
                     results.append(result)
                     print(
-                        f"{db} run {number + 1}: {result['seconds']:.1f} s, "
+                        f"{db} run {number + 1}: {result['seconds']:.1f} s "
+                        f"({result['cpu_seconds']:.1f} s CPU), "
                         f"{len(result['hours'])} h, flatness {flatness(result['hours']):.2f}, "
                         f"floor {result['floor_seconds']:.3f} s, "
                         f"peak {result['peak_rss_mb']:.0f} MB, {result['signals']} signals",
@@ -223,17 +231,19 @@ def print_table(args: argparse.Namespace, rows: list) -> None:
     print(f"\n`{' '.join(sys.argv)}` — {platform.machine()}, {cpu} CPUs, Python "
           f"{platform.python_version()}; median of {args.runs} runs\n")  # fmt: skip
     print(
-        "| database | period | market hours | seconds | hours/s | last/first per hour "
-        "| compute floor | ratio to floor | peak memory | scans | coins scanned | signals |"
+        "| database | period | market hours | seconds | CPU seconds | hours/s "
+        "| last/first per hour | compute floor | ratio to floor | peak memory | scans "
+        "| coins scanned | signals |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for db, results in rows:
         seconds = statistics.median(r["seconds"] for r in results)
+        cpu_seconds = statistics.median(r["cpu_seconds"] for r in results)
         floor = statistics.median(r["floor_seconds"] for r in results)
         flat = statistics.median(flatness(r["hours"]) for r in results)
         hours = len(results[0]["hours"])
         print(
-            f"| {db} | {args.start} → {args.end} | {hours:,} | {seconds:.1f} "
+            f"| {db} | {args.start} → {args.end} | {hours:,} | {seconds:.1f} | {cpu_seconds:.1f} "
             f"| {hours / seconds:.1f} | {flat:.2f}× "
             f"| {floor:.3f} s | {seconds / floor:,.0f}× "
             f"| {max(r['peak_rss_mb'] for r in results):.0f} MB | {results[0]['scans']:,} "

@@ -10,7 +10,7 @@ Two ways to run a step, same services, same numbers:
   of outcome checks is a Celery task, run by the workers (an embedded worker when there is no
   broker); the replay waits for them.
 - **in this process** (`--speed max`): the same service functions the tasks call —
-  `scan_batch_run` per batch, `scan_finish`, `checks_run` — are called here, one after another,
+  `scan_batch_run` per batch, `scan_finish_hour`, `checks_run` — are called here, one after another,
   with one replay source for the whole replay. No broker round trips, no polling. Alerts still go
   through the outbox and the workers.
 
@@ -157,7 +157,7 @@ class Replay:
                     return self.tally
                 began = time.monotonic()
                 _set_clock(now, hold=hold)
-                runs = self._start_due_scans(now, next_due)
+                runs = self._start_due_scans(now, next_due, source)
                 if self.plan.in_process:
                     _run_scans_here(runs, source)
                     checks_sweep(run_here=True)
@@ -190,9 +190,13 @@ class Replay:
             _restore_clock(progress.saved_clock)
         return self.tally
 
-    def _start_due_scans(self, now: datetime, next_due: dict[str, datetime]) -> list[ScanRun]:
+    def _start_due_scans(
+        self, now: datetime, next_due: dict[str, datetime], source: ReplaySource | None
+    ) -> list[ScanRun]:
         """The scheduler of `schedules.start_due_scans`, kept here in memory so that the replay
-        leaves the live ScanSchedule rows alone and the plan's symbols narrow every scan."""
+        leaves the live ScanSchedule rows alone and the plan's symbols narrow every scan. In
+        process, the universe is picked from the replay's source (the candles in memory, cut at
+        `now`), whose markets and tickers are read once for all the hour's scans."""
         runs = []
         symbols = self.plan.symbols
         for schedule in schedules.scan_schedules():
@@ -206,6 +210,7 @@ class Replay:
                     as_of=now,
                     trigger=RunTrigger.SCHEDULE,
                     send=not self.plan.in_process,
+                    source=source,
                 )
             except scanning.UnknownSymbols as unknown:
                 raise ReplayError(str(unknown)) from None
@@ -252,13 +257,16 @@ def plan_of(progress: ReplayProgress, *, speed: float | None = None) -> ReplayPl
 
 
 def _run_scans_here(runs: list[ScanRun], source: ReplaySource | None) -> None:
-    """Each run's batches and final step, here, by the services the scan tasks call."""
+    """Each run's batches, then the hour's final steps, here, by the services the scan tasks
+    call. The final steps go together (`scan_finish_hour`): all the hour's results are written
+    by then, so its ranking is computed once, and it is the one the hour's last final step
+    writes when each run ranks on its own."""
     for run in runs:
         for number in range(run.batches_total):
             scanning.scan_batch_run(
                 run.pk, scanning.batch_symbols(run, number), number, source=source
             )
-        tracking_services.scan_finish(run.pk)
+    tracking_services.scan_finish_hour([run.pk for run in runs])
 
 
 def _runs_done(runs: list[ScanRun]) -> bool:

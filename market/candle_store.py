@@ -44,6 +44,8 @@ _CANDLE_FIELDS = (
 )
 # Markets per query in bulk reads; keeps the IN list well inside every backend's parameter limit.
 _BULK_CHUNK = 500
+# Rows a large read turns into an array at a time (numeric_table).
+_FETCH_ROWS = 50_000
 _Item = TypeVar("_Item")
 
 
@@ -343,13 +345,21 @@ def recent_funding_bulk(markets: Sequence[Market], as_of: datetime) -> dict[int,
     return result
 
 
-def open_interest_at(market: Market, as_of: datetime) -> OpenInterest | None:
-    """The perpetual's latest stored open interest at or before as_of."""
-    return (
-        OpenInterest.objects.filter(market=market, timestamp__lte=require_aware(as_of))
+def open_interest_at_bulk(markets: Sequence[Market], as_of: datetime) -> dict[int, OpenInterest]:
+    """For each market with stored open interest at or before as_of, its latest reading (a
+    market with none is left out). One query per 500 markets: each market's latest id is a
+    probe of the (market, timestamp) index."""
+    latest = (
+        OpenInterest.objects.filter(market=OuterRef("pk"), timestamp__lte=require_aware(as_of))
         .order_by("-timestamp")
-        .first()
+        .values("pk")[:1]
     )
+    result: dict[int, OpenInterest] = {}
+    for chunk in in_chunks([market.pk for market in markets]):
+        ids = Market.objects.filter(pk__in=chunk).annotate(latest_id=Subquery(latest))
+        readings = OpenInterest.objects.filter(pk__in=ids.values("latest_id"))
+        result.update({reading.market_id: reading for reading in readings})
+    return result
 
 
 def open_interest_between(market: Market, *, start: datetime, end: datetime) -> list[OpenInterest]:
@@ -404,13 +414,18 @@ def numeric_table(rows: QuerySet, width: int = len(_CANDLE_FIELDS)) -> np.ndarra
     The rows go straight from the database cursor into numpy: every selected column is a number
     the driver already returns as one, and Django's per-row conversion would cost a third of the
     read. None (no taker volume) becomes NaN; millisecond times and ids are far below 2**53, so
-    float64 holds them exactly.
+    float64 holds them exactly. Fetched `_FETCH_ROWS` rows at a time: a whole store's rows as
+    Python tuples at once (the replay's `CandleMemory`) would take ~300 bytes a candle.
     """
     sql, params = rows.query.sql_with_params()
+    parts = []
     with connections[rows.db].cursor() as cursor:
         cursor.execute(sql, params)
-        fetched = cursor.fetchall()
-    return np.array(fetched, dtype=np.float64).reshape(-1, width)
+        while fetched := cursor.fetchmany(_FETCH_ROWS):
+            parts.append(np.array(fetched, dtype=np.float64).reshape(-1, width))
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty((0, width), dtype=np.float64)
 
 
 def _series(symbol: str, timeframe: str, table: np.ndarray) -> CandleSeries:

@@ -178,7 +178,10 @@ class ScanResult(models.Model):
         ]
         indexes = [
             # "The latest result of each scanner for a coin" walks this index backwards.
-            models.Index(fields=["symbol", "scanner", "as_of"], name="scanresult_latest")
+            models.Index(fields=["symbol", "scanner", "as_of"], name="scanresult_latest"),
+            # "The coins' results in an hour" (the ranking's latest scan of each coin) reads one
+            # hour, not each coin's whole history (the index above has no scanner to pin).
+            models.Index(fields=["as_of", "symbol"], name="scanresult_as_of"),
         ]
 
     def __str__(self) -> str:

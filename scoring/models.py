@@ -59,7 +59,12 @@ class UnifiedRanking(models.Model):
             # rows of these coins" (symbol, hour range).
             models.UniqueConstraint(fields=["symbol", "hour"], name="unique_ranking_coin_hour")
         ]
-        indexes = [models.Index(fields=["symbol", "as_of"], name="ranking_symbol_as_of")]
+        indexes = [
+            models.Index(fields=["symbol", "as_of"], name="ranking_symbol_as_of"),
+            # "The rows of an hour" (its signals' context, its undecided entries) reads one hour,
+            # not every row the table holds: a scan that grew with history.
+            models.Index(fields=["hour"], name="ranking_hour"),
+        ]
         ordering = ["-as_of", "-unified_score"]
 
     def __str__(self) -> str:

@@ -17,6 +17,10 @@ are decided once its rows are final: by the final step that finds no other run o
 to rank (`RankedRun` marks those that have). Until then the rows wait (`signal_decided` False),
 and an hour whose last run never ranked (it was lost) is decided by a later run's final step
 within `SIGNAL_DECISION_LOOKBACK`.
+
+The replay's in-process path writes all of an hour's batches first and then ranks the hour's runs
+together (`ranking_update_for_runs`, by the same recomputation): the rows the hour's last final
+step writes, computed once instead of once per run.
 """
 
 from __future__ import annotations
@@ -219,13 +223,17 @@ def ranking_compute(
     config = config or ScoringConfig.from_settings()
     hour = coin_hour(hour)
     latest_scan: dict[str, tuple[datetime, int]] = {}
-    for chunk in _chunks(symbols):
-        in_hour = ScanResult.objects.filter(
-            symbol__in=chunk, as_of__gte=hour, as_of__lt=hour + HOUR
-        ).values_list("symbol", "as_of", "run_id")
-        for symbol, as_of, run_id in in_hour:
-            if symbol not in latest_scan or (as_of, run_id) > latest_scan[symbol]:
-                latest_scan[symbol] = (as_of, run_id)
+    wanted = set(symbols)
+    # The hour's results of every coin, by the `scanresult_as_of` index, and the coins picked
+    # here: bounded by one hour's scans (asking by coin walks each coin's whole history).
+    in_hour = ScanResult.objects.filter(as_of__gte=hour, as_of__lt=hour + HOUR).values_list(
+        "symbol", "as_of", "run_id"
+    )
+    for symbol, as_of, run_id in in_hour:
+        if symbol in wanted and (
+            symbol not in latest_scan or (as_of, run_id) > latest_scan[symbol]
+        ):
+            latest_scan[symbol] = (as_of, run_id)
     if not latest_scan:
         return []
     ranked = sorted(latest_scan)
@@ -280,14 +288,34 @@ def ranking_update_for_run(run: ScanRun, *, config: ScoringConfig | None = None)
     row whose entry was already decided keeps it decided when it still enters in the same
     direction (the cooldown would refuse a second signal anyway).
     """
+    return ranking_update_for_runs([run], config=config)
+
+
+def ranking_update_for_runs(
+    runs: Sequence[ScanRun], *, config: ScoringConfig | None = None
+) -> RankingUpdate:
+    """`ranking_update_for_run` for several runs of one hour whose batches are all written: the
+    rows of all their coins recomputed once, every run marked ranked, and the hour final when no
+    run besides them is still to rank. The replay's in-process path ranks an hour this way once
+    its scans are written: the rows are those the hour's last final step writes when each run
+    ranks on its own (each row is recomputed from every result of the hour), computed once
+    instead of once per run. ValueError for no runs or runs of different hours."""
+    if not runs:
+        raise ValueError("ranking_update_for_runs needs at least one run")
     config = config or ScoringConfig.from_settings()
-    hour = coin_hour(run.as_of)
+    hour = coin_hour(runs[0].as_of)
+    if any(coin_hour(run.as_of) != hour for run in runs):
+        raise ValueError("ranking_update_for_runs ranks the runs of one hour only")
     with transaction.atomic():
         _lock_hour(hour)
         # Marked first: on SQLite this write takes the database's write lock before anything is
         # read, which serialises the final steps as the advisory lock does on PostgreSQL.
-        RankedRun.objects.bulk_create([RankedRun(run=run, hour=hour)], ignore_conflicts=True)
-        symbols = sorted(set(ScanResult.objects.filter(run=run).values_list("symbol", flat=True)))
+        RankedRun.objects.bulk_create(
+            [RankedRun(run=run, hour=hour) for run in runs], ignore_conflicts=True
+        )
+        symbols = sorted(
+            set(ScanResult.objects.filter(run__in=runs).values_list("symbol", flat=True))
+        )
         rows = ranking_compute(symbols, hour=hour, config=config)
         decided = {
             (symbol, direction)
@@ -307,8 +335,8 @@ def ranking_update_for_run(run: ScanRun, *, config: ScoringConfig | None = None)
             update_fields=[*_RANKING_FIELDS, "updated_at"],
             batch_size=500,
         )
-        due = _due_for_signals(hour, run=run)
-        hour_final = not runs_still_to_rank(hour, besides=run).exists()
+        due = _due_for_signals(hour, runs=runs)
+        hour_final = not runs_still_to_rank(hour, besides=runs).exists()
     stored = list(UnifiedRanking.objects.filter(symbol__in=symbols, hour=hour).order_by("symbol"))
     return RankingUpdate(rows=stored, due=due, hour=hour, hour_final=hour_final)
 
@@ -320,17 +348,18 @@ def ranking_mark_decided(rows: Iterable[UnifiedRanking]) -> int:
     )
 
 
-def runs_still_to_rank(hour: datetime, *, besides: ScanRun | None = None) -> QuerySet[ScanRun]:
+def runs_still_to_rank(hour: datetime, *, besides: Sequence[ScanRun] = ()) -> QuerySet[ScanRun]:
     """Runs of `hour` (as_of in it) that are queued or running, have not ranked yet and are not
-    stale (created longer than their scanner's interval ago: `scan_start` fails those)."""
+    stale (created longer than their scanner's interval ago: `scan_start` fails those), other
+    than the runs `besides` (those ranking now)."""
     pending = ScanRun.objects.filter(
         as_of__gte=hour,
         as_of__lt=hour + HOUR,
         status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
         ranked__isnull=True,
     )
-    if besides is not None:
-        pending = pending.exclude(pk=besides.pk)
+    if besides:
+        pending = pending.exclude(pk__in=[run.pk for run in besides])
     now = timezone.now()
     alive = [
         run.pk
@@ -382,7 +411,7 @@ def ranking_latest(filters: dict[str, Any] | None = None) -> QuerySet[UnifiedRan
 # --- internals --------------------------------------------------------------------------------
 
 
-def _due_for_signals(hour: datetime, *, run: ScanRun) -> list[UnifiedRanking]:
+def _due_for_signals(hour: datetime, *, runs: Sequence[ScanRun]) -> list[UnifiedRanking]:
     """Undecided entering rows of `hour` and of earlier hours within SIGNAL_DECISION_LOOKBACK,
     each only once no other run of its hour is still to rank."""
     undecided = UnifiedRanking.objects.filter(
@@ -392,7 +421,7 @@ def _due_for_signals(hour: datetime, *, run: ScanRun) -> list[UnifiedRanking]:
         hour__lte=hour,
     )
     hours = sorted(set(undecided.values_list("hour", flat=True)))
-    final = [each for each in hours if not runs_still_to_rank(each, besides=run).exists()]
+    final = [each for each in hours if not runs_still_to_rank(each, besides=runs).exists()]
     if not final:
         return []
     return list(undecided.filter(hour__in=final).order_by("hour", "symbol"))

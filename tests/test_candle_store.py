@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from market import candle_store
-from market.models import Candle, PriceSeries
+from market.models import Candle, OpenInterest, PriceSeries
 from market.times import datetime_to_ms, ms_to_datetime
 from market.values import Missing
 from tests.factories import (
@@ -210,6 +210,29 @@ def test_recent_funding_bulk_gives_the_latest_settlement_and_the_time_of_the_one
     recent = candle_store.recent_funding_bulk([first.market, lone.market], START + 9 * HOUR)
     assert recent[first.market.pk] == candle_store.RecentFunding(START + 8 * HOUR, 0.0003, START)
     assert recent[lone.market.pk] == candle_store.RecentFunding(START, 0.0005, None)
+
+
+def test_open_interest_bulk_gives_each_markets_latest_reading_at_or_before_as_of():
+    first, second, bare = MarketFactory(), MarketFactory(), MarketFactory()
+    for market, hours in ((first, (0, 1, 3)), (second, (0,))):
+        for hour in hours:
+            OpenInterest.objects.create(
+                market=market, timestamp=START + hour * HOUR, open_interest=100.0 + hour
+            )
+    readings = candle_store.open_interest_at_bulk([first, second, bare], START + 2 * HOUR)
+    assert {pk: reading.open_interest for pk, reading in readings.items()} == {
+        first.pk: 101.0,
+        second.pk: 100.0,
+    }
+
+
+def test_a_read_of_more_rows_than_one_fetch_gives_every_candle_in_order(monkeypatch):
+    monkeypatch.setattr(candle_store, "_FETCH_ROWS", 3)
+    market = MarketFactory()
+    hourly_candles(market, [float(i) for i in range(10)])
+    series = candle_store.closed_candles(market, as_of=START + 10 * HOUR, limit=1000)
+    assert list(series.close) == [float(i) for i in range(10)]
+    assert open_times(series) == [START + h * HOUR for h in range(10)]
 
 
 @pytest.mark.parametrize(

@@ -171,6 +171,43 @@ def test_a_run_of_the_hour_lost_before_ranking_leaves_the_decision_to_a_later_ru
     ]
 
 
+# --- finished together (the replay's in-process path) -----------------------------------------
+
+
+def play_together(order: tuple[str, str]) -> tuple[list[dict[str, Any]], list[tuple]]:
+    """Write both runs' results, then finish them together in `order`; return rows and signals."""
+    runs = start_runs()
+    for scanner in order:
+        write_results(runs[scanner])
+    finished = services.scan_finish_hour([runs[scanner].pk for scanner in order])
+    assert [(run.scanner, run.status) for run in finished] == [
+        (scanner, RunStatus.FINISHED) for scanner in order
+    ]
+    outcome = rows(), signals()
+    forget_everything()
+    return outcome
+
+
+@pytest.mark.django_db
+def test_finishing_an_hours_scans_together_stores_the_rows_and_signals_of_one_by_one(
+    priced,
+) -> None:
+    one_by_one = play(("rsi", "smart_money"))
+
+    assert play_together(("rsi", "smart_money")) == one_by_one
+    assert play_together(("smart_money", "rsi")) == one_by_one
+
+
+@pytest.mark.django_db
+def test_ranking_runs_of_different_hours_together_is_refused(priced) -> None:
+    now = ScanRunFactory(as_of=T0, status=RunStatus.RUNNING)
+    later = ScanRunFactory(as_of=T0 + timedelta(hours=1), status=RunStatus.RUNNING)
+
+    with pytest.raises(ValueError, match="one hour only"):
+        ranking.ranking_update_for_runs([now, later])
+    assert not RankedRun.objects.exists()
+
+
 # --- concurrently, on PostgreSQL ---------------------------------------------------------------
 
 

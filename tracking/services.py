@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +36,12 @@ from market.values import Missing
 from scanners.models import RUN_SCANNERS, RunStatus, ScanResult, ScanRun
 from scanners.scanning import run_fail_missing_coins, run_mark_finished
 from scoring.models import UnifiedRanking
-from scoring.ranking import RankingUpdate, ranking_mark_decided, ranking_update_for_run
+from scoring.ranking import (
+    RankingUpdate,
+    ranking_mark_decided,
+    ranking_update_for_run,
+    ranking_update_for_runs,
+)
 from tracking.models import MANUAL, UNIFIED, Signal, SignalKey
 from tracking.signals import signal_recorded
 
@@ -358,3 +364,40 @@ def signals_visible_to(
         return signals
     owner_id = user.pk if user is not None and user.is_authenticated else None
     return signals.filter(~Q(scanner=MANUAL) | Q(owner_id=owner_id))
+
+
+def scan_finish_hour(run_ids: Sequence[int]) -> list[ScanRun]:
+    """The final steps of several runs of one hour whose batches are all written, in the order
+    given: what `scan_finish` of each in turn stores, with the hour's ranking computed once
+    (`ranking_update_for_runs`) instead of once per run. The replay's in-process path finishes
+    an hour's scans so.
+
+    Each run then records its signals and is marked finished in turn, as if it had ranked on
+    its own: the unified signals, due once the hour is final, come with the last run (they
+    belong to the run of their row's latest result whichever run decides them), and the
+    earlier runs' scanner signals get the hour's final rows at once (`scan_finish` gives them
+    those too, by `signals_refresh_unified_context`, when the hour's last run ranks). A run
+    that is missing or already over is skipped, as `scan_finish` skips it.
+    """
+    runs = [
+        run
+        for run in ScanRun.objects.filter(pk__in=list(run_ids))
+        if run.status not in (RunStatus.FINISHED, RunStatus.FAILED)
+    ]
+    if not runs:
+        return []
+    runs.sort(key=lambda run: list(run_ids).index(run.pk))
+    update = ranking_update_for_runs(runs)
+    finished = []
+    for number, run in enumerate(runs):
+        last = number == len(runs) - 1
+        each = RankingUpdate(
+            rows=update.rows,
+            due=update.due if last else [],
+            hour=update.hour,
+            hour_final=update.hour_final and last,
+        )
+        signals_record_for_run(run, each)
+        total = Signal.objects.filter(scan_run=run).count()
+        finished.append(run_mark_finished(run.pk, signals_recorded=total))
+    return finished

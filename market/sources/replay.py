@@ -261,10 +261,13 @@ class ReplaySource(MarketDataSource):
         symbols = unique(symbols)
         perps = {symbol: perpetual_symbol(symbol) for symbol in symbols}
         found = self._markets(perps.values())
+        # Every perpetual's reading now and a day ago, read at once.
+        now = candle_store.open_interest_at_bulk(list(found.values()), as_of)
+        day_before = candle_store.open_interest_at_bulk(list(found.values()), as_of - DAY)
         result: dict[str, Maybe[OpenInterestNow]] = {}
         for symbol, perp in perps.items():
             market = found.get(perp)
-            latest = candle_store.open_interest_at(market, as_of) if market else None
+            latest = now.get(market.pk) if market else None
             if latest is None:
                 result[symbol] = _no_open_interest(perp)
             elif latest.timestamp <= as_of - OPEN_INTEREST_MAX_AGE:
@@ -273,7 +276,7 @@ class ReplaySource(MarketDataSource):
                     f"{show_time(latest.timestamp)}, more than 2 h before {show_time(as_of)}"
                 )
             else:
-                day_ago = _open_interest_near(market, as_of - DAY)
+                day_ago = _open_interest_near(market, as_of - DAY, day_before.get(market.pk))
                 result[symbol] = OpenInterestNow(
                     symbol=symbol,
                     perp_symbol=perp,
@@ -388,8 +391,10 @@ def _no_open_interest(perp: str) -> Missing:
     )
 
 
-def _open_interest_near(market: Market, moment: datetime) -> Maybe[float]:
-    reading = candle_store.open_interest_at(market, moment)
+def _open_interest_near(
+    market: Market, moment: datetime, reading: OpenInterest | None
+) -> Maybe[float]:
+    """The open interest of `reading` (the market's latest at or before `moment`), if recent."""
     if reading is None or reading.timestamp <= moment - OPEN_INTEREST_MAX_AGE:
         return Missing(f"no stored open interest of {market.symbol} around {show_time(moment)}")
     return reading.open_interest
