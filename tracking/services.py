@@ -27,6 +27,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from core import read_cache
 from market import candle_store
 from market.times import ms_to_datetime
 from market.values import Missing
@@ -169,6 +170,8 @@ def signals_refresh_unified_context(update: RankingUpdate) -> int:
                 unified_score=context[0], tier=context[1], confidence=context[2]
             )
             changed += 1
+    if changed:
+        read_cache.bump(read_cache.PERFORMANCE)  # the tier of signals in the statistics moved
     return changed
 
 
