@@ -60,7 +60,7 @@ REPLAY = "Replay and the embedded default"
 LIVE = "Live market data (MARKET_SOURCE=binance)"
 ALERTS = "Alerts (Telegram)"
 ACCESS = "Access: login lockout and API throttling"
-READS = 'Cached reads (README, "Cached reads")'
+READS = "Cached reads"
 
 SETTINGS: tuple[Setting, ...] = (
     # --- core ---------------------------------------------------------------------------------

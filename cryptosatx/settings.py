@@ -161,7 +161,7 @@ API_THROTTLE_SCANS = _config["API_THROTTLE_SCANS"]
 API_THROTTLE_TRACK_SIGNAL = _config["API_THROTTLE_TRACK_SIGNAL"]
 THROTTLE_REDIS_URL = _config["THROTTLE_REDIS_URL"]
 
-# --- Cached reads (README, "Cached reads") --------------------------------------------------------
+# --- Cached reads ---------------------------------------------------------------------------------
 READ_CACHE_SECONDS = _config["READ_CACHE_SECONDS"]
 READ_CACHE_REDIS_URL = _config["READ_CACHE_REDIS_URL"]
 
