@@ -3,10 +3,10 @@ from the `READ_CACHE` cache until a writer of that data says otherwise (issue 17
 
 A **namespace** names what a family of answers is computed from (`PERFORMANCE`: the signals and
 their outcome checks; `RANKING`: the unified ranking's rows). Each namespace has a **generation**,
-a number kept in the same cache, and every cached answer's key holds the generations of the
-namespaces it reads, besides every parameter that changes it (the caller's `key`). A writer calls
-`bump(namespace)`: the generation moves on, so no process finds the old answers any more (they
-expire on their own).
+a number kept in the same cache. An answer is stored under a key made of every parameter that
+changes it (the caller's `key`), together with the generations of the namespaces it reads as they
+were when it was computed; it is served only while those are still the current ones. A writer
+calls `bump(namespace)`: the generation moves on, so no process serves the old answers any more.
 
 Across processes: with Redis (`READ_CACHE_REDIS_URL`, default the Redis broker) every web
 process and every Celery worker reads and bumps the same generations, so an outcome check written
@@ -108,19 +108,22 @@ def invalidate_all() -> None:
         _increment(NAMESPACES)
 
 
-def entry_key(namespaces: Iterable[str], key: Any) -> tuple[str, dict[str, int]]:
+def entry_key(key: Any) -> str:
     """The cache key of the answer named `key` (anything picklable: the function and every
-    parameter of the answer) under the namespaces' current generations, and those generations."""
-    names = sorted(set(namespaces))
-    current = generations(names)
-    digest = hashlib.sha256(pickle.dumps(key, protocol=4)).hexdigest()
-    stamp = ".".join(f"{name}{current[name]}" for name in names)
-    return f"answer:{stamp}:{digest}", current
+    parameter of the answer)."""
+    return "answer:" + hashlib.sha256(pickle.dumps(key, protocol=4)).hexdigest()
 
 
 def cached(namespaces: Iterable[str], key: Any, compute: Callable[[], T]) -> T:
-    """`compute()`'s answer, from the cache when an answer of `key` under the namespaces' current
-    generations is there, else computed and stored for READ_CACHE_SECONDS.
+    """`compute()`'s answer, from the cache when the answer of `key` stored there was computed
+    under the namespaces' current generations, else computed and stored (with those
+    generations) for READ_CACHE_SECONDS.
+
+    One round trip per answer served: the generations and the answer are read together (MGET on
+    Redis), since the answer's key does not hold the generations: the stored value does, and an
+    answer of older generations is computed again and overwritten. (A slow reader may overwrite
+    a newer answer with one of older generations; the next reader then computes again. It can
+    never be served, its generations being behind.)
 
     `key` must hold every input that changes the answer and that the namespaces' writers do not
     bump: the parameters, the user when the answer is theirs, the moment a window ends at. The
@@ -129,17 +132,22 @@ def cached(namespaces: Iterable[str], key: Any, compute: Callable[[], T]) -> T:
     if not enabled():
         return compute()
     cache = read_cache()
+    names = sorted(set(namespaces))
+    name = entry_key(key)
     try:
-        name, _ = entry_key(namespaces, key)
-        stored = cache.get(name)
+        found = cache.get_many([*(_generation_key(each) for each in names), name])
+        if any(_generation_key(each) not in found for each in names):
+            found.update({_generation_key(k): v for k, v in generations(names).items()})
+        current = tuple(int(found[_generation_key(each)]) for each in names)
     except Exception:
         logger.exception("read cache unavailable: computing the answer")
         return compute()
-    if stored is not None:
-        return stored
+    stored = found.get(name)
+    if stored is not None and stored[0] == current:
+        return stored[1]
     answer = compute()
     try:
-        cache.set(name, answer, timeout=settings.READ_CACHE_SECONDS)
+        cache.set(name, (current, answer), timeout=settings.READ_CACHE_SECONDS)
     except Exception:
         logger.exception("read cache: could not store an answer")
     return answer
