@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core import read_cache
+from core.api import RenderedJSON
 from scanners.watchlist_params import WATCHLIST_PARAM_HELP, watchlist_param
 from scoring.models import UnifiedRanking
 from scoring.ranking import ranking_latest
@@ -105,17 +106,40 @@ def ranking_page(
     return read_cache.cached((read_cache.RANKING,), key, compute)
 
 
-class _CountedPage:
-    """A page already cut (with the count of the whole): what the paginator counts and slices."""
+def ranking_page_json(
+    selection: RankingSelection | None, *, offset: int, limit: int
+) -> tuple[int, RenderedJSON]:
+    """`ranking_page` with its rows already encoded for the API's renderer, cached as well: a
+    cached page is then answered without decoding and encoding its rows again (~6 ms of 100
+    rows with their breakdowns)."""
+    if selection is None:
+        return 0, RenderedJSON.of([])
 
-    def __init__(self, count: int, rows: list) -> None:
-        self.total, self.rows = count, rows
+    def compute() -> tuple[int, RenderedJSON]:
+        count, rows = ranking_page(selection, offset=offset, limit=limit)
+        return count, RenderedJSON.of(rows)
+
+    key = (
+        "unified_ranking_json",
+        sorted(selection.filters.items()),
+        selection.owner,
+        offset,
+        limit,
+    )
+    return read_cache.cached((read_cache.RANKING,), key, compute)
+
+
+class _Counted:
+    """What the paginator counts (the page is cut already): the whole ranking's count."""
+
+    def __init__(self, count: int) -> None:
+        self.total = count
 
     def count(self) -> int:
         return self.total
 
     def __getitem__(self, _page: slice) -> list:
-        return self.rows
+        return []
 
 
 class BreakdownComponentSerializer(serializers.Serializer):
@@ -197,13 +221,13 @@ class UnifiedRankingViewSet(viewsets.GenericViewSet):
 
     def list(self, request: Request) -> Response:
         # The filters as DjangoFilterBackend checks them (a bad one is a 400 naming it), then
-        # the page from `ranking_page`, then the paginator's envelope as for any list.
+        # the page from `ranking_page_json`, then the paginator's envelope as for any list.
         filterset = self.filterset_class(request.query_params, request=request)
         if not filterset.is_valid():
             raise translate_validation(filterset.errors)
         selection = filterset.selection()
         paginator = self.paginator
         limit, offset = paginator.get_limit(request), paginator.get_offset(request)
-        count, rows = ranking_page(selection, offset=offset, limit=limit)
-        page = paginator.paginate_queryset(_CountedPage(count, rows), request, view=self)
-        return paginator.get_paginated_response(page)
+        count, rows = ranking_page_json(selection, offset=offset, limit=limit)
+        paginator.paginate_queryset(_Counted(count), request, view=self)  # count, links
+        return paginator.get_paginated_response(rows)

@@ -323,3 +323,21 @@ def test_a_check_written_by_a_celery_worker_is_in_the_web_processs_next_answer(
         after = api.get(path).json()["data"]
     assert not cached_read
     assert (before["outcomes_checked"], after["outcomes_checked"], after["wins"]) == (0, 1, 1)
+
+
+# --- a page encoded once ----------------------------------------------------------------------
+
+ROWS = [
+    {"symbol": "BTC/USDT", "score": 91.25, "as_of": START, "note": "line\u2028break", "gone": None},
+    {"symbol": "ÉTH/USDT", "score": float("1e-7"), "breakdown": {"rsi": {"weight": 0.15}}},
+]
+
+
+@pytest.mark.parametrize("accepted", ["application/json", "application/json; indent=2"])
+def test_rows_encoded_once_render_as_the_rows_themselves(accepted):
+    from core.api import EnvelopeJSONRenderer, RenderedJSON
+
+    renderer = EnvelopeJSONRenderer()
+    plain = renderer.render({"count": 2, "results": ROWS}, accepted)
+    rendered = renderer.render({"count": 2, "results": RenderedJSON.of(ROWS)}, accepted)
+    assert rendered == plain
