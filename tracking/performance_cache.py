@@ -30,6 +30,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from core import read_cache
+from core.api import RenderedJSON
 from scanners.models import WatchlistCoin
 from tracking.metrics import min_sample
 from tracking.outcomes import sweep_time
@@ -82,12 +83,15 @@ def filters_key(filters: PerformanceFilters, *, now_in_key: bool) -> tuple:
 
 def cached_performance(function: F) -> F:
     """Serve `function(…, filters, …)` from the read cache (see the module's docstring). The
-    function is called with the filters' `now` fixed, so the answer and its key agree on it."""
+    function is called with the filters' `now` fixed, so the answer and its key agree on it.
+
+    `function.rendered(…)` is the same answer already encoded for the API's renderer (a
+    RenderedJSON, cached as well): the API serves a cached answer without decoding and encoding
+    it again; the pages read the answer itself."""
     signature = inspect.signature(function)
     name = f"{function.__module__}.{function.__qualname__}"
 
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def keyed(args: tuple, kwargs: dict) -> tuple[tuple, inspect.BoundArguments]:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         filters, now_in_key = pinned_filters(bound.arguments["filters"])
@@ -97,10 +101,25 @@ def cached_performance(function: F) -> F:
             for argument, value in bound.arguments.items()
             if argument != "filters"
         )
-        key = (name, others, filters_key(filters, now_in_key=now_in_key))
+        return (name, others, filters_key(filters, now_in_key=now_in_key)), bound
+
+    def answer(key: tuple, bound: inspect.BoundArguments) -> Any:
         return read_cache.cached(
             (read_cache.PERFORMANCE,), key, lambda: function(*bound.args, **bound.kwargs)
         )
 
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return answer(*keyed(args, kwargs))
+
+    def rendered(*args: Any, **kwargs: Any) -> RenderedJSON:
+        key, bound = keyed(args, kwargs)
+        return read_cache.cached(
+            (read_cache.PERFORMANCE,),
+            ("rendered", key),
+            lambda: RenderedJSON.of(answer(key, bound)),
+        )
+
     wrapper.uncached = function  # type: ignore[attr-defined]
+    wrapper.rendered = rendered  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
