@@ -16,7 +16,8 @@ run per hour; 50,400 rows by default), with six-component breakdowns.
 The product runs live (MARKET_SOURCE=binance, never called: no beat, no scans), so a window ends at
 the wall clock's now and a cached answer is served for at most READ_CACHE_SECONDS (60). A
 redis-server of the bench's own on a free port holds the read cache and the throttles' counts.
-API_THROTTLE_USER is raised to 10000000/min: the default 600/min would answer 429 to the load.
+API_THROTTLE_USER is raised to 10000000/min: at the default 600/min (10 a second) a client
+answered within 100 ms would get 429s; the throttle still counts every request.
 
 (a) **Server time**: the in-process Django test client (signed in by session, as the pages will
 be), for each path of SERVER_PATHS: --requests requests with the read cache emptied before each
@@ -24,7 +25,8 @@ be), for each path of SERVER_PATHS: --requests requests with the read cache empt
 takes. The coordinator adds the web pages' paths to SERVER_PATHS.
 
 (b) **Load**: gunicorn with 3 sync workers (as the Procfile), 20 concurrent clients (threads of a
-separate process, each a new HTTP connection per request with `Authorization: Token`), each of
+separate process, each a user of its own with its token in `Authorization: Token`, a new HTTP
+connection per request), each of
 LOAD_PATHS for --seconds after 3 warm-up requests; requests per second, p50/p95 latency. Once
 against a server with the cache (the default READ_CACHE_SECONDS=60) and once against one with
 READ_CACHE_SECONDS=0, the baseline, started side by side; --runs times, the table gives the median
@@ -253,15 +255,15 @@ def get(port: int, path: str, token: str) -> tuple[int, bytes]:
         connection.close()
 
 
-def hammer(port: int, path: str, token: str, clients: int, seconds: float) -> None:
-    """The load process: `clients` threads GET `path` back to back for `seconds`; prints
-    {"requests", "seconds", "statuses", "p50_ms", "p95_ms"} as JSON."""
+def hammer(port: int, path: str, tokens: list[str], seconds: float) -> None:
+    """The load process: one thread per token (each client its own user) GETs `path` back to
+    back for `seconds`; prints {"requests", "seconds", "statuses", "p50_ms", "p95_ms"} as JSON."""
     stop = threading.Event()
     lock = threading.Lock()
     latencies: list[float] = []
     statuses: dict[str, int] = {}
 
-    def client() -> None:
+    def client(token: str) -> None:
         while not stop.is_set():
             started = time.perf_counter()
             try:
@@ -273,7 +275,7 @@ def hammer(port: int, path: str, token: str, clients: int, seconds: float) -> No
                 latencies.append(took)
                 statuses[str(status)] = statuses.get(str(status), 0) + 1
 
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    threads = [threading.Thread(target=client, args=(token,), daemon=True) for token in tokens]
     began = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -296,9 +298,9 @@ def hammer(port: int, path: str, token: str, clients: int, seconds: float) -> No
     )
 
 
-def load_phase(port: int, path: str, token: str, args: argparse.Namespace) -> dict:
+def load_phase(port: int, path: str, tokens: list[str], args: argparse.Namespace) -> dict:
     for _ in range(3):
-        status, body = get(port, path, token)
+        status, body = get(port, path, tokens[0])
         if status != 200:
             raise SystemExit(f"GET {path}: {status} {body[:300]!r}")
     load_before = os.getloadavg()[0]
@@ -310,10 +312,8 @@ def load_phase(port: int, path: str, token: str, args: argparse.Namespace) -> di
             str(port),
             "--path",
             path,
-            "--token",
-            token,
-            "--clients",
-            str(args.clients),
+            "--tokens",
+            ",".join(tokens),
             "--seconds",
             str(args.seconds),
         ],
@@ -352,10 +352,10 @@ def main() -> None:
     parser.add_argument("--json", help="also write every measurement to this file")
     parser.add_argument("--hammer", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
-    parser.add_argument("--token", help=argparse.SUPPRESS)
+    parser.add_argument("--tokens", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hammer:
-        hammer(args.hammer, args.path, args.token, args.clients, args.seconds)
+        hammer(args.hammer, args.path, args.tokens.split(","), args.seconds)
         return
     if args.outcomes % 5:
         parser.error("--outcomes: a multiple of 5 (outcomes = signals x 5 horizons)")
@@ -410,8 +410,12 @@ def main() -> None:
         from django.contrib.auth import get_user_model
         from rest_framework.authtoken.models import Token
 
-        user = get_user_model().objects.create_user("bench", password="bench-only")
-        token = Token.objects.create(user=user).key
+        # One user per client, as 20 people would be (a user's throttle history is theirs).
+        users = [
+            get_user_model().objects.create_user(f"bench{index}", password="bench-only")
+            for index in range(args.clients)
+        ]
+        tokens = [Token.objects.create(user=each).key for each in users]
         rng = random.Random(args.seed)
         now = datetime.now(UTC)
         seconds = analytics.load(args.outcomes // 5, now, args, rng)
@@ -427,7 +431,7 @@ def main() -> None:
         results["sizes"] = {**sizes, "ranking_rows": rows}
 
         print("server time (in-process):", file=sys.stderr, flush=True)
-        results["server"] = server_times(user, args.requests)
+        results["server"] = server_times(users[0], args.requests)
 
         ports = {"cached": free_port(), "uncached": free_port()}
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
@@ -443,7 +447,7 @@ def main() -> None:
         for run in range(1, args.runs + 1):
             for path in LOAD_PATHS:
                 for mode, port in ports.items():
-                    measured = load_phase(port, path, token, args)
+                    measured = load_phase(port, path, tokens, args)
                     results["load"].append({"run": run, "path": path, "mode": mode, **measured})
                     print(
                         f"run {run} {path} {mode}: {measured['rps']:.1f} req/s, p50 "
