@@ -37,12 +37,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import http.client
 import json
 import math
 import os
 import platform
 import random
+import resource
 import signal
 import socket
 import statistics
@@ -51,6 +53,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -72,6 +75,7 @@ SERVER_PATHS = [
 ]
 LOAD_PATHS = ["/api/performance/report", "/api/scan/unified-ranking"]
 TARGET_RPS = 150.0
+CPU_PARTS = ("web", "database", "redis", "client")
 TARGET_P95_MS = 200.0
 COMPONENTS = ["smart_money", "mss", "rsi", "social", "whale", "volume"]
 WEIGHTS = {"smart_money": 0.3, "mss": 0.2, "rsi": 0.15, "social": 0.15, "whale": 0.1, "volume": 0.1}
@@ -298,12 +302,59 @@ def hammer(port: int, path: str, tokens: list[str], seconds: float) -> None:
     )
 
 
-def load_phase(port: int, path: str, tokens: list[str], args: argparse.Namespace) -> dict:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (/proc/PID/stat); a process gone
+    counts nothing."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / ticks
+
+
+def children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                    found.append(int(entry.name))
+    return found
+
+
+def server_pids(gunicorn: subprocess.Popen, redis: subprocess.Popen) -> dict[str, list[int]]:
+    """The processes that serve a request: gunicorn's master and workers, the database's
+    backends of this database, redis-server."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+        backends = [row[0] for row in cursor.fetchall()]
+    return {
+        "web": [gunicorn.pid, *children(gunicorn.pid)],
+        "database": backends,
+        "redis": [redis.pid],
+    }
+
+
+def load_phase(
+    port: int, path: str, tokens: list[str], args: argparse.Namespace, pids: Callable
+) -> dict:
     for _ in range(3):
         status, body = get(port, path, tokens[0])
         if status != 200:
             raise SystemExit(f"GET {path}: {status} {body[:300]!r}")
     load_before = os.getloadavg()[0]
+    # Known after the warm-ups: each gunicorn worker has its database connection by then.
+    serving = pids()
+    cpu_before = {part: cpu_seconds(ids) for part, ids in serving.items()}
+    client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     finished = subprocess.run(
         [
             sys.executable,
@@ -321,6 +372,11 @@ def load_phase(port: int, path: str, tokens: list[str], args: argparse.Namespace
         capture_output=True,
         text=True,
     )
+    client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {part: cpu_seconds(ids) - cpu_before[part] for part, ids in serving.items()}
+    cpu["client"] = (client_after.ru_utime - client_before.ru_utime) + (
+        client_after.ru_stime - client_before.ru_stime
+    )
     result = json.loads(finished.stdout.strip().splitlines()[-1])
     bad = {status: n for status, n in result["statuses"].items() if status != "200"}
     if bad:
@@ -331,6 +387,8 @@ def load_phase(port: int, path: str, tokens: list[str], args: argparse.Namespace
         "p95": result["p95_ms"],
         "requests": result["requests"],
         "load": load_before,
+        # CPU milliseconds per request, by part: what the answer costs, whatever else runs.
+        **{f"cpu_{part}": 1000 * used / result["requests"] for part, used in cpu.items()},
     }
 
 
@@ -434,6 +492,7 @@ def main() -> None:
         results["server"] = server_times(users[0], args.requests)
 
         ports = {"cached": free_port(), "uncached": free_port()}
+        servers = {}
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
         for mode, port in ports.items():
             mode_env = {**env, "READ_CACHE_SECONDS": "60" if mode == "cached" else "0"}
@@ -444,15 +503,24 @@ def main() -> None:
                 log,
             )
             wait_listening(port, server, log)
+            servers[mode] = server
         for run in range(1, args.runs + 1):
             for path in LOAD_PATHS:
                 for mode, port in ports.items():
-                    measured = load_phase(port, path, tokens, args)
+                    measured = load_phase(
+                        port,
+                        path,
+                        tokens,
+                        args,
+                        functools.partial(server_pids, servers[mode], redis),
+                    )
                     results["load"].append({"run": run, "path": path, "mode": mode, **measured})
                     print(
                         f"run {run} {path} {mode}: {measured['rps']:.1f} req/s, p50 "
                         f"{measured['p50']:.1f} ms, p95 {measured['p95']:.1f} ms (load "
-                        f"{measured['load']:.2f})",
+                        f"{measured['load']:.2f}); CPU ms/request: web {measured['cpu_web']:.2f}, "
+                        f"database {measured['cpu_database']:.2f}, redis "
+                        f"{measured['cpu_redis']:.2f}, client {measured['cpu_client']:.2f}",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -503,6 +571,7 @@ def report(results: dict, args: argparse.Namespace, started: datetime) -> None:
         f"cached p50 / p95 | target (≥ {TARGET_RPS:.0f} req/s, p95 < {TARGET_P95_MS:.0f} ms) |"
     )
     print("|---|---|---|---|---|---|---|")
+    cpu_rows = []
     for path in LOAD_PATHS:
 
         def median(mode: str, key: str, path: str = path) -> float:
@@ -514,11 +583,31 @@ def report(results: dict, args: argparse.Namespace, started: datetime) -> None:
             continue
         cached_rps, plain_rps = median("cached", "rps"), median("uncached", "rps")
         met = cached_rps >= TARGET_RPS and median("cached", "p95") < TARGET_P95_MS
+        for mode in ("uncached", "cached"):
+            parts = {part: median(mode, f"cpu_{part}") for part in CPU_PARTS}
+            cpu_rows.append((path, mode, parts, median(mode, "rps")))
         print(
             f"| `{path}` | {plain_rps:.1f} | {cached_rps:.1f} | {cached_rps / plain_rps:.1f}× "
             f"| {median('uncached', 'p50'):.1f} / {median('uncached', 'p95'):.1f} ms "
             f"| {median('cached', 'p50'):.1f} / {median('cached', 'p95'):.1f} ms "
             f"| {'met' if met else '**not met**'} |"
+        )
+
+    print(
+        "\nCPU per request (median of the runs), every process that serves it, from /proc and "
+        "getrusage: what a request costs whatever else runs on the machine. `ceiling` = "
+        f"{os.cpu_count()} CPUs / the total: the rate the machine could serve with nothing "
+        "else running (an estimate, not a measurement):\n"
+    )
+    print("| endpoint | cache | web | database | redis | client | total | ceiling | measured |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for path, mode, parts, rps in cpu_rows:
+        total = sum(parts.values())
+        print(
+            f"| `{path}` | {mode} | "
+            + " | ".join(f"{parts[part]:.2f} ms" for part in CPU_PARTS)
+            + f" | {total:.2f} ms | {1000 * (os.cpu_count() or 1) / total:.0f} req/s "
+            f"| {rps:.1f} req/s |"
         )
 
 

@@ -18,7 +18,9 @@ Why the generation moves twice: `bump` increments it at once and again when the 
 transaction commits. A reader that read the new generation before the commit may have computed
 the old data and stored it under that generation; the second increment orphans that entry. A
 reader after the commit sees the committed data. (Inside a transaction that never commits, such
-as a test's, the first increment is what counts.)
+as a test's, the first increment is what counts.) What no cache outside the database can close:
+between the commit and the increment after it (the writer's next step) a reader may still be
+served the answer from before; once the writer's call has returned, never.
 
 Every answer is also dropped after `READ_CACHE_SECONDS` (0: nothing is cached), which bounds how
 far a window ending "now" lags the clock, and how long a write that bypassed every writer (SQL by

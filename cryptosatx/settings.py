@@ -337,13 +337,14 @@ AXES_RESET_ON_SUCCESS = True
 
 # The API throttles' counts (core/throttling.py) live in this cache: Redis when there is
 # one, so every gunicorn process counts against one budget; in-process in the embedded default.
+# Both Redis caches use core/redis_cache.py: Django's backend with its redis-py clients reused.
 THROTTLE_CACHE = "throttle"
 _throttle_redis = THROTTLE_REDIS_URL or (
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
 )
 CACHES[THROTTLE_CACHE] = (
     {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "core.redis_cache.RedisCache",
         "LOCATION": _throttle_redis,
         "KEY_PREFIX": "cryptosatx-throttle",
     }
@@ -360,7 +361,7 @@ _read_redis = READ_CACHE_REDIS_URL or (
 )
 CACHES[READ_CACHE] = (
     {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "core.redis_cache.RedisCache",
         "LOCATION": _read_redis,
         "KEY_PREFIX": "cryptosatx-reads",
     }

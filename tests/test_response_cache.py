@@ -28,7 +28,7 @@ from tests.factories import (
     hourly_candles,
 )
 from tests.killed_worker import worker_env
-from tests.processes import celery_worker, flushed_redis_db, sending_app, wait_until
+from tests.processes import celery_worker, flushed_redis_db, sending_app
 from tracking.models import CheckStatus, OutcomeCheck
 from tracking.outcomes import checks_create_for, checks_run
 from tracking.services import scan_finish
@@ -204,7 +204,7 @@ def test_an_unreachable_cache_still_answers_the_fresh_answer(api, outcomes, sett
     settings.CACHES = {
         **settings.CACHES,
         settings.READ_CACHE: {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "core.redis_cache.RedisCache",
             "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens on the discard port
         },
     }
@@ -289,7 +289,7 @@ def test_a_check_written_by_a_celery_worker_is_in_the_web_processs_next_answer(
         settings.CACHES = {
             **settings.CACHES,
             settings.READ_CACHE: {
-                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "BACKEND": "core.redis_cache.RedisCache",
                 "LOCATION": redis_url,
                 "KEY_PREFIX": "cryptosatx-reads",
             },
@@ -314,14 +314,13 @@ def test_a_check_written_by_a_celery_worker_is_in_the_web_processs_next_answer(
             ),
             sending_app(redis_url, "cryptosatx-read-cache-test") as app,
         ):
-            app.send_task("tracking.run_outcome_checks", args=[[daily.pk]], queue="outcomes")
-            wait_until(
-                lambda: OutcomeCheck.objects.filter(pk=daily.pk, status=CheckStatus.DONE).exists(),
-                60,
-                f"the worker to write the check (log in {tmp_path})",
-            )
+            # The task's result comes back once checks_run has returned: written, committed and
+            # bumped (the row turns DONE at the commit, a moment before the bump).
+            sent = app.send_task("tracking.run_outcome_checks", args=[[daily.pk]], queue="outcomes")
+            counts = sent.get(timeout=60)
         after = api.get(path).json()["data"]
     assert not cached_read
+    assert counts["done"] == 1
     assert (before["outcomes_checked"], after["outcomes_checked"], after["wins"]) == (0, 1, 1)
 
 
