@@ -302,16 +302,23 @@ def hammer(port: int, path: str, tokens: list[str], seconds: float) -> None:
     )
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time the processes have used so far (/proc/PID/stat); a process gone
-    counts nothing."""
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """Per process, the user + system CPU time it has used so far (/proc/PID/stat); a process
+    gone is left out."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    used = {}
     for pid in pids:
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / ticks
+            used[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return used
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two readings: a process there at both counts its difference,
+    one started meanwhile (a new database connection) all of its time, one gone meanwhile
+    nothing more (its last part is lost: a small undercount)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 def children(parent: int) -> list[int]:
@@ -373,7 +380,11 @@ def load_phase(
         text=True,
     )
     client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = {part: cpu_seconds(ids) - cpu_before[part] for part, ids in serving.items()}
+    serving_after = pids()
+    cpu = {
+        part: cpu_used(cpu_before[part], cpu_seconds(sorted({*ids, *serving_after[part]})))
+        for part, ids in serving.items()
+    }
     cpu["client"] = (client_after.ru_utime - client_before.ru_utime) + (
         client_after.ru_stime - client_before.ru_stime
     )
