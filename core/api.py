@@ -28,7 +28,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +43,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import csrf, defaults
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
+from rest_framework.compat import SHORT_SEPARATORS
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -286,8 +289,60 @@ class BodySerializer(serializers.Serializer):
 # --- the envelope on the wire --------------------------------------------------------------------
 
 
+class RenderedJSON:
+    """A value already encoded as `EnvelopeJSONRenderer` encodes it (compact, the same encoder),
+    e.g. a cached page's rows: put in an answer's data (as the value of a dict, at any depth of
+    dicts), the renderer writes the text in place unchanged instead of encoding the value again.
+    Make one with `RenderedJSON.of(value)`; it pickles as its text."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @classmethod
+    def of(cls, value: Any) -> RenderedJSON:
+        text = json.dumps(
+            value,
+            cls=EnvelopeJSONRenderer.encoder_class,
+            ensure_ascii=EnvelopeJSONRenderer.ensure_ascii,
+            allow_nan=not EnvelopeJSONRenderer.strict,
+            separators=SHORT_SEPARATORS,
+        )
+        # As JSONRenderer does to its whole output (a strict JavaScript subset).
+        return cls(text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+    def __getstate__(self) -> str:
+        return self.text
+
+    def __setstate__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RenderedJSON) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+def _put_rendered(value: Any, markers: dict[str, str] | None) -> Any:
+    """`value` with every RenderedJSON among its dicts' values replaced: by a unique marker string
+    (noted in `markers`, to be swapped for the text) or, with markers None, by its value decoded
+    again (an answer asked for indented, whose text would differ)."""
+    if isinstance(value, RenderedJSON):
+        if markers is None:
+            return json.loads(value.text)
+        marker = f"rendered-json-{uuid.uuid4().hex}"
+        markers[marker] = value.text
+        return marker
+    if isinstance(value, dict):
+        return {key: _put_rendered(item, markers) for key, item in value.items()}
+    return value
+
+
 class EnvelopeJSONRenderer(JSONRenderer):
-    """JSON in the envelope: success data wrapped, an error left as the handler shaped it."""
+    """JSON in the envelope: success data wrapped, an error left as the handler shaped it; a
+    RenderedJSON in the data written as its text."""
 
     def render(
         self,
@@ -309,7 +364,13 @@ class EnvelopeJSONRenderer(JSONRenderer):
                 )
         else:
             data = {"ok": True, "data": data}
-        return super().render(data, accepted_media_type, renderer_context)
+        indent = self.get_indent(accepted_media_type, renderer_context or {})
+        markers: dict[str, str] | None = {} if self.compact and indent is None else None
+        data = _put_rendered(data, markers)
+        body = super().render(data, accepted_media_type, renderer_context)
+        for marker, text in (markers or {}).items():
+            body = body.replace(f'"{marker}"'.encode(), text.encode(), 1)
+        return body
 
 
 # --- pagination ----------------------------------------------------------------------------------

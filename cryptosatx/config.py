@@ -60,6 +60,7 @@ REPLAY = "Replay and the embedded default"
 LIVE = "Live market data (MARKET_SOURCE=binance)"
 ALERTS = "Alerts (Telegram)"
 ACCESS = "Access: login lockout and API throttling"
+READS = "Cached reads"
 
 SETTINGS: tuple[Setting, ...] = (
     # --- core ---------------------------------------------------------------------------------
@@ -670,6 +671,26 @@ SETTINGS: tuple[Setting, ...] = (
         ACCESS,
         "Redis holding the API throttles' counts, shared by every web process. Default: the "
         "Redis broker; in-process with the memory broker.",
+    ),
+    # --- cached reads (core/read_cache.py) -------------------------------------------------------
+    Setting(
+        "READ_CACHE_SECONDS",
+        60.0,
+        number(0),
+        READS,
+        "The performance answers and the unified ranking are computed once and served from a "
+        "cache, dropped at once by the writes that change them (outcome checks, signals, a "
+        "scan's ranking); this is the longest any answer is kept, so a window ending now lags "
+        "the clock by at most this much. 0: nothing is cached.",
+    ),
+    Setting(
+        "READ_CACHE_REDIS_URL",
+        "",
+        text,
+        READS,
+        "Redis holding the cached reads, shared by every web process and worker. Default: the "
+        "Redis broker; with the memory broker, files under VAR_DIR/read-cache (the processes "
+        "of one machine).",
     ),
 )
 

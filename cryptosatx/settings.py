@@ -161,6 +161,10 @@ API_THROTTLE_SCANS = _config["API_THROTTLE_SCANS"]
 API_THROTTLE_TRACK_SIGNAL = _config["API_THROTTLE_TRACK_SIGNAL"]
 THROTTLE_REDIS_URL = _config["THROTTLE_REDIS_URL"]
 
+# --- Cached reads ---------------------------------------------------------------------------------
+READ_CACHE_SECONDS = _config["READ_CACHE_SECONDS"]
+READ_CACHE_REDIS_URL = _config["READ_CACHE_REDIS_URL"]
+
 # --- derived from the environment's settings ------------------------------------------------------
 # Embedded: worker and beat run inside the web process on the in-memory broker (`make run`).
 EMBEDDED = CELERY_BROKER_URL == "memory://"
@@ -346,18 +350,40 @@ AXES_RESET_ON_SUCCESS = True
 
 # The API throttles' counts (core/throttling.py) live in this cache: Redis when there is
 # one, so every gunicorn process counts against one budget; in-process in the embedded default.
+# Both Redis caches use core/redis_cache.py: Django's backend with its redis-py clients reused.
 THROTTLE_CACHE = "throttle"
 _throttle_redis = THROTTLE_REDIS_URL or (
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
 )
 CACHES[THROTTLE_CACHE] = (
     {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "core.redis_cache.RedisCache",
         "LOCATION": _throttle_redis,
         "KEY_PREFIX": "cryptosatx-throttle",
     }
     if _throttle_redis
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}
+)
+
+# The cached reads (core/read_cache.py): Redis when there is one, so every web process and worker
+# sees one set of answers and generations; else files under VAR_DIR, which every process of the
+# machine shares (the embedded server and a management command beside it), unlike locmem.
+READ_CACHE = "reads"
+_read_redis = READ_CACHE_REDIS_URL or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
+CACHES[READ_CACHE] = (
+    {
+        "BACKEND": "core.redis_cache.RedisCache",
+        "LOCATION": _read_redis,
+        "KEY_PREFIX": "cryptosatx-reads",
+    }
+    if _read_redis
+    else {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": VAR_DIR / "read-cache",
+        "OPTIONS": {"MAX_ENTRIES": 2000},
+    }
 )
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
     "core.throttling.AnonThrottle",

@@ -38,6 +38,7 @@ from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from core import read_cache
 from scanners.models import RunStatus, ScanResult, ScanRun
 from scanners.scanning import scanner_interval
 from scoring.config import ScoringConfig
@@ -335,6 +336,8 @@ def ranking_update_for_runs(
             update_fields=[*_RANKING_FIELDS, "updated_at"],
             batch_size=500,
         )
+        # The upsert sends no signal: every process's cached rankings are stale from here.
+        read_cache.bump(read_cache.RANKING)
         due = _due_for_signals(hour, runs=runs)
         hour_final = not runs_still_to_rank(hour, besides=runs).exists()
     stored = list(UnifiedRanking.objects.filter(symbol__in=symbols, hour=hour).order_by("symbol"))

@@ -42,6 +42,15 @@ def _fresh_process_caches():
     clear_process_caches()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_read_cache():
+    """Every test starts with no cached answers: its database is fresh, and an answer another
+    test cached under the same generation would describe that test's data."""
+    from core import read_cache
+
+    read_cache.invalidate_all()
+
+
 @pytest.fixture
 def user():
     """Alice, the signed-in user of the API tests (a module may define its own `user`)."""

@@ -47,6 +47,7 @@ from django.db import connection
 
 from tracking.metrics import group_metrics, metrics, min_sample
 from tracking.models import Horizon
+from tracking.performance_cache import cached_performance
 from tracking.performance_filters import PerformanceFilters
 from tracking.recommendations import recommend
 from tracking.window_aggregates import (
@@ -85,6 +86,7 @@ def _summary(filters: PerformanceFilters, data: Window) -> dict[str, Any]:
     }
 
 
+@cached_performance
 @analytics_settings()
 def performance_summary(filters: PerformanceFilters) -> dict[str, Any]:
     """The headline numbers (the original `stats` fields plus n, intervals, expectancy, ...)."""
@@ -98,6 +100,7 @@ def _by_horizon(data: Window) -> list[dict[str, Any]]:
     return [found.get(horizon, {"group": horizon, **empty}) for horizon in HORIZONS]
 
 
+@cached_performance
 @analytics_settings()
 def performance_by(dimension: str, filters: PerformanceFilters) -> dict[str, Any]:
     """The numbers per scanner, tier (null = recorded without one), horizon (all five, in order,
@@ -158,6 +161,7 @@ def _top(
     }
 
 
+@cached_performance
 @analytics_settings()
 def top_performers(filters: PerformanceFilters, limit: int = 10) -> dict[str, Any]:
     """The best and worst signals (by adjusted return at the horizon) and symbols (by expectancy,
@@ -168,6 +172,7 @@ def top_performers(filters: PerformanceFilters, limit: int = 10) -> dict[str, An
     return _top(filters, limit, data.groups["symbol"], data.top_signals)
 
 
+@cached_performance
 @analytics_settings()
 def performance_report(filters: PerformanceFilters, *, limit: int = 10) -> dict[str, Any]:
     """Everything at once: the summary, the breakdowns, the top performers, the advice. The

@@ -56,6 +56,7 @@ from django.db import connections, router, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from core import read_cache
 from market import candle_store
 from market.models import Candle, Market, PriceSeries
 from market.replay_clock import get_clock
@@ -202,6 +203,7 @@ def checks_create_for(signal: Signal) -> list[OutcomeCheck]:
         for horizon, delta in HORIZON_DELTAS.items()
     ]
     OutcomeCheck.objects.bulk_create(checks, ignore_conflicts=True)
+    read_cache.bump(read_cache.PERFORMANCE)  # new pending checks (bulk_create sends no signal)
     return list(OutcomeCheck.objects.filter(signal=signal))
 
 
@@ -594,6 +596,8 @@ def _write_batch(
         if connections[alias].vendor != "postgresql":
             for check in checks:
                 counts[_write(check, results[check.pk], now=now)] += 1
+            if counts["done"] or counts["unavailable"]:
+                read_cache.bump(read_cache.PERFORMANCE)
             return counts
         done, unavailable, retry = [], [], []
         for check in checks:
@@ -648,6 +652,10 @@ def _write_batch(
             [CheckStatus.PENDING],
         )
     counts["skipped"] = len(checks) - counts["done"] - counts["unavailable"] - counts["retry"]
+    if counts["done"] or counts["unavailable"]:
+        # After the batch's transaction (the second increment is then immediate): a retry
+        # changes no answer (the check stays pending), a result or a final failure does.
+        read_cache.bump(read_cache.PERFORMANCE)
     return counts
 
 

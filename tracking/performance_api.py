@@ -4,7 +4,9 @@ shown, the outcome tracker's switch and stats, and tracking a signal given by an
 The original product's endpoints and response fields, plus n, 95 % Wilson intervals, decisive win
 rate, expectancy, profit factor, excess return over BTC and "too few to judge"
 (`tracking.analytics` defines every number). Views validate the query (a bad one is a 400 naming
-the parameter), call a service and return its data; the envelope is core/api.py's.
+the parameter), call a service and return its data; the envelope is core/api.py's. The services
+are cached (tracking/performance_cache.py); the views take their answers already encoded
+(`service.rendered(...)`), so a cached answer is written out as stored.
 """
 
 from __future__ import annotations
@@ -480,7 +482,7 @@ class PerformanceViewSet(viewsets.GenericViewSet):
     )
     def stats(self, request: Request) -> Response:
         filters = parse(request, PerformanceQuerySerializer).filters()
-        return Response(analytics.performance_summary(filters))
+        return Response(analytics.performance_summary.rendered(filters))
 
     @extend_schema(
         operation_id="performance_report",
@@ -493,7 +495,7 @@ class PerformanceViewSet(viewsets.GenericViewSet):
     )
     def report(self, request: Request) -> Response:
         filters = parse(request, WeekQuerySerializer).filters()
-        return Response(analytics.performance_report(filters))
+        return Response(analytics.performance_report.rendered(filters))
 
     @_breakdown("Performance by scanner", "scanner")
     def by_scanner(self, request: Request) -> Response:
@@ -529,7 +531,7 @@ class PerformanceViewSet(viewsets.GenericViewSet):
         query: type[PerformanceQuerySerializer] = PerformanceQuerySerializer,
     ) -> Response:
         filters = parse(request, query).filters()
-        return Response(analytics.performance_by(dimension, filters))
+        return Response(analytics.performance_by.rendered(dimension, filters))
 
     @extend_schema(
         operation_id="performance_top_performers",
@@ -543,7 +545,7 @@ class PerformanceViewSet(viewsets.GenericViewSet):
     def top_performers(self, request: Request) -> Response:
         query = parse(request, TopQuerySerializer)
         return Response(
-            analytics.top_performers(query.filters(), limit=query.validated_data["limit"])
+            analytics.top_performers.rendered(query.filters(), limit=query.validated_data["limit"])
         )
 
     @extend_schema(
@@ -557,7 +559,7 @@ class PerformanceViewSet(viewsets.GenericViewSet):
     )
     def recommendations(self, request: Request) -> Response:
         filters = parse(request, PerformanceQuerySerializer).filters()
-        return Response(recommendations.recommendations(filters))
+        return Response(recommendations.recommendations.rendered(filters))
 
 
 class TrackerViewSet(viewsets.GenericViewSet):

@@ -15,6 +15,7 @@ from tracking.metrics import (
     metrics,
     min_sample,
 )
+from tracking.performance_cache import cached_performance
 from tracking.performance_filters import PerformanceFilters
 from tracking.window_aggregates import Window, analytics_settings, empty_row, window
 
@@ -45,6 +46,7 @@ def _shown(numbers: dict[str, Any]) -> str:
     )
 
 
+@cached_performance
 @analytics_settings()
 def recommendations(filters: PerformanceFilters) -> dict[str, Any]:
     """Advice per docs/SCORING.md, each only from a group of n ≥ ANALYTICS_MIN_SAMPLE and only where

@@ -42,6 +42,7 @@ from django.db import connection, transaction
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.models import Sum
 
+from core import read_cache
 from tracking.models import MANUAL, OutcomeCheck, OutcomeRollup, RollupLevel, Signal
 from tracking.outcomes import ROUND_DIGITS
 
@@ -459,6 +460,8 @@ def rollups_rebuild() -> int:
         for select in (signals, checks):
             cursor.execute(f"INSERT INTO {ROLLUP} ({INSERT_COLUMNS}) {select}")
             written += cursor.rowcount
+    # A rebuild is how rows written around the triggers get counted: answers may change.
+    read_cache.bump(read_cache.PERFORMANCE)
     return written
 
 

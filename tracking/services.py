@@ -29,6 +29,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
+from core import read_cache
 from core.permissions import VIEW_ALL_SIGNALS, sees_everyones
 from market import candle_store
 from market.times import ms_to_datetime
@@ -177,6 +178,8 @@ def signals_refresh_unified_context(update: RankingUpdate) -> int:
                 unified_score=context[0], tier=context[1], confidence=context[2]
             )
             changed += 1
+    if changed:
+        read_cache.bump(read_cache.PERFORMANCE)  # the tier of signals in the statistics moved
     return changed
 
 
