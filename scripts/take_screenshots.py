@@ -46,6 +46,12 @@ def main() -> None:
     parser.add_argument(
         "--signal", type=int, help="the signal page to show (default: the first listed)"
     )
+    parser.add_argument(
+        "--window",
+        default="",
+        help="the performance page's query, e.g. since=2023-12-01T00:00Z&until=2024-01-10T00:00Z"
+        " (a replayed database without a running replay clock has nothing in the last 30 days)",
+    )
     parser.add_argument("--dark", action="store_true", help="dark colour scheme")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -59,7 +65,7 @@ def main() -> None:
         page = context.new_page()
         sign_in(page, args.user, args.password)
         shoot(page, "/", "overview", wait_for="table")
-        shoot(page, "/performance/", "performance")
+        shoot(page, f"/performance/?{args.window}", "performance")
         if args.signal is None:
             page.goto("/signals/")
             href = page.locator("a[href^='/signals/'][href$='/']").first.get_attribute("href")
