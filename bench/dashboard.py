@@ -22,7 +22,7 @@ answered within 100 ms would get 429s; the throttle still counts every request.
 (a) **Server time**: the in-process Django test client (signed in by session, as the pages will
 be), for each path of SERVER_PATHS: --requests requests with the read cache emptied before each
 (cold: every request computes) and --requests with it warm; p50/p95 of the time `client.get`
-takes. The coordinator adds the web pages' paths to SERVER_PATHS.
+takes; the dashboard's pages are among them.
 
 (b) **Load**: gunicorn with 3 sync workers (as the Procfile), 20 concurrent clients (threads of a
 separate process, each a user of its own with its token in `Authorization: Token`, a new HTTP
@@ -72,6 +72,12 @@ SERVER_PATHS = [
     "/api/performance/stats",
     "/api/scan/unified-ranking",
     "/api/scan/unified-ranking?tier=TIER_1",
+    # The dashboard's pages (issue 17), signed in by session, the same services as the API's.
+    "/",
+    "/signals/",
+    "/performance/",
+    "/scans/",
+    "/alerts/",
 ]
 LOAD_PATHS = ["/api/performance/report", "/api/scan/unified-ranking"]
 TARGET_RPS = 150.0
