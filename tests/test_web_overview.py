@@ -12,6 +12,7 @@ from market.models import ReplayClock
 from scanners.models import RunStatus, WatchlistCoin
 from tests.factories import (
     START,
+    CheckedOutcomeFactory,
     ScanResultFactory,
     ScanRunFactory,
     SignalFactory,
@@ -243,3 +244,60 @@ def test_overview_fits_a_phone_screen_without_sideways_scrolling(signed_in_page)
     page = signed_in_page(UserFactory(), width=390, height=844)
     page.goto("/")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+@pytest.fixture
+def rsi_outcomes(settings) -> None:
+    """On a replay clock at day 40: rsi, 4 BTC longs in the last 30 days (3 wins, 1 loss);
+    smart_money, 1 ETH short (too few to judge at a minimum sample of 3)."""
+    settings.MARKET_SOURCE = "replay"
+    settings.ANALYTICS_MIN_SAMPLE = 3
+    now = START + timedelta(days=40)
+    ReplayClock.objects.create(
+        pk=1, market_time=now, start=START, end=now + timedelta(days=1), step=timedelta(hours=1)
+    )
+    for scanner, symbol, direction, return_pct, days_ago in (
+        ("rsi", "BTC/USDT", "LONG", 6.0, 9),
+        ("rsi", "BTC/USDT", "LONG", 6.0, 8),
+        ("rsi", "BTC/USDT", "LONG", 6.0, 7),
+        ("rsi", "BTC/USDT", "LONG", -4.0, 6),
+        ("smart_money", "ETH/USDT", "SHORT", -6.0, 5),
+    ):
+        signal = SignalFactory(
+            scanner=scanner,
+            symbol=symbol,
+            direction=direction,
+            as_of=now - timedelta(days=days_ago),
+        )
+        CheckedOutcomeFactory(signal=signal, return_pct=return_pct)
+
+
+@pytest.mark.usefixtures("rsi_outcomes")
+def test_overview_tables_the_scanners_win_rate_as_the_performance_api_gives_it(client) -> None:
+    user = UserFactory()
+    client.force_login(user)
+    table = client.get("/").context["by_scanner_table"]
+    report = client.get("/api/performance/by-scanner").json()["data"]
+    assert [row[0] for row in table.rows] == [group["group"] for group in report["groups"]]
+    rsi = next(row for row in table.rows if row[0] == "rsi")
+    assert rsi[1:4] == ("4", "3", "1")  # n, wins, losses
+    rsi_reported = next(group for group in report["groups"] if group["group"] == "rsi")
+    assert rsi[5] == f"{rsi_reported['win_rate']:.2f}"
+
+
+@pytest.mark.usefixtures("rsi_outcomes")
+def test_overview_draws_the_scanners_win_rate_with_error_bars(signed_in_page) -> None:
+    page = signed_in_page(UserFactory())
+    page.goto("/")
+    page.wait_for_function("() => Chart.getChart(document.querySelector('#chart-scanner canvas'))")
+    found = page.evaluate(
+        """() => {
+          const chart = Chart.getChart(document.querySelector('#chart-scanner canvas'));
+          return {type: chart.config.type, labels: chart.data.labels.map(String),
+                  data: chart.data.datasets[0].data};
+        }"""
+    )
+    assert found["type"] == "barWithErrorBars"
+    by_label = dict(zip(found["labels"], found["data"], strict=True))
+    assert by_label["rsi"]["yMin"] < by_label["rsi"]["y"] == 75.0 < by_label["rsi"]["yMax"]
+    assert by_label["smart_money,too few to judge (n = 1)"]["y"] is None

@@ -1,10 +1,13 @@
 """The overview (`/`): what a trader opens every morning. Signed-in users.
 
 - The unified ranking, filtered by tier, direction and one of the user's own watchlists (another
-  user's is refused like one that does not exist), read through the API's own filter
-  (`scoring.api.RankingFilter` → `scoring.ranking.ranking_latest`). The page polls
+  user's is refused like one that does not exist), read as the API reads it: its filter
+  (`scoring.api.RankingFilter`) and its cached page (`scoring.api.ranking_page`). The page polls
   `/partials/ranking` (htmx) with the id of the newest finished scan it shows: 204 while that is
   still the newest, else the new table; so a finished scan shows without a reload.
+- The scanners' win rate over the last 30 days (at the headline horizon) with its Wilson
+  intervals: `tracking.analytics.performance_by("scanner", ...)`, the performance page's numbers,
+  drawn by the same script; its table is the performance page's (and its CSV).
 - The latest signals the user may see (`tracking.services.signals_visible_to`), each a link to its
   page.
 - The market time: the replay clock (and how far it has come) in a replay, else live.
@@ -24,14 +27,18 @@ from django.db.models import F
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 
 from core import health_hook
 from market.replay_clock import get_clock, market_now
 from scanners.models import RunStatus, ScanRun, Watchlist
-from scoring.api import RankingFilter
+from scoring.api import RankingFilter, ranking_page
 from scoring.models import UnifiedRanking
 from scoring.services import DIRECTIONS, TIERS
+from tracking import analytics
+from tracking.performance_filters import PerformanceFilters
 from tracking.services import signals_visible_to
+from web.views.performance import group_chart, group_table
 
 # The ranking shows its best rows; the whole of it is the API's (paginated).
 RANKING_ROWS = 50
@@ -78,20 +85,21 @@ def ranking_context(request: HttpRequest, form: RankingFilterForm) -> dict[str, 
         "direction": params.get("direction") or "",
         "watchlist": str(watchlist.pk) if watchlist else "",
     }
-    ranking = RankingFilter(
-        data={key: value for key, value in query.items() if value},
-        queryset=UnifiedRanking.objects.none(),
-        request=request,
-    ).qs
-    scan = newest_finished_scan()
-    rows = list(ranking[:RANKING_ROWS])
-    for position, row in enumerate(rows, start=1):
-        row.rank = position
     chosen = {key: value for key, value in query.items() if value}
+    ranking_filter = RankingFilter(
+        data=chosen, queryset=UnifiedRanking.objects.none(), request=request
+    )
+    # The form has checked every value and that the watchlist is the user's: the filter's own
+    # validation cannot fail here.
+    ranking_filter.is_valid()
+    scan = newest_finished_scan()
+    total, rows = ranking_page(ranking_filter.selection(), offset=0, limit=RANKING_ROWS)
+    # The API's rows carry their time as ISO text; the template formats datetimes.
+    rows = [{**row, "as_of": parse_datetime(row["as_of"])} for row in rows]
     poll = {**chosen, "shown": "" if scan is None else str(scan)}
     return {
         "ranking": rows,
-        "ranking_total": ranking.count(),
+        "ranking_total": total,
         "ranking_rows": RANKING_ROWS,
         "shown_scan": scan,
         "poll_url": f"{reverse('web:ranking_partial')}?{urlencode(poll)}",
@@ -119,6 +127,18 @@ def market_status() -> dict[str, Any]:
     }
 
 
+def scanner_performance(user: Any) -> dict[str, Any]:
+    """The scanners' win rate over the default window (the API's: 30 days to the market time, at
+    the headline horizon), as a chart's data and its table; the user's own manual signals only
+    (as the API gives a user)."""
+    by_scanner = analytics.performance_by("scanner", PerformanceFilters(owner_id=user.pk))
+    return {
+        "by_scanner": by_scanner,
+        "by_scanner_chart": group_chart("scanner", by_scanner["groups"]),
+        "by_scanner_table": group_table("scanner", "Scanner", by_scanner["groups"]),
+    }
+
+
 @login_required
 def overview_page(request: HttpRequest) -> HttpResponse:
     """The overview. Signed-in users; the watchlist filter takes only the user's own watchlists
@@ -138,6 +158,7 @@ def overview_page(request: HttpRequest) -> HttpResponse:
             signals_visible_to(request.user).order_by("-as_of", "-id")[:LATEST_SIGNALS]
         ),
         "market": market_status(),
+        **scanner_performance(request.user),
     }
     status = 200
     if not form.is_bound:
