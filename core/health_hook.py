@@ -21,7 +21,8 @@ def provide(
     *, fresh: Callable[[], Report], kept: Callable[[], Report], public: Callable[[Report], Report]
 ) -> None:
     """`fresh`: checks every part now (rare callers that want a fresh answer: the bot's /status);
-    `kept`: the answer the background prober keeps (pages: no request waits on a broker);
+    `kept`: the answer the background prober keeps (pages: no request waits on a broker, nor on
+    the process's first probe: its parts say "waiting" until it is done);
     `public`: what anyone may see of a report."""
     global _fresh, _kept, _public
     _fresh, _kept, _public = fresh, kept, public

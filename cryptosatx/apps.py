@@ -16,6 +16,7 @@ class CryptosatxConfig(AppConfig):
         # Looked up per call, so the report is always the one cryptosatx.services has now.
         health_hook.provide(
             fresh=lambda: services.health_report(),
-            kept=lambda: services.health_prober().report(),
+            # A page never waits for the process's first probe: it shows "waiting" instead.
+            kept=lambda: services.health_prober().report(first_wait=0),
             public=lambda report: services.public_health(report),
         )

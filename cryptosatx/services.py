@@ -321,16 +321,25 @@ class HealthProber:
             self._first.wait(first_wait)
         return self.read()
 
-    def report(self, *, reuse: float = REPORT_REUSE_SECONDS) -> dict[str, Any]:
-        """`health_report` over the kept state (`kept()`), the same one for `reuse` seconds."""
+    def report(
+        self,
+        *,
+        reuse: float = REPORT_REUSE_SECONDS,
+        first_wait: float = FIRST_PROBE_WAIT_SECONDS,
+    ) -> dict[str, Any]:
+        """`health_report` over the kept state (`kept(first_wait=...)`), the same one for
+        `reuse` seconds. `first_wait=0`: never wait for the first probe (its parts then say
+        "waiting")."""
         moment = self.clock()
         with self._lock:
             cached = self._report
         if cached is not None and 0 <= moment - cached[1] < reuse:
             return cached[0]
-        report = health_report(self.kept())
-        with self._lock:
-            self._report = (report, moment)
+        probed = self.kept(first_wait=first_wait)
+        report = health_report(probed)
+        if probed.probed_at is not None:  # a report before the first probe is nobody else's
+            with self._lock:
+                self._report = (report, moment)
         return report
 
     def read(self) -> ProbedParts:

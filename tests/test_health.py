@@ -274,3 +274,30 @@ def test_health_requests_within_a_second_share_one_report(
         kept.stop()
     assert again == first
     assert len(a_second_later) > 0  # a new report: the database check and beat's row
+
+
+@pytest.mark.django_db
+def test_a_page_gets_a_waiting_report_at_once_while_the_first_probe_is_under_way(
+    monkeypatch,
+) -> None:
+    probing = threading.Event()
+    release = threading.Event()
+
+    def slow_probe() -> dict:
+        probing.set()
+        release.wait(30)
+        return {name: {"status": "ok"} for name in services.PROBED_PARTS}
+
+    monkeypatch.setattr(services, "probe_background_parts", slow_probe)
+    kept = services.HealthProber()
+    try:
+        page_report = kept.report(first_wait=0)
+        assert probing.wait(10)
+        release.set()
+        assert kept._first.wait(10)
+        later = kept.report(first_wait=0)
+    finally:
+        release.set()
+        kept.stop()
+    assert page_report["worker"]["status"] == "waiting"
+    assert later["worker"]["status"] == "ok"  # the waiting report was not kept for others
