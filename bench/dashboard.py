@@ -1,9 +1,10 @@
-"""Benchmark the dashboard's reads at 1M outcome checks: server time of each path (cold and warm
-cache) and the API's report and ranking under 20 concurrent clients, cached and uncached (issue 17).
+"""Benchmark the dashboard's reads at 1M outcome checks: server time of each page and API path
+(cold and warm cache), the time until the overview's charts are drawn in headless Chromium, and
+the API's report and ranking under 20 concurrent clients, cached and uncached (issue 17).
 
     flock /tmp/cryptosatx-bench.lock .venv/bin/python bench/dashboard.py [--runs 3]
         [--outcomes 1000000] [--span-days 140] [--coins 300] [--hours 168]
-        [--requests 50] [--clients 20] [--seconds 20] [--json FILE]
+        [--requests 50] [--visits 10] [--clients 20] [--seconds 20] [--json FILE]
 
 The data: a fresh PostgreSQL database `cryptosatx_benchdash_<pid>` (migrated, dropped at the end,
 also on Ctrl-C or SIGTERM) holding --outcomes outcome checks, all DONE, of --outcomes / 5 signals
@@ -22,7 +23,17 @@ answered within 100 ms would get 429s; the throttle still counts every request.
 (a) **Server time**: the in-process Django test client (signed in by session, as the pages will
 be), for each path of SERVER_PATHS: --requests requests with the read cache emptied before each
 (cold: every request computes) and --requests with it warm; p50/p95 of the time `client.get`
-takes; the dashboard's pages are among them.
+takes; the dashboard's pages are among them (the signal page: the newest signal's). Target:
+p95 < 150 ms per page.
+
+(c) **Charts drawn**: Debian's headless Chromium (Playwright), signed in by a session cookie,
+opens the overview --visits times on each gunicorn server below (cached and uncached), each visit
+in a new browser context (nothing cached: a first visit) and then reloaded (the static files
+cached: a return visit); the time from navigation start until every chart of the page has been
+drawn (a Chart.js chart on each `[data-chart]` canvas, with painted pixels), read in the page
+(`performance.now()`); p50/p95, after 6 untimed visits (every gunicorn worker has served
+the page before, as on a server that has been up). The same for the performance page (six
+charts), for comparison. Target: the overview's charts drawn in < 1 s.
 
 (b) **Load**: gunicorn with 3 sync workers (as the Procfile), 20 concurrent clients (threads of a
 separate process, each a user of its own with its token in `Authorization: Token`, a new HTTP
@@ -78,8 +89,14 @@ SERVER_PATHS = [
     "/performance/",
     "/scans/",
     "/alerts/",
+    # + "/signals/<the newest signal>/", known once the data is loaded (main).
 ]
 LOAD_PATHS = ["/api/performance/report", "/api/scan/unified-ranking"]
+TARGET_PAGE_P95_MS = 150.0
+# The pages whose charts are timed in Chromium; the overview's is the target.
+BROWSER_PATHS = ["/", "/performance/"]
+TARGET_CHARTS_MS = 1000.0
+WARM_UP_VISITS = 6  # untimed, per page and server: more than its 3 workers
 TARGET_RPS = 150.0
 CPU_PARTS = ("web", "database", "redis", "client")
 TARGET_P95_MS = 200.0
@@ -252,6 +269,106 @@ def server_times(user, requests: int) -> list[dict]:
     return measured
 
 
+# --- (c) charts drawn, in Chromium ---------------------------------------------------------------
+
+# Truthy (the page's own clock, ms since navigation start) once every chart of the page is drawn.
+CHARTS_DRAWN = """() => {
+  const canvases = Array.from(document.querySelectorAll('[data-chart] canvas'));
+  if (!canvases.length || !window.Chart) return false;
+  for (const canvas of canvases) {
+    if (!Chart.getChart(canvas) || !canvas.width || !canvas.height) return false;
+    const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let painted = false;
+    for (let i = 3; i < pixels.length; i += 4) if (pixels[i] !== 0) { painted = true; break; }
+    if (!painted) return false;
+  }
+  const navigation = performance.getEntriesByType('navigation')[0];
+  return {ms: performance.now(), charts: canvases.length, html: navigation.responseEnd,
+          ready: navigation.domContentLoadedEventEnd};
+}"""
+
+
+def browser_times(ports: dict[str, int], session: str, visits: int) -> list[dict]:
+    """Per BROWSER_PATHS path and server (`ports`: mode -> port), `visits` first visits (a new
+    browser context each) and as many return visits (a reload in that context): milliseconds from
+    navigation start until every chart is drawn. `session`: a signed-in session's cookie value.
+    No Django call may run meanwhile (Playwright's sync API runs an event loop in this thread)."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    cookie = [{"name": "sessionid", "value": session, "domain": "127.0.0.1", "path": "/"}]
+    measured = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=["--no-sandbox"]
+        )
+        try:
+            for path in BROWSER_PATHS:
+                for mode, port in ports.items():
+                    # A server that has served the page before (each of its workers has
+                    # loaded its templates and opened its database connection).
+                    warm_up = browser.new_context()
+                    warm_up.add_cookies(cookie)
+                    warm_page = warm_up.new_page()
+                    for _ in range(WARM_UP_VISITS):
+                        warm_page.goto(f"http://127.0.0.1:{port}{path}")
+                        warm_page.wait_for_function(CHARTS_DRAWN, timeout=60_000)
+                    warm_up.close()
+                    timings: dict[str, list[float]] = {"first": [], "return": []}
+                    # When the HTML had arrived and when the document was parsed (scripts run).
+                    steps: dict[str, list[float]] = {"html": [], "ready": []}
+                    charts = 0
+                    for _ in range(visits):
+                        context = browser.new_context(viewport={"width": 1280, "height": 900})
+                        context.add_cookies(cookie)
+                        page = context.new_page()
+                        for visit in ("first", "return"):
+                            if visit == "first":
+                                response = page.goto(f"http://127.0.0.1:{port}{path}")
+                            else:
+                                response = page.reload()
+                            if response is None or response.status != 200:
+                                raise SystemExit(
+                                    f"Chromium GET {path}: {response and response.status}"
+                                )
+                            drawn = page.wait_for_function(CHARTS_DRAWN, timeout=60_000)
+                            found = drawn.json_value()
+                            timings[visit].append(found["ms"])
+                            if visit == "first":
+                                steps["html"].append(found["html"])
+                                steps["ready"].append(found["ready"])
+                            charts = found["charts"]
+                        context.close()
+                    measured.append(
+                        {
+                            "path": path,
+                            "mode": mode,
+                            "charts": charts,
+                            **{
+                                f"{visit}_{name}": percentile(values, share)
+                                for visit, values in timings.items()
+                                for name, share in (("p50", 0.5), ("p95", 0.95))
+                            },
+                            **{
+                                f"{step}_p50": percentile(values, 0.5)
+                                for step, values in steps.items()
+                            },
+                        }
+                    )
+                    row = measured[-1]
+                    print(
+                        f"  {path} ({mode}, {charts} charts): first visit p50 "
+                        f"{row['first_p50']:.0f} / p95 {row['first_p95']:.0f} ms, return p50 "
+                        f"{row['return_p50']:.0f} / p95 {row['return_p95']:.0f} ms (first visit: "
+                        f"HTML {row['html_p50']:.0f} ms, parsed {row['ready_p50']:.0f} ms)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        finally:
+            browser.close()
+    return measured
+
+
 # --- (b) load -------------------------------------------------------------------------------------
 
 
@@ -421,6 +538,9 @@ def main() -> None:
     parser.add_argument("--coins", type=int, default=300, help="coins in the ranking")
     parser.add_argument("--hours", type=int, default=168, help="hours of ranking rows")
     parser.add_argument("--requests", type=int, default=50, help="server-time requests per phase")
+    parser.add_argument(
+        "--visits", type=int, default=10, help="Chromium visits per page and server"
+    )
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20, help="each load phase")
     parser.add_argument("--seed", type=int, default=1)
@@ -460,7 +580,7 @@ def main() -> None:
         "API_THROTTLE_USER": "10000000/min",
         "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
     }
-    results: dict = {"server": [], "load": []}
+    results: dict = {"server": [], "browser": [], "load": []}
     try:
         analytics.DATABASES.append(DATABASE)
         pg_admin(f'CREATE DATABASE "{DATABASE}"')
@@ -471,12 +591,13 @@ def main() -> None:
         )
         wait_listening(redis_port, redis, tmp / "redis.log")
         print(f"database {DATABASE}: migrating...", file=sys.stderr, flush=True)
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-        )
+        for command in (["migrate"], ["collectstatic"]):  # gunicorn serves the static files
+            subprocess.run(
+                [sys.executable, "manage.py", *command, "--noinput", "-v", "0"],
+                cwd=ROOT,
+                env=env,
+                check=True,
+            )
         os.environ.update(env)
         sys.path.insert(0, str(ROOT))
         import django
@@ -505,8 +626,17 @@ def main() -> None:
         )
         results["sizes"] = {**sizes, "ranking_rows": rows}
 
+        from django.test import Client
+
+        from tracking.models import Signal
+
+        newest = Signal.objects.order_by("-as_of", "-pk").values_list("pk", flat=True).first()
+        SERVER_PATHS.append(f"/signals/{newest}/")
         print("server time (in-process):", file=sys.stderr, flush=True)
         results["server"] = server_times(users[0], args.requests)
+        browser_client = Client()
+        browser_client.force_login(users[0])
+        session = browser_client.cookies["sessionid"].value
 
         ports = {"cached": free_port(), "uncached": free_port()}
         servers = {}
@@ -521,6 +651,8 @@ def main() -> None:
             )
             wait_listening(port, server, log)
             servers[mode] = server
+        print("charts drawn (Chromium):", file=sys.stderr, flush=True)
+        results["browser"] = browser_times(ports, session, args.visits)
         for run in range(1, args.runs + 1):
             for path in LOAD_PATHS:
                 for mode, port in ports.items():
@@ -579,6 +711,28 @@ def report(results: dict, args: argparse.Namespace, started: datetime) -> None:
             f"| `{row['path']}` | {row['cold_p50']:.1f} ms | {row['cold_p95']:.1f} ms "
             f"| {row['warm_p50']:.1f} ms | {row['warm_p95']:.1f} ms | {row['bytes']:,} |"
         )
+    print(
+        f"\nTarget: p95 < {TARGET_PAGE_P95_MS:.0f} ms per page (cold: the read cache emptied "
+        "before each request; warm: served from it).\n"
+    )
+    if results["browser"]:
+        print(
+            f"Charts drawn in headless Chromium, {args.visits} visits per page and server, ms "
+            "from navigation start until every chart is drawn (target for the overview: "
+            f"< {TARGET_CHARTS_MS:.0f} ms):\n"
+        )
+        print(
+            "| page | server | charts | first visit p50 / p95 | return visit p50 / p95 "
+            "| first visit: HTML in, parsed (p50) |"
+        )
+        print("|---|---|---|---|---|---|")
+        for row in results["browser"]:
+            print(
+                f"| `{row['path']}` | {row['mode']} | {row['charts']} "
+                f"| {row['first_p50']:.0f} / {row['first_p95']:.0f} ms "
+                f"| {row['return_p50']:.0f} / {row['return_p95']:.0f} ms "
+                f"| {row['html_p50']:.0f} / {row['ready_p50']:.0f} ms |"
+            )
     print(
         f"\nLoad: gunicorn 3 sync workers, {args.clients} clients, {args.seconds:g} s per phase, "
         f"median of {args.runs} runs:\n"
