@@ -34,8 +34,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from django.db import connection, transaction
-from django.db.models import F, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from core import read_cache
@@ -373,30 +372,33 @@ def runs_still_to_rank(hour: datetime, *, besides: Sequence[ScanRun] = ()) -> Qu
 
 
 def ranking_latest(filters: dict[str, Any] | None = None) -> QuerySet[UnifiedRanking]:
-    """The ranking: each symbol's latest row, best first, then filtered.
+    """The ranking: each symbol's latest row (newest as_of, then highest id), best first, then
+    filtered. The latest rows' ids are read when this is called.
 
     filters (all optional): `tier` (a tier or a list of tiers), `direction` (LONG/SHORT),
     `min_score` (unified score at least), `min_confidence`, `symbols` (a list) or `symbol`,
     `as_of` (the ranking as it stood then: rows at or before it).
+
+    Bounded by the coins, not their history: the ranked symbols come from a skip scan of the
+    (symbol, as_of) index, and each symbol's latest row from one walk down it (`_newest_ids`),
+    where a window function over every row the symbols ever had grew with each hour ranked.
     """
     filters = dict(filters or {})
-    latest = UnifiedRanking.objects.all()
-    if filters.get("as_of") is not None:
-        latest = latest.filter(as_of__lte=filters["as_of"])
-    if filters.get("symbol"):
-        latest = latest.filter(symbol=filters["symbol"])
     if filters.get("symbols"):
-        latest = latest.filter(symbol__in=list(filters["symbols"]))
-    latest_ids = (
-        latest.annotate(
-            position=Window(
-                RowNumber(),
-                partition_by=[F("symbol")],
-                order_by=[F("as_of").desc(), F("id").desc()],
-            )
-        )
-        .filter(position=1)
-        .values_list("id", flat=True)
+        symbols = list(dict.fromkeys(filters["symbols"]))
+    elif filters.get("symbol"):
+        symbols = [filters["symbol"]]
+    else:
+        symbols = _ranked_symbols()
+    as_of = filters.get("as_of")
+    conditions: tuple[tuple[str, str, str], ...] = (("symbol", "=", "text"),)
+    if as_of is not None:
+        conditions += (("as_of", "<=", "timestamptz"),)
+    latest_ids = _newest_ids(
+        UnifiedRanking._meta.db_table,
+        conditions,
+        "as_of DESC, id DESC",
+        [(symbol,) if as_of is None else (symbol, as_of) for symbol in symbols],
     )
     ranking = UnifiedRanking.objects.filter(id__in=latest_ids)
     tier = filters.get("tier")
@@ -409,6 +411,21 @@ def ranking_latest(filters: dict[str, Any] | None = None) -> QuerySet[UnifiedRan
     if filters.get("min_confidence") is not None:
         ranking = ranking.filter(confidence__gte=int(filters["min_confidence"]))
     return ranking.order_by("-unified_score", "symbol")
+
+
+def _ranked_symbols() -> list[str]:
+    """Every symbol that has a ranking row, in order: a recursive skip scan of the (symbol,
+    as_of) index, one probe per symbol (SELECT DISTINCT would read every row)."""
+    table = UnifiedRanking._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH RECURSIVE ranked(symbol) AS ("  # noqa: S608 - our SQL, no values
+            f" SELECT MIN(symbol) FROM {table}"
+            f" UNION ALL SELECT (SELECT MIN(symbol) FROM {table} WHERE symbol > ranked.symbol)"
+            f" FROM ranked WHERE ranked.symbol IS NOT NULL"
+            f") SELECT symbol FROM ranked WHERE symbol IS NOT NULL"
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 # --- internals --------------------------------------------------------------------------------
