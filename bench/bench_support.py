@@ -123,9 +123,10 @@ def _signal(process: subprocess.Popen, signum: int) -> None:
 
 
 def stop_process(process: subprocess.Popen, grace: float = 10) -> None:
-    """Stop `process` and unregister it: SIGTERM to its process group, then SIGKILL to the group
-    if the process has not exited within `grace` seconds. Returns once it has exited (at most
-    `grace` + 10 seconds); one that has exited already is only unregistered."""
+    """Stop `process` and unregister it: SIGTERM to its process group (to it alone if it leads
+    none: `adopt`ed), then SIGKILL likewise if it has not exited within `grace` seconds. Returns
+    once it has exited (at most `grace` + 10 seconds); one that has exited already is only
+    unregistered."""
     forget(process)
     if process.poll() is not None:
         return
