@@ -36,16 +36,12 @@ in-process requests) is run again under `EXPLAIN (ANALYZE, BUFFERS)` and printed
 from __future__ import annotations
 
 import argparse
-import contextlib
-import http.client
 import io
 import json
 import math
 import os
 import platform
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,7 +50,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-from bench_support import PG, free_port, pg_admin  # noqa: E402
+import bench_support  # noqa: E402
+from bench_support import (  # noqa: E402
+    PG,
+    cleanup,
+    create_database,
+    free_port,
+    http_get,
+    migrate,
+    percentile,
+    sigterm_as_interrupt,
+    spawn,
+    stop_process,
+    wait_listening,
+)
+
+# bench/dashboard.py registers its database here and calls `cleanup` and `stop_process` from
+# here (the same objects as bench_support's) until it imports bench_support itself.
+DATABASES = bench_support.DATABASES
 
 DATABASE = os.environ.get("BENCH_DATABASE", f"cryptosatx_benchan_{os.getpid()}")
 TARGET_P95_MS = 100.0
@@ -79,56 +92,14 @@ SCANNERS = [
 ]
 WIN_THRESHOLD = 2.0  # percent, direction-adjusted
 
-PROCESSES: list[subprocess.Popen] = []
-DATABASES: list[str] = []
 
-
-# --- cleanup and PostgreSQL ------------------------------------------------------------------
+# --- PostgreSQL ------------------------------------------------------------------------------
 
 
 def pg_connect():
     import psycopg2
 
     return psycopg2.connect(dbname=DATABASE, **PG)
-
-
-def create_database() -> None:
-    pg_admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    DATABASES.append(DATABASE)
-    pg_admin(f'CREATE DATABASE "{DATABASE}"')
-
-
-def stop_process(process: subprocess.Popen, grace: float = 10) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
-def cleanup() -> None:
-    for process in reversed(PROCESSES):
-        stop_process(process)
-    PROCESSES.clear()
-    with contextlib.suppress(Exception):
-        from django.db import connections
-
-        connections.close_all()
-    for name in list(DATABASES):
-        try:
-            pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        except Exception as error:  # cleanup goes on
-            print(f"could not drop {name}: {error}", file=sys.stderr)
-        DATABASES.remove(name)
-
-
-def _terminate(signum, _frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def product_env() -> dict[str, str]:
@@ -354,38 +325,16 @@ def start_gunicorn(env: dict[str, str], port: int, log: Path) -> subprocess.Pope
         "--timeout",
         "120",
     ]
-    out = log.open("wb")
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    PROCESSES.append(process)
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"gunicorn exited:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return process
-        if time.monotonic() > deadline:
-            raise SystemExit(f"gunicorn did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
+    process = spawn(command, env, log)
+    wait_listening(port, process, log)
+    return process
 
 
 def get(port: int, url: str, token: str) -> tuple[float, int, bytes]:
+    """One request on a new connection: (milliseconds from connect to last byte, status, body)."""
     started = time.perf_counter()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    try:
-        connection.request("GET", url, headers={"Authorization": f"Token {token}"})
-        response = connection.getresponse()
-        body = response.read()
-    finally:
-        connection.close()
-    return (time.perf_counter() - started) * 1000, response.status, body
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest rank."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+    status, body = http_get(port, url, {"Authorization": f"Token {token}"}, timeout=120)
+    return (time.perf_counter() - started) * 1000, status, body
 
 
 def measure(port: int, url: str, token: str, args) -> dict:
@@ -491,21 +440,16 @@ def main() -> None:
     args = parser.parse_args()
     if any(size % len(HORIZONS) for size in args.sizes) or args.sizes != sorted(args.sizes):
         parser.error("sizes: increasing multiples of 5 (outcomes = signals x 5 horizons)")
-    signal.signal(signal.SIGTERM, _terminate)
+    sigterm_as_interrupt()
     started = datetime.now(UTC)
     env = product_env()
     results: list[dict] = []
     explains: dict[str, dict] = {}
     log = Path(f"/tmp/cryptosatx-bench-analytics-{os.getpid()}.log")
     try:
-        create_database()
+        create_database(DATABASE)
         print(f"database {DATABASE}: migrating...", file=sys.stderr, flush=True)
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-        )
+        migrate(env)
         os.environ.update(env)
         sys.path.insert(0, str(ROOT))
         import django

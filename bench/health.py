@@ -24,7 +24,6 @@ SIGTERM) stops every process started here and drops the database.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform
@@ -38,9 +37,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-from bench_support import PG, free_port, pg_admin  # noqa: E402
-
-PROCESSES: list[subprocess.Popen] = []
+import bench_support  # noqa: E402
+from bench_support import (  # noqa: E402
+    PG,
+    cleanup,
+    create_database,
+    forget,
+    free_port,
+    http_get,
+    migrate,
+    percentile,
+    sigterm_as_interrupt,
+    spawn,
+)
 
 SEED = """
 from datetime import UTC, datetime, timedelta
@@ -65,50 +74,13 @@ print(Token.objects.create(user=staff).key)
 """
 
 
-def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    handle = log.open("wb")
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    PROCESSES.append(process)
-    return process
-
-
-def stop_all() -> None:
-    for process in reversed(PROCESSES):
-        if process.poll() is None:
-            process.terminate()
-    for process in reversed(PROCESSES):
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    PROCESSES.clear()
-
-
-def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def time_ranking(port: int, token: str, count: int) -> list[float]:
     """Latencies (ms) of `count` sequential ranking calls; each must answer 200."""
     headers = {"Authorization": f"Token {token}"}
     latencies = []
     for _ in range(count):
         started = time.perf_counter()
-        status, body = get(port, "/api/scan/unified-ranking?limit=100", headers)
+        status, body = http_get(port, "/api/scan/unified-ranking?limit=100", headers)
         latencies.append((time.perf_counter() - started) * 1000)
         if status != 200:
             raise RuntimeError(f"ranking answered {status}: {body[:300]!r}")
@@ -116,51 +88,21 @@ def time_ranking(port: int, token: str, count: int) -> list[float]:
 
 
 def hammer(port: int, clients: int, seconds: float, pause: float) -> None:
-    """The load process: `clients` threads call /api/health, `pause` seconds apart (0: back to
-    back), until SIGTERM or `seconds`; prints {"requests", "seconds", "statuses", "p50_ms",
-    "p95_ms"} as JSON."""
+    """The load process: `clients` anonymous clients call /api/health, `pause` seconds apart (0:
+    back to back), until SIGTERM or `seconds`; prints "started" once they run, then
+    bench_support.hammer's summary as JSON."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    lock = threading.Lock()
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-
-    def client() -> None:
-        while not stop.is_set():
-            started = time.perf_counter()
-            try:
-                status, _ = get(port, "/api/health")
-            except OSError:
-                status = 0
-            took = (time.perf_counter() - started) * 1000
-            with lock:
-                latencies.append(took)
-                statuses[str(status)] = statuses.get(str(status), 0) + 1
-            if pause:
-                stop.wait(pause)
-
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    print("started", flush=True)
-    stop.wait(seconds)
-    stop.set()
-    for thread in threads:
-        thread.join(70)
-    elapsed = time.perf_counter() - began
-    print(
-        json.dumps(
-            {
-                "requests": len(latencies),
-                "seconds": elapsed,
-                "statuses": statuses,
-                "p50_ms": percentile(latencies, 0.5) if latencies else None,
-                "p95_ms": percentile(latencies, 0.95) if latencies else None,
-            }
-        ),
-        flush=True,
+    summary = bench_support.hammer(
+        port,
+        "/api/health",
+        [{} for _ in range(clients)],
+        seconds,
+        pause=pause,
+        stop=stop,
+        on_started=lambda: print("started", flush=True),
     )
+    print(json.dumps(summary), flush=True)
 
 
 def wait_for_health(port: int, timeout: float) -> dict:
@@ -168,7 +110,7 @@ def wait_for_health(port: int, timeout: float) -> dict:
     report: dict = {}
     while time.monotonic() < deadline:
         try:
-            status, body = get(port, "/api/health")
+            status, body = http_get(port, "/api/health")
             report = json.loads(body)
             if status == 200 and report.get("status") == "ok":
                 return report
@@ -180,7 +122,7 @@ def wait_for_health(port: int, timeout: float) -> dict:
 
 def one_run(port: int, token: str, args: argparse.Namespace) -> dict:
     alone = time_ranking(port, token, args.requests)
-    load = subprocess.Popen(
+    load = spawn(
         [
             sys.executable,
             __file__,
@@ -191,10 +133,10 @@ def one_run(port: int, token: str, args: argparse.Namespace) -> dict:
             "--pause",
             str(args.pause),
         ],
+        dict(os.environ),
         stdout=subprocess.PIPE,
         text=True,
     )
-    PROCESSES.append(load)
     assert load.stdout is not None
     load.stdout.readline()  # "started"
     time.sleep(1.0)  # let the clients fill the server's queue before timing
@@ -202,7 +144,7 @@ def one_run(port: int, token: str, args: argparse.Namespace) -> dict:
     load.send_signal(signal.SIGTERM)
     health = json.loads(load.stdout.readline())
     load.wait(30)
-    PROCESSES.remove(load)
+    forget(load)
     return {
         "alone_p50": percentile(alone, 0.5),
         "alone_p95": percentile(alone, 0.95),
@@ -251,21 +193,17 @@ def main() -> None:
         "MARKET_SOURCE": "binance",
         "TRADE_TALLY_REFRESH_SECONDS": "0",
     }
-
-    def terminate(signum, _frame) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
+    sigterm_as_interrupt()
     bin_dir = Path(sys.executable).parent
-    pg_admin(f'CREATE DATABASE "{database}"')
+    create_database(database)
     try:
         spawn(
             ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""],
             env,
             tmp / "redis.log",
         )
+        migrate(env)
         manage = [sys.executable, "manage.py"]
-        subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
         seed = SEED.format(symbols=args.symbols)
         token = subprocess.run(
             [*manage, "shell", "-c", seed],
@@ -321,8 +259,7 @@ def main() -> None:
                 flush=True,
             )
     finally:
-        stop_all()
-        pg_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        cleanup(grace=20)  # a Celery worker's warm shutdown may take a while
 
     def median(key: str) -> float:
         return statistics.median(run[key] for run in runs)

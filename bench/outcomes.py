@@ -44,7 +44,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -53,13 +52,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+from bench_support import (  # noqa: E402
+    create_database,
+    percentile,
+    sigterm_as_interrupt,
+    start_celery_workers,
+)
+
 REDIS_URL = "redis://127.0.0.1:6379/9"
 HOUR = timedelta(hours=1)
 
 
 def _load_scan():
-    """bench/scan.py as a module (bench/ is not a package): its process, database and Redis
-    helpers, pointed at this benchmark's Redis db."""
+    """bench/scan.py as a module (bench/ is not a package): its product environment, Redis client
+    and cleanup, pointed at this benchmark's Redis db."""
     spec = importlib.util.spec_from_file_location("bench_scan", ROOT / "bench" / "scan.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -181,36 +187,6 @@ def reset_checks() -> None:
         cursor.execute("VACUUM ANALYZE tracking_outcomecheck")
 
 
-# --- workers ---------------------------------------------------------------------------------
-
-
-def start_workers(count: int, pool: str, concurrency: int, env: dict[str, str], logs: Path):
-    celery = str(Path(sys.executable).parent / "celery")
-    workers = []
-    for index in range(count):
-        log = logs / f"worker{index + 1}.log"
-        workers.append(
-            scan.spawn(
-                [
-                    celery, "-A", "cryptosatx", "worker", "-Q", "outcomes",
-                    "-n", f"benchout{index + 1}-{os.getpid()}@%h",
-                    "--pool", pool, "--concurrency", str(concurrency),
-                    "--without-mingle", "--without-gossip", "--loglevel", "INFO",
-                ],
-                env,
-                log=log,
-            )
-        )  # fmt: skip
-    deadline = time.monotonic() + 120
-    for index, worker in enumerate(workers):
-        log = logs / f"worker{index + 1}.log"
-        while "ready." not in log.read_text(errors="replace"):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"worker {index + 1} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-    return workers
-
-
 # --- measurements ----------------------------------------------------------------------------
 
 
@@ -328,7 +304,7 @@ def profile_batches(logs: Path) -> list[str]:
         times.sort()
         lines.append(
             f"worker-logged run_outcome_checks tasks: {len(times)}, per task median "
-            f"{statistics.median(times):.2f} s, p90 {times[int(len(times) * 0.9)]:.2f} s, "
+            f"{statistics.median(times):.2f} s, p90 {percentile(times, 0.9):.2f} s, "
             f"max {times[-1]:.2f} s, sum {sum(times):.0f} s"
         )
     return lines
@@ -349,7 +325,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900, help="per measurement, seconds")
     parser.add_argument("--target", type=float, default=60, help="seconds for all checks")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, scan._terminate)
+    sigterm_as_interrupt()
     started_at = datetime.now(UTC)
     load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="cryptosatx-bench-outcomes-"))
@@ -361,7 +337,7 @@ def main() -> None:
     try:
         scan.redis_client().ping()
         scan.redis_client().flushdb()
-        scan.create_database(database)
+        create_database(database)
         env = bench_env(database, tmp / "var")
         setup_django(env)
         from django.core.management import call_command
@@ -376,7 +352,15 @@ def main() -> None:
             file=sys.stderr,
             flush=True,
         )
-        start_workers(args.workers, args.pool, args.concurrency, env, logs)
+        start_celery_workers(
+            args.workers,
+            queues="outcomes",
+            name="benchout",
+            pool=args.pool,
+            concurrency=args.concurrency,
+            env=env,
+            logs=logs,
+        )
         for index in range(args.runs):
             checks = run_checks(store["checks"], args.timeout)
             bulk = run_bulk_update()
@@ -400,12 +384,7 @@ def main() -> None:
         print("\ninterrupted: cleaning up", file=sys.stderr)
         raise SystemExit(130) from None
     finally:
-        if "django.db" in sys.modules:
-            from django.db import connections
-
-            with contextlib.suppress(Exception):
-                connections.close_all()
-        scan.cleanup()
+        scan.cleanup()  # bench_support's (Django's connections closed first), then Redis db 9
         shutil.rmtree(tmp, ignore_errors=True)
     report(results, store, profile, args, started_at, load_before)
 

@@ -53,14 +53,12 @@ Ctrl-C (or SIGTERM) stops every process started here, drops the databases and fl
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gzip
 import importlib.util
 import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -70,7 +68,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-from bench_support import PG, pg_admin  # noqa: E402
+import bench_support  # noqa: E402
+from bench_support import (  # noqa: E402
+    PG,
+    adopt,
+    create_database,
+    drop_database,
+    forget,
+    migrate,
+    sigterm_as_interrupt,
+    spawn,
+    start_celery_workers,
+    stop_process,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
 SHIFT_AHEAD = timedelta(hours=6)  # candles end this far after the wall clock's hour
@@ -87,41 +97,7 @@ def _load_fetch():
 fetch = _load_fetch()
 
 
-# --- cleanup ---------------------------------------------------------------------------------
-
-PROCESSES: list[subprocess.Popen] = []
-DATABASES: list[str] = []
-
-
-def stop_process(process: subprocess.Popen, grace: float = 20) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
-def spawn(command: list[str], env: dict[str, str], log: Path | None = None, **kwargs):
-    """A subprocess in its own process group (so stopping it reaches its children), tracked."""
-    out = log.open("wb") if log else kwargs.pop("stdout", subprocess.DEVNULL)
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT if log else kwargs.pop("stderr", subprocess.PIPE),
-        start_new_session=True,
-        **kwargs,
-    )
-    PROCESSES.append(process)
-    return process
+# --- the database, Redis, cleanup ------------------------------------------------------------
 
 
 def pg_query(database: str, sql: str, params: tuple = ()) -> list[tuple]:
@@ -134,21 +110,6 @@ def pg_query(database: str, sql: str, params: tuple = ()) -> list[tuple]:
             return cursor.fetchall()
     finally:
         connection.close()
-
-
-def create_database(name: str) -> None:
-    pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    DATABASES.append(name)
-    pg_admin(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(name: str) -> None:
-    try:
-        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    except Exception as error:  # cleanup goes on
-        print(f"could not drop {name}: {error}", file=sys.stderr)
-    if name in DATABASES:
-        DATABASES.remove(name)
 
 
 def redis_client():
@@ -171,19 +132,13 @@ def clear_request_state(*, keep_tallies: bool) -> None:
 
 
 def cleanup() -> None:
-    for process in reversed(PROCESSES):
-        stop_process(process, grace=10)
-    PROCESSES.clear()
-    for name in list(DATABASES):
-        drop_database(name)
+    """bench_support's cleanup (every process and database this bench made), then the Redis db
+    flushed."""
+    bench_support.cleanup()
     try:
         redis_client().flushdb()
     except Exception as error:
         print(f"could not flush {REDIS_URL}: {error}", file=sys.stderr)
-
-
-def _terminate(signum, _frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 # --- the market ------------------------------------------------------------------------------
@@ -238,7 +193,7 @@ def fetch_floor(base: str, coins: int, env: dict[str, str]) -> dict:
     command += ["--coins", str(coins), "--runs", "1", "--no-baseline"]
     process = spawn(command, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = process.communicate()
-    PROCESSES.remove(process)
+    forget(process)
     if process.returncode != 0:
         raise SystemExit(f"bench/fetch.py failed:\n{err[-3000:]}")
     output = json.loads(out.strip().splitlines()[-1])
@@ -281,33 +236,6 @@ def product_env(base: str, database: str, var_dir: Path, vendor_calls: int) -> d
     }
 
 
-def start_workers(count: int, threads: int, env: dict[str, str], logs: Path) -> list:
-    celery = str(Path(sys.executable).parent / "celery")
-    workers = []
-    for index in range(count):
-        log = logs / f"worker{index + 1}.log"
-        workers.append(
-            spawn(
-                [
-                    celery, "-A", "cryptosatx", "worker", "-Q", "scans,default",
-                    "-n", f"benchscan{index + 1}-{os.getpid()}@%h",
-                    "--pool", "threads", "--concurrency", str(threads),
-                    "--without-mingle", "--without-gossip", "--loglevel", "INFO",
-                ],
-                env,
-                log=log,
-            )
-        )  # fmt: skip
-    deadline = time.monotonic() + 120
-    for index, worker in enumerate(workers):
-        log = logs / f"worker{index + 1}.log"
-        while "ready." not in log.read_text(errors="replace"):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"worker {index + 1} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-    return workers
-
-
 def one_scan(
     base: str,
     coins: int,
@@ -326,12 +254,9 @@ def one_scan(
     started_epoch = time.time()
     started = time.perf_counter()
     with out_path.open("wb") as out, err_path.open("wb") as err:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True
-        )
-        PROCESSES.append(process)
+        process = spawn(command, env, stdout=out, stderr=err)
         returncode = process.wait()
-        PROCESSES.remove(process)
+        forget(process)
     command_seconds = time.perf_counter() - started
     stats = fetch.fake_call(base, "GET", "stats")
     rows = pg_query(
@@ -391,13 +316,16 @@ def configuration(base: str, coins: int, workers: int, args, tmp: Path) -> dict:
     redis_client().flushdb()
     processes: list[subprocess.Popen] = []
     try:
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
-            cwd=ROOT,
+        migrate(env)
+        processes = start_celery_workers(
+            workers,
+            queues="scans,default",
+            name="benchscan",
+            pool="threads",
+            concurrency=args.threads,
             env=env,
-            check=True,
+            logs=logs,
         )
-        processes = start_workers(workers, args.threads, env, logs)
         runs = []
         for index in range(args.runs):
             if index:
@@ -425,9 +353,7 @@ def configuration(base: str, coins: int, workers: int, args, tmp: Path) -> dict:
         return {"coins": coins, "workers": workers, "runs": runs, "logs": str(logs)}
     finally:
         for process in processes:
-            stop_process(process)
-            if process in PROCESSES:
-                PROCESSES.remove(process)
+            stop_process(process, grace=20)
         if args.keep_logs:
             keep = ROOT / "var" / "bench-scan-logs" / logs.name
             shutil.rmtree(keep, ignore_errors=True)
@@ -576,7 +502,7 @@ def main() -> None:
         "--keep-logs", action="store_true", help="copy worker logs to var/bench-scan-logs/"
     )
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _terminate)
+    sigterm_as_interrupt()
     started = datetime.now(UTC)
     results: list[dict] = []
     floors: dict[int, dict] = {}
@@ -598,8 +524,7 @@ def main() -> None:
             }
             port = fetch.free_port()
             print(f"N={coins}: starting the fake exchange...", file=sys.stderr, flush=True)
-            fake = fetch.start_fake(data, port, fake_env)
-            PROCESSES.append(fake)
+            fake = adopt(fetch.start_fake(data, port, fake_env))
             base = f"http://127.0.0.1:{port}"
             try:
                 fetch_env = {**fake_env, "VAR_DIR": str(tmp / f"fetch-var-{coins}")}
@@ -614,13 +539,7 @@ def main() -> None:
                 for workers in args.workers:
                     results.append(configuration(base, coins, workers, args, tmp))
             finally:
-                fake.terminate()
-                try:
-                    fake.wait(30)
-                except subprocess.TimeoutExpired:
-                    fake.kill()
-                    fake.wait(10)
-                PROCESSES.remove(fake)
+                stop_process(fake, grace=30)
     except KeyboardInterrupt:
         print("\ninterrupted: cleaning up", file=sys.stderr)
         cleanup()

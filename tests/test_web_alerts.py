@@ -22,7 +22,7 @@ from tests.factories import (
     UserFactory,
     WatchlistFactory,
 )
-from tests.web_roles import LOGIN, ROLES, answered, client_as
+from tests.web_roles import LOGIN, answered, client_as, role_cases, user_as
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,11 +35,6 @@ def no_broker(monkeypatch) -> list[tuple]:
     sent: list[tuple] = []
     monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: sent.append(args))
     return sent
-
-
-@pytest.fixture
-def alice():
-    return UserFactory(username="alice")
 
 
 def shown(response) -> list[int]:
@@ -65,20 +60,13 @@ MATRIX = [
 # fmt: on
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "role", "expected"),
-    [
-        pytest.param(method, path, role, expected, id=f"{method} {path} as {role}")
-        for method, path, *answers in MATRIX
-        for role, expected in zip(ROLES, answers, strict=True)
-    ],
-)
-def test_who_may_use_the_alerts_page(alice, method, path, role, expected) -> None:
+@pytest.mark.parametrize(("method", "path", "role", "expected"), role_cases(MATRIX))
+def test_who_may_use_the_alerts_page(user, method, path, role, expected) -> None:
     world = {
         "failed": SignalAlertFactory(state="failed").pk,
         "sent": SignalAlertFactory(state="sent").pk,
     }
-    response = getattr(client_as(role, alice), method.lower())(path.format(**world))
+    response = getattr(client_as(role, user), method.lower())(path.format(**world))
     assert answered(response, expected), (response.status_code, response.get("Location"))
 
 
@@ -94,27 +82,27 @@ def test_a_user_granted_the_resend_permission_may_resend_without_being_staff() -
     assert Alert.objects.get(pk=failed.pk).state == "pending"
 
 
-def test_a_users_resend_is_refused_and_changes_nothing(alice, no_broker) -> None:
+def test_a_users_resend_is_refused_and_changes_nothing(user, no_broker) -> None:
     failed = SignalAlertFactory(state="failed")
-    response = client_as("user", alice).post(f"/alerts/{failed.pk}/resend")
+    response = client_as("user", user).post(f"/alerts/{failed.pk}/resend")
     assert response.status_code == 403
     assert Alert.objects.get(pk=failed.pk).state == "failed"
     assert no_broker == []
 
 
-def test_only_staff_see_the_resend_buttons(alice) -> None:
+def test_only_staff_see_the_resend_buttons(user) -> None:
     SignalAlertFactory(state="failed")
-    assert b"Resend</button>" not in client_as("user", alice).get("/alerts/").content
-    assert b"Resend</button>" in client_as("staff", alice).get("/alerts/").content
+    assert b"Resend</button>" not in client_as("user", user).get("/alerts/").content
+    assert b"Resend</button>" in client_as("staff", user).get("/alerts/").content
 
 
 # --- the history and its filters -----------------------------------------------------------------
 
 
-def test_the_history_is_newest_first_with_each_alerts_state(alice) -> None:
+def test_the_history_is_newest_first_with_each_alerts_state(user) -> None:
     older = SignalAlertFactory(state="sent", **written(1))
     newer = AlertFactory(state="unconfirmed", **written(2))
-    response = client_as("user", alice).get("/alerts/")
+    response = client_as("user", user).get("/alerts/")
     assert shown(response) == [newer.pk, older.pk]
     page = response.content.decode()
     assert 'class="alert-state state-unconfirmed">Unconfirmed<' in page
@@ -130,51 +118,51 @@ def test_the_history_is_newest_first_with_each_alerts_state(alice) -> None:
         ("kind=digest", ["digest-1"]),
     ],
 )
-def test_the_history_filters_by_state_tier_and_kind(alice, query, expected) -> None:
+def test_the_history_filters_by_state_tier_and_kind(user, query, expected) -> None:
     alerts = {
         "failed-1": SignalAlertFactory(state="failed", tier=1, **written(1)),
         "sent-2": SignalAlertFactory(state="sent", tier=2, **written(2)),
         "digested-2": SignalAlertFactory(state="digested", tier=2, **written(3)),
         "digest-1": AlertFactory(state="sent", tier=1, **written(4)),
     }
-    response = client_as("user", alice).get(f"/alerts/?{query}")
+    response = client_as("user", user).get(f"/alerts/?{query}")
     assert sorted(shown(response)) == sorted(alerts[name].pk for name in expected)
 
 
-def test_the_watchlist_filter_keeps_the_alerts_on_its_coins(alice) -> None:
-    watchlist = WatchlistFactory(owner=alice)
+def test_the_watchlist_filter_keeps_the_alerts_on_its_coins(user) -> None:
+    watchlist = WatchlistFactory(owner=user)
     watchlist.coins.create(symbol="BTC/USDT")
     on_btc = SignalAlertFactory(signal=SignalFactory(symbol="BTC/USDT"))
     SignalAlertFactory(signal=SignalFactory(symbol="ETH/USDT"))
-    response = client_as("owner", alice).get(f"/alerts/?watchlist={watchlist.pk}")
+    response = client_as("owner", user).get(f"/alerts/?watchlist={watchlist.pk}")
     assert shown(response) == [on_btc.pk]
 
 
-def test_another_users_watchlist_as_a_filter_is_a_400_like_an_unknown_one(alice) -> None:
-    theirs = WatchlistFactory(owner=UserFactory(username="bob"))
-    response = client_as("owner", alice).get(f"/alerts/?watchlist={theirs.pk}")
+def test_another_users_watchlist_as_a_filter_is_a_400_like_an_unknown_one(user) -> None:
+    theirs = WatchlistFactory(owner=user_as("user", user))
+    response = client_as("owner", user).get(f"/alerts/?watchlist={theirs.pk}")
     assert response.status_code == 400
     assert response.context["errors"] == [
         f"watchlist: no watchlist of yours has the id or name '{theirs.pk}'"
     ]
 
 
-def test_the_filter_forms_empty_fields_filter_nothing(alice) -> None:
+def test_the_filter_forms_empty_fields_filter_nothing(user) -> None:
     failed = SignalAlertFactory(state="failed")
     SignalAlertFactory(state="sent")
-    response = client_as("user", alice).get("/alerts/?state=failed&tier=&kind=&watchlist=")
+    response = client_as("user", user).get("/alerts/?state=failed&tier=&kind=&watchlist=")
     assert shown(response) == [failed.pk]
 
 
-def test_an_unknown_state_is_a_400_naming_the_parameter(alice) -> None:
-    response = client_as("user", alice).get("/alerts/?state=lost")
+def test_an_unknown_state_is_a_400_naming_the_parameter(user) -> None:
+    response = client_as("user", user).get("/alerts/?state=lost")
     assert response.status_code == 400
     assert "state: Select a valid choice" in response.content.decode()
 
 
-def test_a_signals_alert_links_to_the_signal_page(alice) -> None:
+def test_a_signals_alert_links_to_the_signal_page(user) -> None:
     alert = SignalAlertFactory()
-    response = client_as("user", alice).get("/alerts/")
+    response = client_as("user", user).get("/alerts/")
     assert f'href="/signals/{alert.signal_id}/"' in response.content.decode()
 
 
@@ -184,8 +172,8 @@ def reads_of(client: Client, path: str) -> int:
     return len(queries)
 
 
-def test_the_history_reads_as_many_queries_for_a_full_page_as_for_one_alert(alice) -> None:
-    client = client_as("staff", alice)
+def test_the_history_reads_as_many_queries_for_a_full_page_as_for_one_alert(user) -> None:
+    client = client_as("staff", user)
     SignalAlertFactory(state="failed")
     one = reads_of(client, "/alerts/")
     for _ in range(30):
@@ -197,10 +185,10 @@ def test_the_history_reads_as_many_queries_for_a_full_page_as_for_one_alert(alic
 
 
 def test_staffs_resend_queues_a_failed_alert_again_and_returns_to_the_filtered_list(
-    alice, no_broker
+    user, no_broker
 ) -> None:
     failed = SignalAlertFactory(state="failed", attempts=3, last_error="chat not found")
-    response = client_as("staff", alice).post(
+    response = client_as("staff", user).post(
         f"/alerts/{failed.pk}/resend", {"next": "/alerts/?state=failed"}
     )
     assert response["Location"] == "/alerts/?state=failed"
@@ -208,17 +196,17 @@ def test_staffs_resend_queues_a_failed_alert_again_and_returns_to_the_filtered_l
     assert no_broker == [("alerts.send_pending",)]
 
 
-def test_resend_never_returns_to_another_site(alice) -> None:
+def test_resend_never_returns_to_another_site(user) -> None:
     failed = SignalAlertFactory(state="unconfirmed")
-    response = client_as("staff", alice).post(
+    response = client_as("staff", user).post(
         f"/alerts/{failed.pk}/resend", {"next": "https://elsewhere.example/"}
     )
     assert response["Location"] == "/alerts/"
 
 
-def test_resending_a_sent_alert_is_refused_with_the_reason(alice) -> None:
+def test_resending_a_sent_alert_is_refused_with_the_reason(user) -> None:
     sent = SignalAlertFactory(state="sent", sent_at=timezone.now())
-    response = client_as("staff", alice).post(f"/alerts/{sent.pk}/resend")
+    response = client_as("staff", user).post(f"/alerts/{sent.pk}/resend")
     assert response.status_code == 409
     assert response.context["problem"] == (
         f"Alert #{sent.pk} is sent: only failed or unconfirmed alerts can be sent again."
@@ -230,12 +218,12 @@ def test_resending_a_sent_alert_is_refused_with_the_reason(alice) -> None:
 
 
 def test_the_alerts_page_renders_and_its_state_filter_changes_the_list(
-    signed_in_page, alice
+    signed_in_page, user
 ) -> None:
     failed = SignalAlertFactory(state="failed", last_error="Forbidden: bot was blocked")
     SignalAlertFactory(state="sent")
     AlertFactory(state="digested")
-    page = signed_in_page(alice, width=390)
+    page = signed_in_page(user, width=390)
     page.goto("/alerts/")
     rows = page.get_by_test_id("alerts").locator("tbody tr")
     expect(rows).to_have_count(3)
@@ -249,9 +237,9 @@ def test_the_alerts_page_renders_and_its_state_filter_changes_the_list(
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
-def test_staff_resend_a_failed_alert_from_the_page(signed_in_page, alice) -> None:
+def test_staff_resend_a_failed_alert_from_the_page(signed_in_page, user) -> None:
     failed = SignalAlertFactory(state="failed")
-    staff = UserFactory(username="root", is_staff=True, is_superuser=True)
+    staff = user_as("staff", user)
     page = signed_in_page(staff)
     page.goto("/alerts/")
     page.get_by_role("button", name=f"Resend alert {failed.pk}").click()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 from html.parser import HTMLParser
 
@@ -369,6 +370,13 @@ def test_a_window_given_as_dates_is_kept_in_the_forms_time_inputs(client, outcom
     html = client.get(URL, {"since": "2024-02-01", "until": "2024-02-09T12:00+02:00"}).content
     assert 'name="since" type="datetime-local" step="1" value="2024-02-01T00:00"' in html.decode()
     assert 'name="until" type="datetime-local" step="1" value="2024-02-09T10:00"' in html.decode()
+
+
+@pytest.mark.parametrize(("query", "shown"), [({}, "24h"), ({"horizon": "4h"}, "4h")])
+def test_the_forms_horizon_is_24h_unless_another_is_chosen(client, outcomes, query, shown) -> None:
+    client.force_login(UserFactory())
+    html = client.get(URL, query).content.decode()
+    assert re.findall(r'<option value="(\w+)" selected>', html) == [shown]
 
 
 def test_recommendations_are_shown_with_their_evidence_and_as_csv(client, outcomes) -> None:

@@ -15,10 +15,9 @@ from scanners.models import CoinFailure, ScanRun
 from tests.factories import (
     ScanResultFactory,
     ScanRunFactory,
-    UserFactory,
     WatchlistFactory,
 )
-from tests.web_roles import LOGIN, ROLES, answered, client_as
+from tests.web_roles import LOGIN, answered, client_as, role_cases
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,19 +33,14 @@ def failed_coin(run: ScanRun, symbol: str, error: str) -> CoinFailure:
     return CoinFailure.objects.create(run=run, symbol=symbol, error=error)
 
 
-@pytest.fixture
-def alice():
-    return UserFactory(username="alice")
-
-
 # --- who may --------------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def world(alice) -> dict[str, int]:
-    watchlist = WatchlistFactory(owner=alice, name="majors")
+def world(user) -> dict[str, int]:
+    watchlist = WatchlistFactory(owner=user, name="majors")
     return {
-        "own_run": ScanRunFactory(watchlist=watchlist, requested_by=alice, symbols=["BTC/USDT"]).pk,
+        "own_run": ScanRunFactory(watchlist=watchlist, requested_by=user, symbols=["BTC/USDT"]).pk,
         "universe_run": ScanRunFactory(symbols=["BTC/USDT", "ETH/USDT"]).pk,
     }
 
@@ -64,24 +58,17 @@ MATRIX = [
 # fmt: on
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "role", "expected"),
-    [
-        pytest.param(method, path, role, expected, id=f"{method} {path} as {role}")
-        for method, path, *answers in MATRIX
-        for role, expected in zip(ROLES, answers, strict=True)
-    ],
-)
-def test_who_may_open_the_scans_pages(world, alice, method, path, role, expected) -> None:
-    client = client_as(role, alice)
+@pytest.mark.parametrize(("method", "path", "role", "expected"), role_cases(MATRIX))
+def test_who_may_open_the_scans_pages(world, user, method, path, role, expected) -> None:
+    client = client_as(role, user)
     response = getattr(client, method.lower())(path.format(**world))
     assert answered(response, expected), (response.status_code, response.get("Location"))
 
 
-def test_the_runs_list_leaves_out_another_users_watchlist_run(alice) -> None:
+def test_the_runs_list_leaves_out_another_users_watchlist_run(user) -> None:
     theirs = ScanRunFactory(watchlist=WatchlistFactory(), symbols=["BTC/USDT"])
     shared = ScanRunFactory(symbols=["BTC/USDT"])
-    response = client_as("owner", alice).get("/scans/")
+    response = client_as("owner", user).get("/scans/")
     assert [run.pk for run, _shown in response.context["rows"]] == [shared.pk]
     assert theirs.pk not in [run.pk for run, _shown in response.context["rows"]]
 
@@ -89,12 +76,12 @@ def test_the_runs_list_leaves_out_another_users_watchlist_run(alice) -> None:
 # --- the list ---------------------------------------------------------------------------------
 
 
-def test_runs_are_listed_newest_first_with_duration_coins_and_failures(alice) -> None:
+def test_runs_are_listed_newest_first_with_duration_coins_and_failures(user) -> None:
     older = finished_in(
         ScanRunFactory(symbols=["BTC/USDT", "ETH/USDT"], coins_done=1, coins_failed=1), 42.5
     )
     newer = ScanRunFactory(scanner="mss", status="running", symbols=["SOL/USDT"], coins_done=0)
-    response = client_as("owner", alice).get("/scans/")
+    response = client_as("owner", user).get("/scans/")
     assert [run.pk for run, _shown in response.context["rows"]] == [newer.pk, older.pk]
     row = response.content.decode().split(f'data-run="{older.pk}"')[1].split("</tr>")[0]
     assert "42.5 s" in row
@@ -106,48 +93,48 @@ def test_runs_are_listed_newest_first_with_duration_coins_and_failures(alice) ->
     ("query", "expected"),
     [("scanner=mss", ["mss-finished"]), ("status=failed", ["rsi-failed"]), ("", None)],
 )
-def test_runs_filter_by_scanner_and_status(alice, query, expected) -> None:
+def test_runs_filter_by_scanner_and_status(user, query, expected) -> None:
     runs = {
         "rsi-failed": ScanRunFactory(scanner="rsi", status="failed"),
         "mss-finished": ScanRunFactory(scanner="mss", status="finished"),
         "rsi-finished": ScanRunFactory(scanner="rsi", status="finished"),
     }
-    response = client_as("owner", alice).get(f"/scans/?{query}")
+    response = client_as("owner", user).get(f"/scans/?{query}")
     shown = {run.pk for run, _shown in response.context["rows"]}
     wanted = set(expected or runs)
     assert shown == {runs[name].pk for name in wanted}
 
 
-def test_an_unknown_filter_value_is_a_400_naming_the_parameter(alice) -> None:
-    response = client_as("owner", alice).get("/scans/?status=exploded")
+def test_an_unknown_filter_value_is_a_400_naming_the_parameter(user) -> None:
+    response = client_as("owner", user).get("/scans/?status=exploded")
     assert response.status_code == 400
     assert "status: Select a valid choice" in response.content.decode()
 
 
-def test_a_page_number_that_is_not_a_whole_number_is_a_400(alice) -> None:
-    response = client_as("owner", alice).get("/scans/?page=two")
+def test_a_page_number_that_is_not_a_whole_number_is_a_400(user) -> None:
+    response = client_as("owner", user).get("/scans/?page=two")
     assert response.status_code == 400
     assert "page: Enter a whole number." in response.content.decode()
 
 
-def test_runs_come_25_a_page(alice) -> None:
+def test_runs_come_25_a_page(user) -> None:
     for _ in range(30):
         ScanRunFactory()
-    client = client_as("owner", alice)
+    client = client_as("owner", user)
     assert len(client.get("/scans/").context["rows"]) == 25
     second = client.get("/scans/?page=2")
     assert len(second.context["rows"]) == 5
     assert "page 2 of 2 (30 in all)" in second.content.decode()
 
 
-def test_the_runs_list_reads_as_many_queries_for_a_full_page_as_for_one_run(alice) -> None:
-    client = client_as("owner", alice)
-    watchlist = WatchlistFactory(owner=alice)
-    ScanRunFactory(watchlist=watchlist, requested_by=alice)
+def test_the_runs_list_reads_as_many_queries_for_a_full_page_as_for_one_run(user) -> None:
+    client = client_as("owner", user)
+    watchlist = WatchlistFactory(owner=user)
+    ScanRunFactory(watchlist=watchlist, requested_by=user)
     with CaptureQueriesContext(connection) as one:
         client.get("/scans/")
     for _ in range(30):
-        ScanRunFactory(watchlist=watchlist, requested_by=alice)
+        ScanRunFactory(watchlist=watchlist, requested_by=user)
     with CaptureQueriesContext(connection) as full:
         client.get("/scans/")
     assert len(full) == len(one)
@@ -156,35 +143,35 @@ def test_the_runs_list_reads_as_many_queries_for_a_full_page_as_for_one_run(alic
 # --- one run ----------------------------------------------------------------------------------
 
 
-def test_a_run_shows_each_failed_coin_with_its_error(alice) -> None:
+def test_a_run_shows_each_failed_coin_with_its_error(user) -> None:
     run = ScanRunFactory(symbols=["BTC/USDT", "ETH/USDT", "XYZ/USDT"], coins_failed=2)
     failed_coin(run, "XYZ/USDT", "no candles before 2024-01-11")
     failed_coin(run, "ETH/USDT", "exchange answered 418")
-    response = client_as("owner", alice).get(f"/scans/{run.pk}/")
+    response = client_as("owner", user).get(f"/scans/{run.pk}/")
     assert response.context["failures"] == [
         {"symbol": "ETH/USDT", "error": "exchange answered 418"},
         {"symbol": "XYZ/USDT", "error": "no candles before 2024-01-11"},
     ]
 
 
-def test_a_run_counts_its_results_per_scanner(alice) -> None:
+def test_a_run_counts_its_results_per_scanner(user) -> None:
     run = ScanRunFactory(scanner="all", symbols=["BTC/USDT", "ETH/USDT"])
     ScanResultFactory(run=run, scanner="rsi", symbol="BTC/USDT", direction="LONG")
     ScanResultFactory(run=run, scanner="rsi", symbol="ETH/USDT", completeness=0.5)
     ScanResultFactory(run=run, scanner="mss", symbol="BTC/USDT", direction="SHORT")
-    response = client_as("owner", alice).get(f"/scans/{run.pk}/")
+    response = client_as("owner", user).get(f"/scans/{run.pk}/")
     assert response.context["by_scanner"] == [
         {"scanner": "mss", "results": 1, "long": 0, "short": 1, "complete": 1},
         {"scanner": "rsi", "results": 2, "long": 1, "short": 0, "complete": 1},
     ]
 
 
-def test_a_runs_results_filter_by_scanner_and_coin(alice) -> None:
+def test_a_runs_results_filter_by_scanner_and_coin(user) -> None:
     run = ScanRunFactory(scanner="all", symbols=["BTC/USDT", "ETH/USDT"])
     ScanResultFactory(run=run, scanner="rsi", symbol="BTC/USDT")
     wanted = ScanResultFactory(run=run, scanner="rsi", symbol="ETH/USDT")
     ScanResultFactory(run=run, scanner="mss", symbol="ETH/USDT")
-    response = client_as("owner", alice).get(f"/scans/{run.pk}/?scanner=rsi&symbol=eth")
+    response = client_as("owner", user).get(f"/scans/{run.pk}/?scanner=rsi&symbol=eth")
     assert list(response.context["page"].object_list) == [wanted]
 
 
@@ -192,11 +179,11 @@ def test_a_runs_results_filter_by_scanner_and_coin(alice) -> None:
 
 
 def test_the_scans_page_renders_and_its_status_filter_changes_the_list(
-    signed_in_page, alice
+    signed_in_page, user
 ) -> None:
     failed = finished_in(ScanRunFactory(status="failed", symbols=["BTC/USDT"]), 3)
     ScanRunFactory(scanner="mss", symbols=["ETH/USDT"])
-    page = signed_in_page(alice)
+    page = signed_in_page(user)
     page.goto("/scans/")
     expect(page.locator("[data-testid=runs] tbody tr")).to_have_count(2)
     page.select_option("#id_status", "failed")
@@ -207,12 +194,10 @@ def test_the_scans_page_renders_and_its_status_filter_changes_the_list(
     page.wait_for_url("**/scans/?*status=failed*")
 
 
-def test_a_run_page_lists_its_failures_on_a_phone_without_page_scroll(
-    signed_in_page, alice
-) -> None:
+def test_a_run_page_lists_its_failures_on_a_phone_without_page_scroll(signed_in_page, user) -> None:
     run = ScanRunFactory(symbols=["BTC/USDT", "XYZ/USDT"], coins_failed=1)
     failed_coin(run, "XYZ/USDT", "no spot market " + "very long error text " * 20)
-    page = signed_in_page(alice, width=390)
+    page = signed_in_page(user, width=390)
     page.goto("/scans/")
     page.get_by_role("link", name=f"#{run.pk}").click()
     page.wait_for_url(f"**/scans/{run.pk}/")
@@ -222,10 +207,10 @@ def test_a_run_page_lists_its_failures_on_a_phone_without_page_scroll(
 
 
 def test_a_running_runs_page_follows_it_until_it_ends_without_a_reload(
-    signed_in_page, alice
+    signed_in_page, user
 ) -> None:
     run = ScanRunFactory(status="running", symbols=["BTC/USDT", "XYZ/USDT"], coins_done=0)
-    page = signed_in_page(alice)
+    page = signed_in_page(user)
     page.emulate_media(color_scheme="dark")
     page.goto(f"/scans/{run.pk}/")
     page.evaluate("window.sameDocument = true")  # gone if the page were loaded again

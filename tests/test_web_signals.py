@@ -3,6 +3,7 @@ pages, and each signal's outcome so far as per-horizon badges."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from django.contrib.auth.models import Permission
 from tests.factories import (
     START,
     CheckedOutcomeFactory,
+    MarketFactory,
     OutcomeCheckFactory,
     SignalFactory,
     UserFactory,
@@ -131,6 +133,39 @@ def test_until_before_since_is_a_400(client) -> None:
     response = client.get(URL, {"since": "2024-01-02T00:00", "until": "2024-01-01T00:00"})
     assert response.status_code == 400
     assert "until: must not be before since" in response.content.decode()
+
+
+def chosen(html: str) -> dict[str, str]:
+    """The filter form's state: each select's selected option and each input's value, by name."""
+    state = {}
+    for name, options in re.findall(r'<select id="f-\w+" name="(\w+)">(.*?)</select>', html, re.S):
+        picked = re.findall(r'<option value="([^"]*)" selected>', options)
+        if picked:
+            state[name] = picked[0]
+    state.update(re.findall(r'<input id="f-\w+" name="(\w+)"[^>]* value="([^"]*)"', html))
+    return state
+
+
+@pytest.mark.parametrize("path", [URL, "/performance/"])
+def test_the_signal_filters_show_each_chosen_value_on_both_pages(client, path) -> None:
+    MarketFactory(symbol="ETH/USDT", base="ETH")  # the performance filters ask for a known coin
+    user = UserFactory()
+    mine = WatchlistFactory(owner=user, name="mine")
+    mine.coins.create(symbol="ETH/USDT")
+    client.force_login(user)
+    query = {
+        "scanner": "rsi",
+        "tier": "TIER_2",
+        "direction": "SHORT",
+        "symbol": "ETH",
+        "since": "2024-01-02T00:00",
+        "until": "2024-01-03T00:00",
+        "watchlist": str(mine.pk),
+    }
+    response = client.get(path, query)
+    html = response.content.decode()
+    assert response.status_code == 200, html[html.find('data-testid="errors"') :][:600]
+    assert chosen(response.content.decode()).items() >= query.items()
 
 
 # --- pages --------------------------------------------------------------------------------------

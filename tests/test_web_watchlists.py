@@ -23,7 +23,7 @@ from tests.factories import (
     SignalFactory,
 )
 from tests.watchlist_fixtures import coins_of
-from tests.web_roles import LOGIN, ROLES, answered, client_as
+from tests.web_roles import LOGIN, answered, client_as, role_cases
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("markets")]
 
@@ -59,14 +59,7 @@ MATRIX = [
 # fmt: on
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "body", "role", "expected"),
-    [
-        pytest.param(method, path, body, role, expected, id=f"{method} {path} as {role}")
-        for method, path, body, *answers in MATRIX
-        for role, expected in zip(ROLES, answers, strict=True)
-    ],
-)
+@pytest.mark.parametrize(("method", "path", "body", "role", "expected"), role_cases(MATRIX))
 def test_who_may_use_the_watchlists_pages(user, majors, method, path, body, role, expected) -> None:
     client = client_as(role, user)
     response = getattr(client, method.lower())(path.format(watchlist=majors.pk), body or {})
