@@ -18,6 +18,7 @@ from tests.factories import (
     UserFactory,
     WatchlistFactory,
 )
+from web.views import signals as signals_view
 from web.views.signals import PAGE_SIZE
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -185,6 +186,25 @@ def test_the_next_page_link_keeps_the_filters(client) -> None:
     client.force_login(UserFactory())
     html = client.get(URL, {"scanner": "mss"}).content.decode()
     assert 'href="?scanner=mss&amp;page=2"' in html
+
+
+def test_a_selection_larger_than_the_cap_lists_its_newest_and_says_there_are_more(
+    client, monkeypatch
+) -> None:
+    monkeypatch.setattr(signals_view, "COUNT_CAP", 2 * PAGE_SIZE)
+    signals = [SignalFactory() for _ in range(2 * PAGE_SIZE + 1)]
+    client.force_login(UserFactory())
+    response = client.get(URL, {"page": 2})
+    assert listed(response) == [s.pk for s in reversed(signals)][PAGE_SIZE : 2 * PAGE_SIZE]
+    assert f"More than {2 * PAGE_SIZE} signals" in response.content.decode()
+    assert client.get(URL, {"page": 3}).status_code == 404
+
+
+def test_a_selection_within_the_cap_says_how_many_it_holds(client, three) -> None:
+    client.force_login(UserFactory())
+    html = client.get(URL).content.decode()
+    assert ">3 signals<" in html
+    assert 'data-testid="capped"' not in html
 
 
 def test_a_page_past_the_last_is_a_404(client, three) -> None:

@@ -31,6 +31,7 @@ from tracking import analytics, windows
 from tracking.metrics import TOO_FEW
 from tracking.models import Direction, Horizon, Signal
 from tracking.performance_api import SCANNER_CHOICES, PerformanceQuerySerializer
+from tracking.performance_cache import cached_performance
 from tracking.performance_filters import PerformanceFilters
 
 TOP_LIMIT = 10  # best and worst signals shown, as the API's report
@@ -282,8 +283,11 @@ def recommendations_table(advice: dict[str, Any]) -> Table:
     )
 
 
+@cached_performance
 def performance_data(filters: PerformanceFilters) -> dict[str, Any]:
-    """The page's numbers: the API's report, month by month, every table and chart."""
+    """The page's numbers: the API's report, month by month, every table and chart; kept in the
+    read cache as the API's answers are (tracking/performance_cache.py), since a window ending
+    now moves each month's bounds with every request and no per-month answer would be reused."""
     filters = filters.resolved()
     report = analytics.performance_report(filters, limit=TOP_LIMIT)
     months = monthly(filters)

@@ -17,6 +17,7 @@ from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.functional import cached_property
 from rest_framework.exceptions import ValidationError
 
 from scanners.watchlist_params import WatchlistParamFilter
@@ -29,6 +30,27 @@ from web.views.performance import datetime_local
 
 PAGE_SIZE = 50
 HORIZONS = tuple(HORIZON_DELTAS)
+# The list pages through the newest COUNT_CAP signals of a selection: counting every signal
+# grows with the history (~45 ms at 200k on PostgreSQL), counting up to a cap does not.
+COUNT_CAP = 10_000
+
+
+class CappedPaginator(Paginator):
+    """A Paginator over at most the first COUNT_CAP rows of its queryset; `capped` says whether
+    the selection holds more (the filters narrow it)."""
+
+    @cached_property
+    def found(self) -> int:
+        """The rows, counted up to COUNT_CAP + 1 (one more tells that there are more)."""
+        return self.object_list[: COUNT_CAP + 1].count()
+
+    @cached_property
+    def count(self) -> int:
+        return min(self.found, COUNT_CAP)
+
+    @property
+    def capped(self) -> bool:
+        return self.found > COUNT_CAP
 
 
 class SignalPageFilter(SignalFilter):
@@ -105,7 +127,7 @@ def signals_page(request: HttpRequest) -> HttpResponse:
     if errors:
         context["errors"] = errors
         return render(request, "web/signals.html", context, status=400)
-    paginator = Paginator(filtered, PAGE_SIZE)
+    paginator = CappedPaginator(filtered, PAGE_SIZE)
     try:
         page = paginator.page(int(page_text))
     except EmptyPage:
