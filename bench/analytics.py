@@ -50,7 +50,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-import bench_support  # noqa: E402
 from bench_support import (  # noqa: E402
     PG,
     cleanup,
@@ -64,10 +63,6 @@ from bench_support import (  # noqa: E402
     stop_process,
     wait_listening,
 )
-
-# bench/dashboard.py registers its database here and calls `cleanup` and `stop_process` from
-# here (the same objects as bench_support's) until it imports bench_support itself.
-DATABASES = bench_support.DATABASES
 
 DATABASE = os.environ.get("BENCH_DATABASE", f"cryptosatx_benchan_{os.getpid()}")
 TARGET_P95_MS = 100.0

@@ -49,20 +49,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import http.client
 import json
-import math
 import os
 import platform
 import random
 import resource
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -73,7 +68,18 @@ DATABASE = f"cryptosatx_benchdash_{os.getpid()}"
 # bench/analytics.py's loader writes to the database this names.
 os.environ["BENCH_DATABASE"] = DATABASE
 import analytics  # noqa: E402  (bench/analytics.py: the outcome loader)
-from bench_support import PG, free_port, pg_admin  # noqa: E402
+import bench_support  # noqa: E402
+from bench_support import (  # noqa: E402
+    PG,
+    cleanup,
+    create_database,
+    free_port,
+    http_get,
+    percentile,
+    sigterm_as_interrupt,
+    spawn,
+    wait_listening,
+)
 
 # Server time (in-process): the API's answers; the coordinator appends the dashboard's pages.
 SERVER_PATHS = [
@@ -103,42 +109,6 @@ TARGET_P95_MS = 200.0
 COMPONENTS = ["smart_money", "mss", "rsi", "social", "whale", "volume"]
 WEIGHTS = {"smart_money": 0.3, "mss": 0.2, "rsi": 0.15, "social": 0.15, "whale": 0.1, "volume": 0.1}
 TIERS = [(85, "TIER_1"), (70, "TIER_2"), (55, "TIER_3"), (0, "TIER_4")]
-
-PROCESSES: list[subprocess.Popen] = []
-
-
-def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    handle = log.open("wb")
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    PROCESSES.append(process)
-    return process
-
-
-def stop_all() -> None:
-    for process in reversed(PROCESSES):
-        analytics.stop_process(process)
-    PROCESSES.clear()
-
-
-def percentile(values: list[float], share: float) -> float:
-    """Nearest rank."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
-
-
-def wait_listening(port: int, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"exited early:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        if time.monotonic() > deadline:
-            raise SystemExit(f"not listening after 60 s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)  # another process's port: nothing to await
-
 
 # --- the ranking -------------------------------------------------------------------------------
 
@@ -372,57 +342,11 @@ def browser_times(ports: dict[str, int], session: str, visits: int) -> list[dict
 # --- (b) load -------------------------------------------------------------------------------------
 
 
-def get(port: int, path: str, token: str) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    try:
-        connection.request("GET", path, headers={"Authorization": f"Token {token}"})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
 def hammer(port: int, path: str, tokens: list[str], seconds: float) -> None:
-    """The load process: one thread per token (each client its own user) GETs `path` back to
-    back for `seconds`; prints {"requests", "seconds", "statuses", "p50_ms", "p95_ms"} as JSON."""
-    stop = threading.Event()
-    lock = threading.Lock()
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-
-    def client(token: str) -> None:
-        while not stop.is_set():
-            started = time.perf_counter()
-            try:
-                status, _ = get(port, path, token)
-            except OSError:
-                status = 0
-            took = (time.perf_counter() - started) * 1000
-            with lock:
-                latencies.append(took)
-                statuses[str(status)] = statuses.get(str(status), 0) + 1
-
-    threads = [threading.Thread(target=client, args=(token,), daemon=True) for token in tokens]
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    stop.wait(seconds)
-    stop.set()
-    for thread in threads:
-        thread.join(130)
-    elapsed = time.perf_counter() - began
-    print(
-        json.dumps(
-            {
-                "requests": len(latencies),
-                "seconds": elapsed,
-                "statuses": statuses,
-                "p50_ms": percentile(latencies, 0.5),
-                "p95_ms": percentile(latencies, 0.95),
-            }
-        ),
-        flush=True,
-    )
+    """The load process: one client thread per token (each its own user) GETs `path` back to
+    back for `seconds` (`bench_support.hammer`); prints its figures as one line of JSON."""
+    headers = [{"Authorization": f"Token {token}"} for token in tokens]
+    print(json.dumps(bench_support.hammer(port, path, headers, seconds, timeout=120)), flush=True)
 
 
 def cpu_seconds(pids: list[int]) -> dict[int, float]:
@@ -477,7 +401,7 @@ def load_phase(
     port: int, path: str, tokens: list[str], args: argparse.Namespace, pids: Callable
 ) -> dict:
     for _ in range(3):
-        status, body = get(port, path, tokens[0])
+        status, body = http_get(port, path, {"Authorization": f"Token {tokens[0]}"}, timeout=120)
         if status != 200:
             raise SystemExit(f"GET {path}: {status} {body[:300]!r}")
     load_before = os.getloadavg()[0]
@@ -555,10 +479,7 @@ def main() -> None:
     if args.outcomes % 5:
         parser.error("--outcomes: a multiple of 5 (outcomes = signals x 5 horizons)")
 
-    def terminate(signum, _frame) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, terminate)
+    sigterm_as_interrupt()
     started = datetime.now(UTC)
     tmp = Path(tempfile.mkdtemp(prefix="cryptosatx-bench-dashboard-"))
     redis_port = free_port()
@@ -582,8 +503,7 @@ def main() -> None:
     }
     results: dict = {"server": [], "browser": [], "load": []}
     try:
-        analytics.DATABASES.append(DATABASE)
-        pg_admin(f'CREATE DATABASE "{DATABASE}"')
+        create_database(DATABASE)
         redis = spawn(
             ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""],
             env,
@@ -677,8 +597,10 @@ def main() -> None:
         print("\ninterrupted: cleaning up", file=sys.stderr)
         raise SystemExit(130) from None
     finally:
-        stop_all()
-        analytics.cleanup()
+        if "cryptosatx.services" in sys.modules:
+            # The pages started this process's health prober; it must not outlive the broker.
+            sys.modules["cryptosatx.services"].health_prober().stop()
+        cleanup()
     report(results, args, started)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
