@@ -554,6 +554,10 @@ def main() -> None:
         SERVER_PATHS.append(f"/signals/{newest}/")
         print("server time (in-process):", file=sys.stderr, flush=True)
         results["server"] = server_times(users[0], args.requests)
+        # The pages started this process's health prober: stopped while its broker is up.
+        from cryptosatx import services
+
+        services.health_prober().stop()
         browser_client = Client()
         browser_client.force_login(users[0])
         session = browser_client.cookies["sessionid"].value
@@ -597,9 +601,6 @@ def main() -> None:
         print("\ninterrupted: cleaning up", file=sys.stderr)
         raise SystemExit(130) from None
     finally:
-        if "cryptosatx.services" in sys.modules:
-            # The pages started this process's health prober; it must not outlive the broker.
-            sys.modules["cryptosatx.services"].health_prober().stop()
         cleanup()
     report(results, args, started)
     if args.json:

@@ -394,3 +394,13 @@ def test_recommendations_are_shown_with_their_evidence_and_as_csv(client, outcom
     )
     download = client.get("/performance/csv/recommendations/", {"scanner": "social"})
     assert list(csv.reader(io.StringIO(download.content.decode()))) == rows
+
+
+def test_the_performance_page_shows_a_new_outcome_at_once_though_its_numbers_are_cached(
+    client, outcomes
+) -> None:
+    client.force_login(UserFactory())
+    before = client.get(URL).context["summary"]["n"]
+    signal = SignalFactory(scanner="rsi", symbol="BTC/USDT", as_of=NOW - 2 * DAY)
+    CheckedOutcomeFactory(signal=signal, return_pct=6.0)
+    assert client.get(URL).context["summary"]["n"] == before + 1
