@@ -31,7 +31,8 @@ opens the overview --visits times on each gunicorn server below (cached and unca
 in a new browser context (nothing cached: a first visit) and then reloaded (the static files
 cached: a return visit); the time from navigation start until every chart of the page has been
 drawn (a Chart.js chart on each `[data-chart]` canvas, with painted pixels), read in the page
-(`performance.now()`); p50/p95, after 6 untimed visits (every gunicorn worker has served
+(`performance.now()`, checked at every frame by a script that runs before the page's own);
+p50/p95, after 6 untimed visits (every gunicorn worker has served
 the page before, as on a server that has been up). The same for the performance page (six
 charts), for comparison. Target: the overview's charts drawn in < 1 s.
 
