@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.row_writer import db_datetime, insert_rows, json_text
 from market.models import Market, MarketType
 from market.replay_clock import market_now
 from market.sources import get_market_source
@@ -435,12 +436,13 @@ def scan_batch_run(
 
 def _scan(
     run: ScanRun, symbols: list[str], source: MarketDataSource | None
-) -> tuple[list[ScanResult], dict[str, str]]:
+) -> tuple[list[tuple[Any, ...]], dict[str, str]]:
+    """The batch's results as rows for `_write_batch` (`RESULT_COLUMNS`), and its failures."""
     from scanners.inputs import scan_coins  # the algorithms' entry point (contract, section 1)
 
     own_source = source is None
     failures: dict[str, str] = {}
-    results: list[ScanResult] = []
+    results: list[tuple[Any, ...]] = []
     try:
         source = source or get_market_source()
         outcomes = scan_coins(source, symbols, as_of=run.as_of, scanners=scanners_of(run.scanner))
@@ -454,6 +456,8 @@ def _scan(
         if own_source and source is not None:
             source.close()
     seen: set[str] = set()
+    stamps: dict[datetime, Any] = {}  # a batch's results share one or two as_of: adapted once
+    now = db_datetime(timezone.now())
     for outcome in outcomes:
         if outcome.symbol not in symbols or outcome.symbol in seen:
             continue
@@ -461,32 +465,52 @@ def _scan(
         if outcome.error:
             failures[outcome.symbol] = outcome.error
             continue
-        results.extend(
-            ScanResult(
-                run=run,
-                scanner=result.scanner,
-                symbol=result.symbol,
-                as_of=result.as_of,
-                scores=json_safe(result.scores),
-                direction=result.direction or None,
-                component=json_safe(result.component),
-                reasons=json_safe(list(result.reasons)),
-                inputs=json_safe(result.inputs),
-                completeness=float(result.completeness),
+        for result in outcome.results:
+            if result.as_of not in stamps:
+                stamps[result.as_of] = db_datetime(result.as_of)
+            results.append(
+                (
+                    run.pk,
+                    result.scanner,
+                    result.symbol,
+                    stamps[result.as_of],
+                    json_text(result.scores, default=json_safe),
+                    result.direction or None,
+                    json_text(result.component, default=json_safe),
+                    json_text(list(result.reasons), default=json_safe),
+                    json_text(result.inputs, default=json_safe),
+                    float(result.completeness),
+                    now,
+                )
             )
-            for result in outcome.results
-        )
     for symbol in symbols:
         if symbol not in seen:
             failures[symbol] = "the scan returned no outcome for this coin"
     return results, failures
 
 
+# The columns of a batch's result rows: values as the database takes them (`core.row_writer`),
+# JSON encoded once as it is built; `created_at` is the batch's time.
+RESULT_COLUMNS = (
+    "run_id",
+    "scanner",
+    "symbol",
+    "as_of",
+    "scores",
+    "direction",
+    "component",
+    "reasons",
+    "inputs",
+    "completeness",
+    "created_at",
+)
+
+
 def _write_batch(
     run: ScanRun,
     number: int,
     symbols: list[str],
-    results: list[ScanResult],
+    results: list[tuple[Any, ...]],
     failures: dict[str, str],
 ) -> BatchReport:
     # A coin with no result and no error (MSS: not a new listing) was scanned all the same.
@@ -502,7 +526,7 @@ def _write_batch(
             except IntegrityError:
                 logger.info("batch %d of scan #%d already written: counted once", number, run.pk)
                 return BatchReport(run.pk, number, False, 0, 0)
-            ScanResult.objects.bulk_create(results, ignore_conflicts=True, batch_size=500)
+            insert_rows(ScanResult, RESULT_COLUMNS, results, ignore_conflicts=True)
             CoinFailure.objects.bulk_create(
                 [
                     CoinFailure(run=run, symbol=symbol, error=error[:2000])
