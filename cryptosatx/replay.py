@@ -264,7 +264,7 @@ def _run_scans_here(runs: list[ScanRun], source: ReplaySource | None) -> None:
     for run in runs:
         for number in range(run.batches_total):
             scanning.scan_batch_run(
-                run.pk, scanning.batch_symbols(run, number), number, source=source
+                run.pk, scanning.batch_symbols(run, number), number, source=source, run=run
             )
     tracking_services.scan_finish_hour([run.pk for run in runs])
 

@@ -25,7 +25,8 @@ from typing import Any
 from celery import Signature, chord, group, signature
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.row_writer import db_datetime, insert_rows, json_text
@@ -243,14 +244,19 @@ def scan_start(
     (top `coins` or SCAN_UNIVERSE_SIZE). Raises ScanRefused while a run of the same scanner is
     queued or running and live (progress within SCAN_STALE_SECONDS; a stalled one is left to the
     watchdog and blocks nothing), and when there is nothing to scan; UnknownSymbols for symbols
-    without a market.
+    without a market. The overlap is checked in the transaction that creates the run, and also
+    before the universe is picked when no `source` is given.
     """
     if scanner not in ScannerName.values:
         raise ScanRefused(
             f"unknown scanner {scanner!r}; expected one of: {', '.join(ScannerName.values)}"
         )
     as_of = as_of or market_now()
-    _refuse_overlap(scanner)  # cheap early refusal before the universe is computed
+    if source is None:
+        # Cheap early refusal before a source is opened and the universe computed. With a source
+        # given (the replay's, whose markets and tickers are read once an hour) picking the
+        # universe costs less than the check: the one in the transaction below decides alone.
+        _refuse_overlap(scanner)
     watchlist = None
     if watchlist_id is not None:
         watchlist = Watchlist.objects.filter(pk=watchlist_id).first()
@@ -413,9 +419,15 @@ def scan_batch_run(
     number: int,
     *,
     source: MarketDataSource | None = None,
+    run: ScanRun | None = None,
 ) -> BatchReport:
-    """Scan one batch of a run and record it; never raises for its coins or its source."""
-    run = ScanRun.objects.filter(pk=run_id).first()
+    """Scan one batch of a run and record it; never raises for its coins or its source.
+
+    `run`: the run as its caller holds it (the replay's in-process path, which created it and
+    runs its batches one after another), instead of reading it again; its status must be
+    current. A redelivered batch, or one of a run that is over, writes nothing."""
+    if run is None:
+        run = ScanRun.objects.filter(pk=run_id).first()
     if run is None or run.status in (RunStatus.FINISHED, RunStatus.FAILED):
         logger.info("batch %s of scan #%s skipped: the run is gone or over", number, run_id)
         return BatchReport(run_id, number, False, 0, 0)
@@ -423,15 +435,30 @@ def scan_batch_run(
         logger.info("batch %d of scan #%d was written before (redelivered): nothing to do", number,
                     run_id)  # fmt: skip
         return BatchReport(run_id, number, False, 0, 0)
-    now = timezone.now()
-    ScanRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=now
-    )
-    # A batch starting is progress: the run is alive (the overlap guard and the watchdog read it).
-    ScanRun.objects.filter(pk=run_id).update(progressed_at=now)
+    run_progress(run_id)
     symbols = list(dict.fromkeys(symbols))
     results, failures = _scan(run, symbols, source)
     return _write_batch(run, number, symbols, results, failures)
+
+
+def run_progress(run_id: int) -> None:
+    """A batch starts: a queued run becomes running (started now), and the run has progressed
+    now (it is alive: the overlap guard and the watchdog read it). One statement."""
+    now = timezone.now()
+    queued = Q(status=RunStatus.QUEUED)
+    ScanRun.objects.filter(pk=run_id).update(
+        status=Case(
+            When(queued, then=Value(RunStatus.RUNNING)),
+            default=F("status"),
+            output_field=ScanRun._meta.get_field("status"),
+        ),
+        started_at=Case(
+            When(queued, then=Value(now)),
+            default=F("started_at"),
+            output_field=ScanRun._meta.get_field("started_at"),
+        ),
+        progressed_at=now,
+    )
 
 
 def _scan(
@@ -569,12 +596,25 @@ def run_fail_missing_coins(run: ScanRun, reason: str) -> int:
 def run_mark_finished(run_id: int, *, signals_recorded: int) -> ScanRun:
     """Mark the run finished (once: a second call changes nothing) and log its summary."""
     now = timezone.now()
-    ScanRun.objects.filter(pk=run_id).exclude(status=RunStatus.FINISHED).update(
-        status=RunStatus.FINISHED,
-        finished_at=now,
-        signals_recorded=signals_recorded,
+    # One statement: a run not yet finished gets its end; either way a run never started (no
+    # batch ran) gets started_at = its end.
+    open_run = ~Q(status=RunStatus.FINISHED)
+    ScanRun.objects.filter(pk=run_id).update(
+        status=Value(RunStatus.FINISHED),
+        finished_at=Case(
+            When(open_run, then=Value(now)),
+            default=F("finished_at"),
+            output_field=ScanRun._meta.get_field("finished_at"),
+        ),
+        signals_recorded=Case(
+            When(open_run, then=Value(signals_recorded)),
+            default=F("signals_recorded"),
+            output_field=ScanRun._meta.get_field("signals_recorded"),
+        ),
+        started_at=Coalesce(
+            F("started_at"), Value(now), output_field=ScanRun._meta.get_field("started_at")
+        ),
     )
-    ScanRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
     run = ScanRun.objects.get(pk=run_id)
     logger.info(
         "scan #%d %s finished in %s: %d coins done, %d failed, %d signals",
