@@ -227,12 +227,17 @@ def _newest_ids(
         where = " AND ".join(f"{column} {operator} %s" for column, operator, _kind in conditions)
         newest = f"SELECT id FROM {table} WHERE {where} ORDER BY {order} LIMIT 1"  # noqa: S608 - our SQL, values are params
         one = f"SELECT id FROM ({newest}) AS newest"  # noqa: S608 - our SQL, values are params
+        # The keys repeat a few times (as_of, its windows) hundreds of times: adapted once each.
+        adapted: dict[Any, Any] = {}
         for start in range(0, len(keys), _UNION_TERMS):
             terms = keys[start : start + _UNION_TERMS]
-            cursor.execute(
-                " UNION ALL ".join([one] * len(terms)),
-                [_param(value) for key in terms for value in key],
-            )
+            params = []
+            for key in terms:
+                for value in key:
+                    if value not in adapted:
+                        adapted[value] = _param(value)
+                    params.append(adapted[value])
+            cursor.execute(" UNION ALL ".join([one] * len(terms)), params)
             ids += [row[0] for row in cursor.fetchall()]
     return ids
 
