@@ -86,11 +86,15 @@ def coin_hour(as_of: datetime) -> datetime:
     return as_of.replace(minute=0, second=0, microsecond=0)
 
 
+# Fields of a run's rows (`RankingUpdate.rows`) its scanner signals never read: deferred.
+_UNREAD_BY_SIGNALS = ("breakdown", "reasons", "notes", "confirmed_by")
+
+
 @dataclass(frozen=True)
 class RankingUpdate:
     """What a run's final step did: its coins' rows, and the rows whose signal is now due."""
 
-    rows: list[UnifiedRanking]
+    rows: list[UnifiedRanking]  # as stored; `_UNREAD_BY_SIGNALS` deferred (read on access)
     due: list[UnifiedRanking]  # rows entering TIER_1/TIER_2 whose hour is final and undecided
     hour: datetime | None = None  # the run's hour
     hour_final: bool = False  # no other run of the hour is still to rank: its rows are final
@@ -362,7 +366,13 @@ def ranking_update_for_runs(
         read_cache.bump(read_cache.RANKING)
         due = _due_for_signals(hour, runs=runs)
         hour_final = not runs_still_to_rank(hour, besides=runs).exists()
-    stored = list(UnifiedRanking.objects.filter(symbol__in=symbols, hour=hour).order_by("symbol"))
+    # What the run's signals read of their coin's row (score, tier, confidence): the row's large
+    # JSON fields are left unread (loaded on access).
+    stored = list(
+        UnifiedRanking.objects.filter(symbol__in=symbols, hour=hour)
+        .defer(*_UNREAD_BY_SIGNALS)
+        .order_by("symbol")
+    )
     return RankingUpdate(rows=stored, due=due, hour=hour, hour_final=hour_final)
 
 

@@ -105,7 +105,7 @@ class ReplaySource(MarketDataSource):
         self._markets_as_of: dict[tuple[datetime, str], list[MarketInfo]] = {}
         self._tickers_as_of: dict[tuple[datetime, tuple[str, ...]], dict[str, Maybe[Ticker]]] = {}
         self._memo_as_of: datetime | None = None
-        self._market_rows: dict[str, Market] = {}
+        self._market_rows: dict[str, Market | None] = {}
 
     def now(self) -> datetime:
         if self._clock is not None:
@@ -348,9 +348,14 @@ class ReplaySource(MarketDataSource):
         symbols = list(symbols)
         unread = [symbol for symbol in symbols if symbol not in self._market_rows]
         if unread:
-            self._market_rows.update(candle_store.markets_by_symbol(unread, exchange=self.exchange))
+            found = candle_store.markets_by_symbol(unread, exchange=self.exchange)
+            # A symbol without a market (most spot coins have no perpetual) is remembered too:
+            # nothing adds markets during a replay, so it is not asked again every batch.
+            self._market_rows.update({symbol: found.get(symbol) for symbol in unread})
         return {
-            symbol: self._market_rows[symbol] for symbol in symbols if symbol in self._market_rows
+            symbol: market
+            for symbol in symbols
+            if (market := self._market_rows.get(symbol)) is not None
         }
 
     def _no_market(self, symbol: str) -> Missing:
