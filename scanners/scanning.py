@@ -596,21 +596,11 @@ def run_fail_missing_coins(run: ScanRun, reason: str) -> int:
 def run_mark_finished(run_id: int, *, signals_recorded: int) -> ScanRun:
     """Mark the run finished (once: a second call changes nothing) and log its summary."""
     now = timezone.now()
-    # One statement: a run not yet finished gets its end; either way a run never started (no
-    # batch ran) gets started_at = its end.
-    open_run = ~Q(status=RunStatus.FINISHED)
-    ScanRun.objects.filter(pk=run_id).update(
-        status=Value(RunStatus.FINISHED),
-        finished_at=Case(
-            When(open_run, then=Value(now)),
-            default=F("finished_at"),
-            output_field=ScanRun._meta.get_field("finished_at"),
-        ),
-        signals_recorded=Case(
-            When(open_run, then=Value(signals_recorded)),
-            default=F("signals_recorded"),
-            output_field=ScanRun._meta.get_field("signals_recorded"),
-        ),
+    # One statement; started_at is filled for a run none of whose batches started.
+    ScanRun.objects.filter(pk=run_id).exclude(status=RunStatus.FINISHED).update(
+        status=RunStatus.FINISHED,
+        finished_at=now,
+        signals_recorded=signals_recorded,
         started_at=Coalesce(
             F("started_at"), Value(now), output_field=ScanRun._meta.get_field("started_at")
         ),
