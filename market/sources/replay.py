@@ -229,7 +229,12 @@ class ReplaySource(MarketDataSource):
         symbols = unique(symbols)
         perps = {symbol: perpetual_symbol(symbol) for symbol in symbols}
         found = self._markets(perps.values())
-        recent = candle_store.recent_funding_bulk(list(found.values()), as_of)
+        read = (
+            candle_store.recent_funding_bulk
+            if self.memory is None
+            else self.memory.recent_funding_bulk
+        )
+        recent = read(list(found.values()), as_of)
         result: dict[str, Maybe[Funding]] = {}
         for symbol, perp in perps.items():
             market = found.get(perp)
@@ -262,8 +267,13 @@ class ReplaySource(MarketDataSource):
         perps = {symbol: perpetual_symbol(symbol) for symbol in symbols}
         found = self._markets(perps.values())
         # Every perpetual's reading now and a day ago, read at once.
-        now = candle_store.open_interest_at_bulk(list(found.values()), as_of)
-        day_before = candle_store.open_interest_at_bulk(list(found.values()), as_of - DAY)
+        read = (
+            candle_store.open_interest_at_bulk
+            if self.memory is None
+            else self.memory.open_interest_at_bulk
+        )
+        now = read(list(found.values()), as_of)
+        day_before = read(list(found.values()), as_of - DAY)
         result: dict[str, Maybe[OpenInterestNow]] = {}
         for symbol, perp in perps.items():
             market = found.get(perp)
