@@ -342,15 +342,14 @@ def _progress_record(
 def _set_clock(market_time: datetime, *, hold: timedelta = HOLD, **fields: Any) -> None:
     """Stand the clock at `market_time`, held by the replay for `hold` (renewed every hour), so
     beat's tick does not move it too; a replay that dies lets go of it when the hold runs out."""
+    values = {"market_time": market_time, "finished": False, "held_until": timezone.now() + hold}
+    values.update(fields)
+    if ReplayClock.objects.filter(pk=CLOCK_PK).update(**values):
+        return  # the clock exists (every hour but a replay's first): one statement
     with transaction.atomic():
         if get_clock() is None:
             ensure_clock()
-        ReplayClock.objects.filter(pk=CLOCK_PK).update(
-            market_time=market_time,
-            finished=False,
-            held_until=timezone.now() + hold,
-            **fields,
-        )
+        ReplayClock.objects.filter(pk=CLOCK_PK).update(**values)
 
 
 def _restore_clock(saved: dict[str, Any] | None) -> None:

@@ -313,6 +313,9 @@ def scan_start(
 
 def _schedule_lock(scanner: str) -> ScanSchedule:
     """The scanner's ScanSchedule row, locked for this transaction (created when missing)."""
+    lock = ScanSchedule.objects.select_for_update().filter(scanner=scanner).first()
+    if lock is not None:  # the row exists but for a scanner's first scan: one statement
+        return lock
     ScanSchedule.objects.bulk_create([ScanSchedule(scanner=scanner)], ignore_conflicts=True)
     return ScanSchedule.objects.select_for_update().get(scanner=scanner)
 
