@@ -23,7 +23,14 @@ from django.db import connections
 from django.db.models import BigIntegerField, Exists, Func, OuterRef, QuerySet, Subquery
 
 from market.models import Candle, FundingRate, Market, MarketType, OpenInterest, PriceSeries
-from market.times import EPOCH, MILLISECOND, require_aware, show_time, timeframe_duration
+from market.times import (
+    EPOCH,
+    MILLISECOND,
+    ms_to_datetime,
+    require_aware,
+    show_time,
+    timeframe_duration,
+)
 from market.values import CandleSeries, Maybe, Missing
 
 PRICE_TIMEFRAME = "1h"
@@ -461,6 +468,32 @@ class CandleMemory:
         self._tables: dict[tuple[str, str], dict[int, tuple[np.ndarray, ...]]] = {}
         self._funding: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
         self._open_interest: dict[int, tuple[np.ndarray, ...]] | None = None
+
+    def candle_bounds_bulk(
+        self,
+        markets: Sequence[Market],
+        *,
+        as_of: datetime,
+        timeframe: str = PRICE_TIMEFRAME,
+        series: str = PriceSeries.TRADES,
+    ) -> dict[int, tuple[datetime, datetime]]:
+        """Per market with a candle closed by as_of: the open times of its first and last such
+        candle, what `annotate_candle_bounds` reads from the store (a market without is left
+        out)."""
+        tables = self._tables_of(timeframe, series)
+        last_open_ms = (_last_open(as_of, timeframe) - EPOCH) // MILLISECOND
+        bounds: dict[int, tuple[datetime, datetime]] = {}
+        for market in markets:
+            columns = tables.get(market.pk)
+            if columns is None:
+                continue
+            end = int(np.searchsorted(columns[0], last_open_ms, side="right"))
+            if end:
+                bounds[market.pk] = (
+                    ms_to_datetime(columns[0][0]),
+                    ms_to_datetime(columns[0][end - 1]),
+                )
+        return bounds
 
     def recent_funding_bulk(
         self, markets: Sequence[Market], as_of: datetime

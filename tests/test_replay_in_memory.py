@@ -100,3 +100,13 @@ def test_in_memory_open_interest_is_the_stores_as_of_every_time():
         memory.open_interest_at_bulk([first], START + 2 * HOUR)[first.pk].open_interest_value
         is None
     )
+
+
+def test_the_in_memory_source_lists_the_markets_the_store_source_lists(markets):
+    MarketFactory(base="BARE")  # a market with no candle at all is never listed
+    remembered, stored = ReplaySource(memory=CandleMemory()), ReplaySource()
+    for hour in range(-1, 72, 3):
+        as_of = START + hour * HOUR + timedelta(minutes=30)
+        assert remembered.markets(as_of=as_of) == stored.markets(as_of=as_of), as_of
+    listed = remembered.markets(as_of=START + 11 * HOUR)
+    assert [(m.base, m.active) for m in listed] == [("GAP", True), ("LATE", True)]

@@ -106,6 +106,7 @@ class ReplaySource(MarketDataSource):
         self._tickers_as_of: dict[tuple[datetime, tuple[str, ...]], dict[str, Maybe[Ticker]]] = {}
         self._memo_as_of: datetime | None = None
         self._market_rows: dict[str, Market | None] = {}
+        self._every_market: dict[str, list[Market]] = {}
 
     def now(self) -> datetime:
         if self._clock is not None:
@@ -131,10 +132,19 @@ class ReplaySource(MarketDataSource):
         return self._markets_as_of[key]
 
     def _read_markets(self, as_of: datetime, market_type: str) -> list[MarketInfo]:
-        annotated = candle_store.annotate_candle_bounds(
-            Market.objects.filter(exchange=self.exchange, market_type=market_type),
-            as_of=as_of,
-        ).filter(first_open_time__isnull=False)
+        every = Market.objects.filter(exchange=self.exchange, market_type=market_type)
+        if self.memory is None:
+            annotated = candle_store.annotate_candle_bounds(every, as_of=as_of).filter(
+                first_open_time__isnull=False
+            )
+            traded = [(m, m.first_open_time, m.last_open_time) for m in annotated]
+        else:
+            # The markets once (nothing adds any during a replay), their bounds from memory.
+            if market_type not in self._every_market:
+                self._every_market[market_type] = list(every)
+            markets = self._every_market[market_type]
+            bounds = self.memory.candle_bounds_bulk(markets, as_of=as_of)
+            traded = [(m, *bounds[m.pk]) for m in markets if m.pk in bounds]
         hour = timedelta(hours=1)
         return [
             MarketInfo(
@@ -143,12 +153,12 @@ class ReplaySource(MarketDataSource):
                 base=market.base,
                 quote=market.quote,
                 market_type=market.market_type,
-                listed_at=market.first_open_time,
+                listed_at=first_open_time,
                 listed_at_source=ListingSource.FIRST_CANDLE,
                 # Market.active is today's status; as of as_of, a market is active while it trades.
-                active=market.last_open_time + hour > as_of - candle_store.STALE_AFTER,
+                active=last_open_time + hour > as_of - candle_store.STALE_AFTER,
             )
-            for market in annotated
+            for market, first_open_time, last_open_time in traded
         ]
 
     def candles(
