@@ -17,6 +17,7 @@ through the caller's `default`.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -38,12 +39,11 @@ def json_text(value: Any, *, default: Callable[[Any], Any]) -> str:
     dict with str keys, list, tuple, datetime and date (as `isoformat()`) itself; anything else,
     float subclasses such as numpy's float64 included, goes to `default`, whose answer is
     encoded in turn. A value orjson refuses altogether (a dict with non-str keys, an int beyond
-    64 bits) is encoded from `default(value)` as a whole."""
-    encode = _finite_float(default)
+    64 bits) is encoded as JSONField encodes it: `json.dumps(default(value))`."""
     try:
-        return orjson.dumps(value, default=encode, option=_OPTIONS).decode()
+        return orjson.dumps(value, default=_finite_float(default), option=_OPTIONS).decode()
     except orjson.JSONEncodeError:
-        return orjson.dumps(default(value), default=encode, option=_OPTIONS).decode()
+        return json.dumps(default(value))
 
 
 def _finite_float(default: Callable[[Any], Any]) -> Callable[[Any], Any]:
