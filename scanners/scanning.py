@@ -596,19 +596,31 @@ def run_fail_missing_coins(run: ScanRun, reason: str) -> int:
     return len(missing)
 
 
-def run_mark_finished(run_id: int, *, signals_recorded: int) -> ScanRun:
-    """Mark the run finished (once: a second call changes nothing) and log its summary."""
+def run_mark_finished(run_id: int, *, signals_recorded: int, run: ScanRun | None = None) -> ScanRun:
+    """Mark the run finished (once: a second call changes nothing) and log its summary; returns
+    the run as stored. `run`: the run as the caller read it after its batches were written (the
+    replay's in-process path), brought up to date here instead of read again when this call is
+    the one that finishes it."""
     now = timezone.now()
     # One statement; started_at is filled for a run none of whose batches started.
-    ScanRun.objects.filter(pk=run_id).exclude(status=RunStatus.FINISHED).update(
-        status=RunStatus.FINISHED,
-        finished_at=now,
-        signals_recorded=signals_recorded,
-        started_at=Coalesce(
-            F("started_at"), Value(now), output_field=ScanRun._meta.get_field("started_at")
-        ),
+    finished = (
+        ScanRun.objects.filter(pk=run_id)
+        .exclude(status=RunStatus.FINISHED)
+        .update(
+            status=RunStatus.FINISHED,
+            finished_at=now,
+            signals_recorded=signals_recorded,
+            started_at=Coalesce(
+                F("started_at"), Value(now), output_field=ScanRun._meta.get_field("started_at")
+            ),
+        )
     )
-    run = ScanRun.objects.get(pk=run_id)
+    if finished and run is not None and run.pk == run_id:
+        run.status, run.finished_at = RunStatus.FINISHED, now
+        run.signals_recorded = signals_recorded
+        run.started_at = run.started_at or now
+    else:
+        run = ScanRun.objects.get(pk=run_id)
     logger.info(
         "scan #%d %s finished in %s: %d coins done, %d failed, %d signals",
         run.pk,

@@ -333,3 +333,16 @@ def test_in_a_replay_scheduled_scans_fall_due_by_market_time() -> None:
     assert due(5) == ["smart_money"]
     assert due(6) == ["mss", "smart_money", "social"]
     assert set(ScanRun.objects.values_list("trigger", flat=True)) == {"schedule"}
+
+
+@pytest.mark.django_db
+def test_a_run_finished_with_the_run_its_caller_holds_is_returned_as_stored() -> None:
+    held = ScanRunFactory(status=RunStatus.RUNNING, as_of=AS_OF, started_at=timezone.now())
+
+    returned = scanning.run_mark_finished(held.pk, signals_recorded=3, run=held)
+
+    stored = ScanRun.objects.get(pk=held.pk)
+    fields = ("status", "started_at", "finished_at", "signals_recorded", "coins_done")
+    values = [getattr(returned, name) for name in fields]
+    assert values == [getattr(stored, name) for name in fields]
+    assert stored.status == RunStatus.FINISHED

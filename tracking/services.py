@@ -406,5 +406,5 @@ def scan_finish_hour(run_ids: Sequence[int]) -> list[ScanRun]:
         )
         signals_record_for_run(run, each)
         total = Signal.objects.filter(scan_run=run).count()
-        finished.append(run_mark_finished(run.pk, signals_recorded=total))
+        finished.append(run_mark_finished(run.pk, signals_recorded=total, run=run))
     return finished
