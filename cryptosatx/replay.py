@@ -37,6 +37,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from core import read_cache
 from cryptosatx.models import ReplayProgress, ReplayPurpose, ReplayState
 from market.candle_store import CandleMemory
 from market.models import ReplayClock
@@ -161,17 +162,22 @@ class Replay:
                     return self.tally
                 began, began_cpu = time.monotonic(), time.thread_time()
                 _set_clock(now, hold=hold)
-                runs = self._start_due_scans(now, next_due, source)
                 if self.plan.in_process:
-                    _run_scans_here(runs, source)
-                    checks_sweep(run_here=True)
+                    # The hour's writes move the cached reads' generations once, at its end.
+                    with read_cache.bumps_deferred():
+                        runs = self._start_due_scans(now, next_due, source)
+                        _run_scans_here(runs, source)
+                        checks_sweep(run_here=True)
+                        # What the sweeper's task does after each sweep: fold the rollup rows
+                        # the hour appended, so what reads the analytics (alerts, the bot) reads
+                        # a row per key.
+                        rollups_compact()
                 else:
+                    runs = self._start_due_scans(now, next_due, source)
                     self._wait(lambda runs=runs: _runs_done(runs), f"scans at {show_time(now)}")
                     checks_sweep()
                     self._wait(lambda now=now: _checks_done(now), f"checks at {show_time(now)}")
-                # What the sweeper's task does after each sweep: fold the rollup rows the hour
-                # appended, so what reads the analytics (alerts, the bot) reads a row per key.
-                rollups_compact()
+                    rollups_compact()
                 self.tally.hours += 1
                 _progress_record(progress, now, next_due, self.tally)
                 self.on_hour(
