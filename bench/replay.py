@@ -11,7 +11,8 @@ each on a fresh copy of that database, in a child process: `Replay` (cryptosatx/
 --speed max, as `manage.py replay` runs it, every scanner at its interval, rankings, signals,
 outcome checks, alerts into the outbox.
 
-Per run it records the wall time, every market hour's cost, the peak memory (max RSS) of the
+Per run it records the wall time, every market hour's cost (wall time, and the CPU time of the
+thread that replays it: `HourDone.cpu_seconds`), the peak memory (max RSS) of the
 child, and what the replay did (scans, coins scanned, signals, checks). It prints, per database,
 the median over the runs of:
 
@@ -19,7 +20,9 @@ the median over the runs of:
   threads: less sensitive than wall time to other work on a shared machine), and **market hours
   per second**;
 * **flatness**: the mean cost of an hour in the period's last 30 days (or last quarter, for a
-  period under 120 days) over the first's; 1.0 is flat;
+  period under 120 days) over the first's; 1.0 is flat. On the replaying thread's CPU time per
+  hour, which a shared machine's load barely moves, and on wall time per hour as before (which
+  follows the load: on a loaded machine it cannot tell a growing hour from a busier machine);
 * **compute floor**: the arithmetic the scanners do for the same coin scans — TA-Lib RSI over
   500 closes and a 72-candle taker share in NumPy, once per coin scanned — timed in the same
   run, and the replay's ratio to it;
@@ -86,14 +89,16 @@ def child(args: argparse.Namespace) -> None:
     start, end = parse_utc(args.start), parse_utc(args.end)
     span = store_span()
     end = min(end, span.last_close_time)
-    hours: list[tuple[str, float]] = []
+    hours: list[tuple[str, float, float]] = []
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu_before = usage.ru_utime + usage.ru_stime
     began = time.perf_counter()
     with worker_if_embedded():  # alerts go through the outbox and a worker, as in the command
         replay = Replay(
             ReplayPlan(start=start, end=end),
-            on_hour=lambda done: hours.append((done.market_time.isoformat(), done.seconds)),
+            on_hour=lambda done: hours.append(
+                (done.market_time.isoformat(), done.seconds, getattr(done, "cpu_seconds", None))
+            ),
         )
         tally = replay.run()
     seconds = time.perf_counter() - began
@@ -105,7 +110,9 @@ def child(args: argparse.Namespace) -> None:
             {
                 "seconds": seconds,
                 "cpu_seconds": cpu_seconds,
-                "hours": [cost for _hour, cost in hours],
+                "hours": [wall for _hour, wall, _cpu in hours],
+                # The replaying thread's CPU per hour (None: code whose HourDone has none).
+                "hours_cpu": [cpu for _hour, _wall, cpu in hours],
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "scans": runs.count(),
                 "coins_scanned": sum(runs.values_list("coins_done", flat=True)),
@@ -180,11 +187,21 @@ def drop(db: str, env: dict[str, str]) -> None:
         pg_admin(f'DROP DATABASE IF EXISTS "{env["DATABASE_URL"].rsplit("/", 1)[1]}"')
 
 
-def flatness(hours: list[float]) -> float:
-    """Mean cost of the last 30 days' hours over the first 30 days' (quarters when shorter)."""
+def flatness(hours: list[float | None]) -> float | None:
+    """Mean cost of the last 30 days' hours over the first 30 days' (quarters when shorter),
+    the first hour left out; None when the costs were not recorded."""
+    if not hours or any(cost is None for cost in hours):
+        return None
+    # The first hour also loads every candle into memory (the in-process replay's CandleMemory):
+    # a fixed cost of the replay, not of an hour.
+    hours = hours[1:] if len(hours) > 8 else hours
     window = 30 * 24 if len(hours) >= 120 * 24 else max(1, len(hours) // 4)
     first, last = hours[:window], hours[-window:]
     return statistics.fmean(last) / statistics.fmean(first)
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
 
 
 def main() -> None:
@@ -215,7 +232,9 @@ def main() -> None:
                     print(
                         f"{db} run {number + 1}: {result['seconds']:.1f} s "
                         f"({result['cpu_seconds']:.1f} s CPU), "
-                        f"{len(result['hours'])} h, flatness {flatness(result['hours']):.2f}, "
+                        f"{len(result['hours'])} h, flatness CPU "
+                        f"{_ratio(flatness(result.get('hours_cpu')))} "
+                        f"wall {_ratio(flatness(result['hours']))}, "
                         f"floor {result['floor_seconds']:.3f} s, "
                         f"peak {result['peak_rss_mb']:.0f} MB, {result['signals']} signals",
                         file=sys.stderr,
@@ -232,19 +251,21 @@ def print_table(args: argparse.Namespace, rows: list) -> None:
           f"{platform.python_version()}; median of {args.runs} runs\n")  # fmt: skip
     print(
         "| database | period | market hours | seconds | CPU seconds | hours/s "
-        "| last/first per hour | compute floor | ratio to floor | peak memory | scans "
-        "| coins scanned | signals |"
+        "| last/first per hour (CPU) | last/first per hour (wall) | compute floor "
+        "| ratio to floor | peak memory | scans | coins scanned | signals |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for db, results in rows:
         seconds = statistics.median(r["seconds"] for r in results)
         cpu_seconds = statistics.median(r["cpu_seconds"] for r in results)
         floor = statistics.median(r["floor_seconds"] for r in results)
         flat = statistics.median(flatness(r["hours"]) for r in results)
+        cpu_flats = [flatness(r.get("hours_cpu")) for r in results]
+        flat_cpu = None if None in cpu_flats else statistics.median(cpu_flats)
         hours = len(results[0]["hours"])
         print(
             f"| {db} | {args.start} → {args.end} | {hours:,} | {seconds:.1f} | {cpu_seconds:.1f} "
-            f"| {hours / seconds:.1f} | {flat:.2f}× "
+            f"| {hours / seconds:.1f} | {_ratio(flat_cpu)} | {flat:.2f}× "
             f"| {floor:.3f} s | {seconds / floor:,.0f}× "
             f"| {max(r['peak_rss_mb'] for r in results):.0f} MB | {results[0]['scans']:,} "
             f"| {results[0]['coins_scanned']:,} | {results[0]['signals']:,} |"

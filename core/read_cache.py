@@ -33,8 +33,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -95,12 +97,42 @@ def _increment(namespaces: tuple[str, ...]) -> None:
 
 def bump(*namespaces: str) -> None:
     """Invalidate every cached answer of `namespaces`, in every process: now, and again when the
-    current transaction commits (see the module's docstring). Never raises."""
+    current transaction commits (see the module's docstring). Never raises. Inside
+    `bumps_deferred()` (in this thread) the namespaces are noted and bumped when the block ends.
+    """
     if not enabled() or not namespaces:
+        return
+    deferred = getattr(_deferred, "namespaces", None)
+    if deferred is not None:
+        deferred.update(namespaces)
         return
     _increment(namespaces)
     if transaction.get_connection().in_atomic_block:
         transaction.on_commit(lambda: _increment(namespaces))
+
+
+_deferred = threading.local()
+
+
+@contextmanager
+def bumps_deferred() -> Iterator[None]:
+    """Inside the block, this thread's `bump`s only note their namespaces; each noted namespace
+    is bumped once as the block ends (also when it raises), as `bump` does there. For a writer
+    that writes a namespace many times in one unit of work outside a transaction of its own
+    (the replay's in-process hour: its scans' rankings, signals and outcome checks): its
+    readers may be served the answers from before until the block ends, never after, and the
+    cache sees two increments per namespace instead of two per write. Nested blocks: the
+    outermost bumps."""
+    if getattr(_deferred, "namespaces", None) is not None:
+        yield
+        return
+    _deferred.namespaces = set()
+    try:
+        yield
+    finally:
+        noted, _deferred.namespaces = _deferred.namespaces, None
+        if noted:
+            bump(*sorted(noted))
 
 
 def invalidate_all() -> None:

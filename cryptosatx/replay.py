@@ -37,6 +37,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from core import read_cache
 from cryptosatx.models import ReplayProgress, ReplayPurpose, ReplayState
 from market.candle_store import CandleMemory
 from market.models import ReplayClock
@@ -93,6 +94,10 @@ class HourDone:
     hours_done: int
     hours_total: int
     seconds: float  # wall time this hour took
+    # CPU time the replaying thread spent on this hour: what the hour costs whatever else the
+    # machine runs (the wall time follows the machine's load). The in-process path does the
+    # hour's work in this thread; through the broker, the workers' CPU is not in it.
+    cpu_seconds: float = 0.0
 
 
 class Replay:
@@ -155,23 +160,34 @@ class Replay:
                     self.stopped = True
                     _interrupted(progress)
                     return self.tally
-                began = time.monotonic()
+                began, began_cpu = time.monotonic(), time.thread_time()
                 _set_clock(now, hold=hold)
-                runs = self._start_due_scans(now, next_due, source)
                 if self.plan.in_process:
-                    _run_scans_here(runs, source)
-                    checks_sweep(run_here=True)
+                    # The hour's writes move the cached reads' generations once, at its end.
+                    with read_cache.bumps_deferred():
+                        runs = self._start_due_scans(now, next_due, source)
+                        _run_scans_here(runs, source)
+                        checks_sweep(run_here=True)
+                        # What the sweeper's task does after each sweep: fold the rollup rows
+                        # the hour appended, so what reads the analytics (alerts, the bot) reads
+                        # a row per key.
+                        rollups_compact()
                 else:
+                    runs = self._start_due_scans(now, next_due, source)
                     self._wait(lambda runs=runs: _runs_done(runs), f"scans at {show_time(now)}")
                     checks_sweep()
                     self._wait(lambda now=now: _checks_done(now), f"checks at {show_time(now)}")
-                # What the sweeper's task does after each sweep: fold the rollup rows the hour
-                # appended, so what reads the analytics (alerts, the bot) reads a row per key.
-                rollups_compact()
+                    rollups_compact()
                 self.tally.hours += 1
                 _progress_record(progress, now, next_due, self.tally)
                 self.on_hour(
-                    HourDone(now, self.tally.hours, self.hours_total, time.monotonic() - began)
+                    HourDone(
+                        now,
+                        self.tally.hours,
+                        self.hours_total,
+                        time.monotonic() - began,
+                        time.thread_time() - began_cpu,
+                    )
                 )
                 if self.plan.speed is not None and now < self.plan.end:
                     pause = STEP.total_seconds() / self.plan.speed - (time.monotonic() - began)
@@ -264,7 +280,7 @@ def _run_scans_here(runs: list[ScanRun], source: ReplaySource | None) -> None:
     for run in runs:
         for number in range(run.batches_total):
             scanning.scan_batch_run(
-                run.pk, scanning.batch_symbols(run, number), number, source=source
+                run.pk, scanning.batch_symbols(run, number), number, source=source, run=run
             )
     tracking_services.scan_finish_hour([run.pk for run in runs])
 
@@ -332,15 +348,14 @@ def _progress_record(
 def _set_clock(market_time: datetime, *, hold: timedelta = HOLD, **fields: Any) -> None:
     """Stand the clock at `market_time`, held by the replay for `hold` (renewed every hour), so
     beat's tick does not move it too; a replay that dies lets go of it when the hold runs out."""
+    values = {"market_time": market_time, "finished": False, "held_until": timezone.now() + hold}
+    values.update(fields)
+    if ReplayClock.objects.filter(pk=CLOCK_PK).update(**values):
+        return  # the clock exists (every hour but a replay's first): one statement
     with transaction.atomic():
         if get_clock() is None:
             ensure_clock()
-        ReplayClock.objects.filter(pk=CLOCK_PK).update(
-            market_time=market_time,
-            finished=False,
-            held_until=timezone.now() + hold,
-            **fields,
-        )
+        ReplayClock.objects.filter(pk=CLOCK_PK).update(**values)
 
 
 def _restore_clock(saved: dict[str, Any] | None) -> None:

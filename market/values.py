@@ -47,9 +47,26 @@ class MarketInfo:
 
 
 def _frozen_array(values: np.ndarray, dtype: type) -> np.ndarray:
+    if _frozen(values, dtype):
+        # Nobody can write it (nor the arrays it views): sharing it is as safe as a copy. The
+        # replay's in-memory candles and the slices of a series (`tail`, `closed_after`) are so.
+        return values
     array = np.array(values, dtype=dtype)  # a copy: the caller's array stays the caller's
     array.setflags(write=False)
     return array
+
+
+def _frozen(values: object, dtype: type) -> bool:
+    """`values` is a C-contiguous ndarray of `dtype` that neither it nor any array it is a view
+    of can be written through."""
+    if not (isinstance(values, np.ndarray) and values.dtype == dtype and values.flags.c_contiguous):
+        return False
+    array: object = values
+    while array is not None:
+        if not isinstance(array, np.ndarray) or array.flags.writeable:
+            return False
+        array = array.base
+    return True
 
 
 @dataclass(frozen=True, eq=False)

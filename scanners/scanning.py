@@ -25,9 +25,11 @@ from typing import Any
 from celery import Signature, chord, group, signature
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.row_writer import db_datetime, insert_rows, json_text
 from market.models import Market, MarketType
 from market.replay_clock import market_now
 from market.sources import get_market_source
@@ -242,14 +244,19 @@ def scan_start(
     (top `coins` or SCAN_UNIVERSE_SIZE). Raises ScanRefused while a run of the same scanner is
     queued or running and live (progress within SCAN_STALE_SECONDS; a stalled one is left to the
     watchdog and blocks nothing), and when there is nothing to scan; UnknownSymbols for symbols
-    without a market.
+    without a market. The overlap is checked in the transaction that creates the run, and also
+    before the universe is picked when no `source` is given.
     """
     if scanner not in ScannerName.values:
         raise ScanRefused(
             f"unknown scanner {scanner!r}; expected one of: {', '.join(ScannerName.values)}"
         )
     as_of = as_of or market_now()
-    _refuse_overlap(scanner)  # cheap early refusal before the universe is computed
+    if source is None:
+        # Cheap early refusal before a source is opened and the universe computed. With a source
+        # given (the replay's, whose markets and tickers are read once an hour) picking the
+        # universe costs less than the check: the one in the transaction below decides alone.
+        _refuse_overlap(scanner)
     watchlist = None
     if watchlist_id is not None:
         watchlist = Watchlist.objects.filter(pk=watchlist_id).first()
@@ -306,6 +313,9 @@ def scan_start(
 
 def _schedule_lock(scanner: str) -> ScanSchedule:
     """The scanner's ScanSchedule row, locked for this transaction (created when missing)."""
+    lock = ScanSchedule.objects.select_for_update().filter(scanner=scanner).first()
+    if lock is not None:  # the row exists but for a scanner's first scan: one statement
+        return lock
     ScanSchedule.objects.bulk_create([ScanSchedule(scanner=scanner)], ignore_conflicts=True)
     return ScanSchedule.objects.select_for_update().get(scanner=scanner)
 
@@ -412,9 +422,15 @@ def scan_batch_run(
     number: int,
     *,
     source: MarketDataSource | None = None,
+    run: ScanRun | None = None,
 ) -> BatchReport:
-    """Scan one batch of a run and record it; never raises for its coins or its source."""
-    run = ScanRun.objects.filter(pk=run_id).first()
+    """Scan one batch of a run and record it; never raises for its coins or its source.
+
+    `run`: the run as its caller holds it (the replay's in-process path, which created it and
+    runs its batches one after another), instead of reading it again; its status must be
+    current. A redelivered batch, or one of a run that is over, writes nothing."""
+    if run is None:
+        run = ScanRun.objects.filter(pk=run_id).first()
     if run is None or run.status in (RunStatus.FINISHED, RunStatus.FAILED):
         logger.info("batch %s of scan #%s skipped: the run is gone or over", number, run_id)
         return BatchReport(run_id, number, False, 0, 0)
@@ -422,25 +438,41 @@ def scan_batch_run(
         logger.info("batch %d of scan #%d was written before (redelivered): nothing to do", number,
                     run_id)  # fmt: skip
         return BatchReport(run_id, number, False, 0, 0)
-    now = timezone.now()
-    ScanRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=now
-    )
-    # A batch starting is progress: the run is alive (the overlap guard and the watchdog read it).
-    ScanRun.objects.filter(pk=run_id).update(progressed_at=now)
+    run_progress(run_id)
     symbols = list(dict.fromkeys(symbols))
     results, failures = _scan(run, symbols, source)
     return _write_batch(run, number, symbols, results, failures)
 
 
+def run_progress(run_id: int) -> None:
+    """A batch starts: a queued run becomes running (started now), and the run has progressed
+    now (it is alive: the overlap guard and the watchdog read it). One statement."""
+    now = timezone.now()
+    queued = Q(status=RunStatus.QUEUED)
+    ScanRun.objects.filter(pk=run_id).update(
+        status=Case(
+            When(queued, then=Value(RunStatus.RUNNING)),
+            default=F("status"),
+            output_field=ScanRun._meta.get_field("status"),
+        ),
+        started_at=Case(
+            When(queued, then=Value(now)),
+            default=F("started_at"),
+            output_field=ScanRun._meta.get_field("started_at"),
+        ),
+        progressed_at=now,
+    )
+
+
 def _scan(
     run: ScanRun, symbols: list[str], source: MarketDataSource | None
-) -> tuple[list[ScanResult], dict[str, str]]:
+) -> tuple[list[tuple[Any, ...]], dict[str, str]]:
+    """The batch's results as rows for `_write_batch` (`RESULT_COLUMNS`), and its failures."""
     from scanners.inputs import scan_coins  # the algorithms' entry point (contract, section 1)
 
     own_source = source is None
     failures: dict[str, str] = {}
-    results: list[ScanResult] = []
+    results: list[tuple[Any, ...]] = []
     try:
         source = source or get_market_source()
         outcomes = scan_coins(source, symbols, as_of=run.as_of, scanners=scanners_of(run.scanner))
@@ -454,6 +486,8 @@ def _scan(
         if own_source and source is not None:
             source.close()
     seen: set[str] = set()
+    stamps: dict[datetime, Any] = {}  # a batch's results share one or two as_of: adapted once
+    now = db_datetime(timezone.now())
     for outcome in outcomes:
         if outcome.symbol not in symbols or outcome.symbol in seen:
             continue
@@ -461,32 +495,52 @@ def _scan(
         if outcome.error:
             failures[outcome.symbol] = outcome.error
             continue
-        results.extend(
-            ScanResult(
-                run=run,
-                scanner=result.scanner,
-                symbol=result.symbol,
-                as_of=result.as_of,
-                scores=json_safe(result.scores),
-                direction=result.direction or None,
-                component=json_safe(result.component),
-                reasons=json_safe(list(result.reasons)),
-                inputs=json_safe(result.inputs),
-                completeness=float(result.completeness),
+        for result in outcome.results:
+            if result.as_of not in stamps:
+                stamps[result.as_of] = db_datetime(result.as_of)
+            results.append(
+                (
+                    run.pk,
+                    result.scanner,
+                    result.symbol,
+                    stamps[result.as_of],
+                    json_text(result.scores, default=json_safe),
+                    result.direction or None,
+                    json_text(result.component, default=json_safe),
+                    json_text(list(result.reasons), default=json_safe),
+                    json_text(result.inputs, default=json_safe),
+                    float(result.completeness),
+                    now,
+                )
             )
-            for result in outcome.results
-        )
     for symbol in symbols:
         if symbol not in seen:
             failures[symbol] = "the scan returned no outcome for this coin"
     return results, failures
 
 
+# The columns of a batch's result rows: values as the database takes them (`core.row_writer`),
+# JSON encoded once as it is built; `created_at` is the batch's time.
+RESULT_COLUMNS = (
+    "run_id",
+    "scanner",
+    "symbol",
+    "as_of",
+    "scores",
+    "direction",
+    "component",
+    "reasons",
+    "inputs",
+    "completeness",
+    "created_at",
+)
+
+
 def _write_batch(
     run: ScanRun,
     number: int,
     symbols: list[str],
-    results: list[ScanResult],
+    results: list[tuple[Any, ...]],
     failures: dict[str, str],
 ) -> BatchReport:
     # A coin with no result and no error (MSS: not a new listing) was scanned all the same.
@@ -502,7 +556,7 @@ def _write_batch(
             except IntegrityError:
                 logger.info("batch %d of scan #%d already written: counted once", number, run.pk)
                 return BatchReport(run.pk, number, False, 0, 0)
-            ScanResult.objects.bulk_create(results, ignore_conflicts=True, batch_size=500)
+            insert_rows(ScanResult, RESULT_COLUMNS, results, ignore_conflicts=True)
             CoinFailure.objects.bulk_create(
                 [
                     CoinFailure(run=run, symbol=symbol, error=error[:2000])
@@ -542,16 +596,31 @@ def run_fail_missing_coins(run: ScanRun, reason: str) -> int:
     return len(missing)
 
 
-def run_mark_finished(run_id: int, *, signals_recorded: int) -> ScanRun:
-    """Mark the run finished (once: a second call changes nothing) and log its summary."""
+def run_mark_finished(run_id: int, *, signals_recorded: int, run: ScanRun | None = None) -> ScanRun:
+    """Mark the run finished (once: a second call changes nothing) and log its summary; returns
+    the run as stored. `run`: the run as the caller read it after its batches were written (the
+    replay's in-process path), brought up to date here instead of read again when this call is
+    the one that finishes it."""
     now = timezone.now()
-    ScanRun.objects.filter(pk=run_id).exclude(status=RunStatus.FINISHED).update(
-        status=RunStatus.FINISHED,
-        finished_at=now,
-        signals_recorded=signals_recorded,
+    # One statement; started_at is filled for a run none of whose batches started.
+    finished = (
+        ScanRun.objects.filter(pk=run_id)
+        .exclude(status=RunStatus.FINISHED)
+        .update(
+            status=RunStatus.FINISHED,
+            finished_at=now,
+            signals_recorded=signals_recorded,
+            started_at=Coalesce(
+                F("started_at"), Value(now), output_field=ScanRun._meta.get_field("started_at")
+            ),
+        )
     )
-    ScanRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
-    run = ScanRun.objects.get(pk=run_id)
+    if finished and run is not None and run.pk == run_id:
+        run.status, run.finished_at = RunStatus.FINISHED, now
+        run.signals_recorded = signals_recorded
+        run.started_at = run.started_at or now
+    else:
+        run = ScanRun.objects.get(pk=run_id)
     logger.info(
         "scan #%d %s finished in %s: %d coins done, %d failed, %d signals",
         run.pk,

@@ -38,6 +38,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from core import read_cache
+from core.row_writer import db_datetime, insert_rows, json_text
 from scanners.models import RunStatus, ScanResult, ScanRun
 from scanners.scanning import scanner_interval
 from scoring.config import ScoringConfig
@@ -84,21 +85,41 @@ def coin_hour(as_of: datetime) -> datetime:
     return as_of.replace(minute=0, second=0, microsecond=0)
 
 
+# Fields of a run's rows (`RankingUpdate.rows`) its scanner signals never read: deferred.
+_UNREAD_BY_SIGNALS = ("breakdown", "reasons", "notes", "confirmed_by")
+
+
 @dataclass(frozen=True)
 class RankingUpdate:
     """What a run's final step did: its coins' rows, and the rows whose signal is now due."""
 
-    rows: list[UnifiedRanking]
+    rows: list[UnifiedRanking]  # as stored; `_UNREAD_BY_SIGNALS` deferred (read on access)
     due: list[UnifiedRanking]  # rows entering TIER_1/TIER_2 whose hour is final and undecided
     hour: datetime | None = None  # the run's hour
     hour_final: bool = False  # no other run of the hour is still to rank: its rows are final
 
 
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    """What the unified score reads of a stored ScanResult (`ScannerResultLike`), read without a
+    model instance: `inputs` only for MSS rows (their listing time decides whether they count),
+    else empty."""
+
+    pk: int
+    symbol: str
+    scanner: str
+    as_of: datetime
+    direction: str | None
+    component: dict[str, Any]
+    inputs: dict[str, Any]
+
+
 def latest_results(
     symbols: Sequence[str], *, as_of: datetime, config: ScoringConfig | None = None
-) -> dict[str, list[ScanResult]]:
+) -> dict[str, list[StoredResult]]:
     """Per symbol, the latest ScanResult of each scanner at or before as_of, among those at most
-    `STALE_LOOKBACK_FACTOR` × its freshness window old (older ones could not count anyway).
+    `STALE_LOOKBACK_FACTOR` × its freshness window old (older ones could not count anyway), in
+    (scanner, as_of, pk) order.
 
     Bounded: one walk down the `scanresult_latest` index (symbol, scanner, as_of) per symbol and
     scanner, never a coin's whole history. MSS rows keep their inputs (the listing time decides
@@ -119,12 +140,18 @@ def latest_results(
             for name, window in windows.items()
         ],
     )
-    by_symbol: dict[str, list[ScanResult]] = defaultdict(list)
+    by_symbol: dict[str, list[StoredResult]] = defaultdict(list)
     for chunk in _chunks(ids):
-        # MSS rows keep their inputs (the listing time decides whether they count).
-        rows = ScanResult.objects.filter(pk__in=chunk).exclude(scanner="mss").defer("inputs")
-        for row in [*rows, *ScanResult.objects.filter(pk__in=chunk, scanner="mss")]:
-            by_symbol[row.symbol].append(row)
+        rows = ScanResult.objects.filter(pk__in=chunk).values_list(
+            "pk", "symbol", "scanner", "as_of", "direction", "component"
+        )
+        rows = list(rows)
+        mss = [row[0] for row in rows if row[2] == "mss"]
+        inputs = dict(ScanResult.objects.filter(pk__in=mss).values_list("pk", "inputs"))
+        for pk, symbol, scanner, when, direction, component in rows:
+            by_symbol[symbol].append(
+                StoredResult(pk, symbol, scanner, when, direction, component, inputs.get(pk, {}))
+            )
     for rows in by_symbol.values():
         rows.sort(key=lambda row: (row.scanner, row.as_of, row.pk))
     return by_symbol
@@ -203,12 +230,17 @@ def _newest_ids(
         where = " AND ".join(f"{column} {operator} %s" for column, operator, _kind in conditions)
         newest = f"SELECT id FROM {table} WHERE {where} ORDER BY {order} LIMIT 1"  # noqa: S608 - our SQL, values are params
         one = f"SELECT id FROM ({newest}) AS newest"  # noqa: S608 - our SQL, values are params
+        # The keys repeat a few times (as_of, its windows) hundreds of times: adapted once each.
+        adapted: dict[Any, Any] = {}
         for start in range(0, len(keys), _UNION_TERMS):
             terms = keys[start : start + _UNION_TERMS]
-            cursor.execute(
-                " UNION ALL ".join([one] * len(terms)),
-                [_param(value) for key in terms for value in key],
-            )
+            params = []
+            for key in terms:
+                for value in key:
+                    if value not in adapted:
+                        adapted[value] = _param(value)
+                    params.append(adapted[value])
+            cursor.execute(" UNION ALL ".join([one] * len(terms)), params)
             ids += [row[0] for row in cursor.fetchall()]
     return ids
 
@@ -328,19 +360,63 @@ def ranking_update_for_runs(
         }
         for row in rows:
             row.signal_decided = row.enters_signal_tier and (row.symbol, row.direction) in decided
-        UnifiedRanking.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["symbol", "hour"],
-            update_fields=[*_RANKING_FIELDS, "updated_at"],
-            batch_size=500,
-        )
+        ranking_upsert(rows)
         # The upsert sends no signal: every process's cached rankings are stale from here.
         read_cache.bump(read_cache.RANKING)
         due = _due_for_signals(hour, runs=runs)
         hour_final = not runs_still_to_rank(hour, besides=runs).exists()
-    stored = list(UnifiedRanking.objects.filter(symbol__in=symbols, hour=hour).order_by("symbol"))
+    # What the run's signals read of their coin's row (score, tier, confidence): the row's large
+    # JSON fields are left unread (loaded on access).
+    stored = list(
+        UnifiedRanking.objects.filter(symbol__in=symbols, hour=hour)
+        .defer(*_UNREAD_BY_SIGNALS)
+        .order_by("symbol")
+    )
     return RankingUpdate(rows=stored, due=due, hour=hour, hour_final=hour_final)
+
+
+# The columns `ranking_upsert` writes: the key, the recomputed fields, the timestamps.
+_UPSERT_COLUMNS = (
+    "symbol",
+    "hour",
+    *(f"{name}_id" if name == "scan_run" else name for name in _RANKING_FIELDS),
+    "created_at",
+    "updated_at",
+)
+_JSON_FIELDS = frozenset({"confirmed_by", "breakdown", "reasons", "notes"})
+
+
+def ranking_upsert(rows: Sequence[UnifiedRanking]) -> None:
+    """Store `rows` (unsaved) as the rows of their (symbol, hour): inserted, or the stored row's
+    recomputed fields (`_RANKING_FIELDS`) and `updated_at` replaced, its `created_at` kept. What
+    `bulk_create(update_conflicts=True)` writes, without converting every field of every row."""
+    now = db_datetime(timezone.now())
+    stamps: dict[datetime, Any] = {}
+
+    def stamp(value: datetime) -> Any:
+        if value not in stamps:
+            stamps[value] = db_datetime(value)
+        return stamps[value]
+
+    def value(row: UnifiedRanking, column: str) -> Any:
+        found = getattr(row, column)
+        if column in _JSON_FIELDS:
+            return json_text(found, default=_not_json)
+        if isinstance(found, datetime):
+            return stamp(found)
+        return found
+
+    insert_rows(
+        UnifiedRanking,
+        _UPSERT_COLUMNS,
+        [(*(value(row, column) for column in _UPSERT_COLUMNS[:-2]), now, now) for row in rows],
+        unique_fields=("symbol", "hour"),
+        update_fields=(*_RANKING_FIELDS, "updated_at"),
+    )
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def ranking_mark_decided(rows: Iterable[UnifiedRanking]) -> int:

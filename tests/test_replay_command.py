@@ -16,6 +16,7 @@ from django.core.management import CommandError, call_command
 
 from alerts.models import Alert, AlertKind, AlertState
 from alerts.services import alerts_for_signal
+from cryptosatx.replay import HourDone, Replay, ReplayPlan
 from market.models import ReplayClock
 from market.replay_clock import CLOCK_PK
 from scanners.models import RunStatus, ScanRun
@@ -169,3 +170,16 @@ def test_a_replay_on_a_fresh_var_dir_says_to_migrate_without_a_traceback(tmp_pat
     assert "Traceback" not in finished.stderr
     assert "CommandError: the database has" in finished.stderr
     assert "`python manage.py migrate`" in finished.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("replay_settings")
+def test_each_replayed_hour_reports_the_cpu_time_its_thread_spent_on_it() -> None:
+    make_coins("AAA")
+    hours: list[HourDone] = []
+
+    Replay(ReplayPlan(start=FROM, end=FROM + 2 * HOUR), on_hour=hours.append).run()
+
+    assert [done.market_time for done in hours] == [FROM, FROM + HOUR, FROM + 2 * HOUR]
+    # A thread cannot spend more CPU than the wall time passing (1 ms: the clocks' resolution).
+    assert all(0 < done.cpu_seconds <= done.seconds + 0.001 for done in hours)

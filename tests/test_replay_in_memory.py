@@ -1,5 +1,6 @@
 """The replay's in-memory candles read exactly what the store's reads give, as of any time: no
-candle that closes after as_of, the same newest `limit`, the same numbers."""
+candle that closes after as_of, the same newest `limit`, the same numbers. Likewise its funding
+settlements and open-interest readings."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import pytest
 
 from market import candle_store
 from market.candle_store import CandleMemory
+from market.models import OpenInterest
 from market.sources.replay import ReplaySource
 from market.times import datetime_to_ms
 from market.values import CandleSeries
-from tests.factories import START, MarketFactory, hourly_candles
+from tests.factories import START, FundingRateFactory, MarketFactory, hourly_candles
 
 pytestmark = pytest.mark.django_db
 
@@ -55,3 +57,56 @@ def test_the_in_memory_source_never_gives_a_candle_closing_after_as_of(markets):
     series = source.candles(["GAP/USDT"], as_of=as_of, limit=500)["GAP/USDT"]
     assert series.close_time.max() <= datetime_to_ms(as_of)
     assert len(series) == 20
+
+
+def test_in_memory_funding_is_the_stores_as_of_every_time():
+    first = FundingRateFactory(funding_time=START, rate=0.0001)
+    FundingRateFactory(market=first.market, funding_time=START + 8 * HOUR, rate=0.0003)
+    FundingRateFactory(
+        market=first.market, funding_time=START + timedelta(hours=16, milliseconds=1), rate=-0.0002
+    )
+    lone = FundingRateFactory(funding_time=START + 4 * HOUR, rate=0.0005)
+    perps = [first.market, lone.market, MarketFactory(base="NONE")]
+    memory = CandleMemory()
+    for minutes in range(-60, 20 * 60, 30):
+        as_of = START + timedelta(minutes=minutes)
+        remembered = memory.recent_funding_bulk(perps, as_of)
+        assert remembered == candle_store.recent_funding_bulk(perps, as_of), as_of
+    assert memory.recent_funding_bulk(perps, START + 17 * HOUR)[first.market.pk].rate == -0.0002
+
+
+def test_in_memory_open_interest_is_the_stores_as_of_every_time():
+    first, second, bare = MarketFactory(), MarketFactory(), MarketFactory()
+    for market, hours in ((first, (0, 1, 3)), (second, (0, 5))):
+        for hour in hours:
+            OpenInterest.objects.create(
+                market=market,
+                timestamp=START + hour * HOUR + timedelta(microseconds=7),
+                open_interest=100.0 + hour,
+                open_interest_value=None if hour == 1 else 2000.0 + hour,
+            )
+    memory = CandleMemory()
+    fields = ("pk", "market_id", "timestamp", "open_interest", "open_interest_value")
+
+    def readings(found: dict) -> dict:
+        return {pk: tuple(getattr(row, name) for name in fields) for pk, row in found.items()}
+
+    for minutes in range(-60, 7 * 60, 30):
+        as_of = START + timedelta(minutes=minutes)
+        markets = [first, second, bare]
+        stored = readings(candle_store.open_interest_at_bulk(markets, as_of))
+        assert readings(memory.open_interest_at_bulk(markets, as_of)) == stored, as_of
+    assert (
+        memory.open_interest_at_bulk([first], START + 2 * HOUR)[first.pk].open_interest_value
+        is None
+    )
+
+
+def test_the_in_memory_source_lists_the_markets_the_store_source_lists(markets):
+    MarketFactory(base="BARE")  # a market with no candle at all is never listed
+    remembered, stored = ReplaySource(memory=CandleMemory()), ReplaySource()
+    for hour in range(-1, 72, 3):
+        as_of = START + hour * HOUR + timedelta(minutes=30)
+        assert remembered.markets(as_of=as_of) == stored.markets(as_of=as_of), as_of
+    listed = remembered.markets(as_of=START + 11 * HOUR)
+    assert [(m.base, m.active) for m in listed] == [("GAP", True), ("LATE", True)]

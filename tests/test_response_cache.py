@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from core import read_cache
 from market.models import ReplayClock
 from scanners.models import RunStatus, WatchlistCoin
 from tests.factories import (
@@ -342,3 +343,18 @@ def test_rows_encoded_once_render_as_the_rows_themselves(accepted):
     plain = renderer.render({"count": 2, "results": ROWS}, accepted)
     rendered = renderer.render({"count": 2, "results": RenderedJSON.of(ROWS)}, accepted)
     assert rendered == plain
+
+
+def test_bumps_deferred_move_each_namespace_once_when_the_block_ends(settings) -> None:
+    settings.READ_CACHE_SECONDS = 60
+    before = read_cache.generations(read_cache.NAMESPACES)
+    with read_cache.bumps_deferred():
+        for _ in range(3):
+            read_cache.bump(read_cache.RANKING)
+        with read_cache.bumps_deferred():
+            read_cache.bump(read_cache.PERFORMANCE)
+        inside = read_cache.generations(read_cache.NAMESPACES)
+    after = read_cache.generations(read_cache.NAMESPACES)
+
+    assert inside == before
+    assert after == {name: before[name] + 1 for name in read_cache.NAMESPACES}

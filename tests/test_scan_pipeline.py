@@ -14,6 +14,7 @@ import pytest
 from celery import Celery
 from celery.signals import task_postrun
 from django.db import connection
+from django.utils import timezone
 
 from core.embedded_celery import EmbeddedCelery
 from market.sources.base import SourceError
@@ -174,6 +175,65 @@ def test_a_redelivered_batch_writes_nothing_twice_and_counts_nothing_twice() -> 
 
 
 @pytest.mark.django_db
+def test_a_batch_starting_makes_a_queued_run_running_and_keeps_a_running_runs_start() -> None:
+    queued = ScanRunFactory(status=RunStatus.QUEUED, started_at=None, as_of=AS_OF)
+    began = timezone.now() - timedelta(minutes=5)
+    running = ScanRunFactory(status=RunStatus.RUNNING, started_at=began, as_of=AS_OF)
+    ScanRun.objects.filter(pk__in=[queued.pk, running.pk]).update(progressed_at=began)
+
+    scanning.run_progress(queued.pk)
+    scanning.run_progress(running.pk)
+
+    queued.refresh_from_db()
+    running.refresh_from_db()
+    assert queued.status == RunStatus.RUNNING
+    assert queued.started_at is not None
+    assert queued.started_at > began
+    assert (running.status, running.started_at) == (RunStatus.RUNNING, began)
+    assert queued.progressed_at > began
+    assert running.progressed_at > began
+
+
+@pytest.mark.django_db
+def test_a_finished_run_is_marked_once_and_a_run_no_batch_started_gets_its_start() -> None:
+    never_started = ScanRunFactory(status=RunStatus.QUEUED, started_at=None, as_of=AS_OF)
+
+    first = scanning.run_mark_finished(never_started.pk, signals_recorded=2)
+    again = scanning.run_mark_finished(never_started.pk, signals_recorded=5)
+
+    assert (first.status, first.signals_recorded) == (RunStatus.FINISHED, 2)
+    assert first.started_at == first.finished_at
+    assert (again.signals_recorded, again.finished_at) == (2, first.finished_at)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_given_the_run_its_caller_holds_writes_what_it_writes_when_reading_it() -> None:
+    symbols = make_coins("AAA", "BBB")
+    read, held = (
+        ScanRunFactory(
+            status=RunStatus.QUEUED, as_of=AS_OF, symbols=symbols, batches_done=0, coins_done=0
+        )
+        for _ in range(2)
+    )
+    source = ReplaySource(clock=lambda: AS_OF)
+
+    scanning.scan_batch_run(read.pk, symbols, 0, source=source)
+    scanning.scan_batch_run(held.pk, symbols, 0, source=source, run=held)
+
+    def written(run: ScanRun) -> tuple:
+        run.refresh_from_db()
+        rows = ScanResult.objects.filter(run=run).order_by("symbol", "scanner")
+        fields = ("symbol", "scanner", "as_of", "scores", "component", "reasons", "inputs")
+        return (
+            (run.status, run.coins_done, run.coins_failed, run.batches_done),
+            [tuple(getattr(row, name) for name in fields) for row in rows],
+        )
+
+    assert written(held) == written(read)
+    assert written(held)[0] == (RunStatus.RUNNING, 2, 0, 1)
+
+
+@pytest.mark.django_db
 def test_overlapping_runs_of_the_same_scanner_are_refused() -> None:
     symbols = make_coins("AAA")
     first = scanning.scan_start("rsi", symbols=symbols, as_of=AS_OF)
@@ -273,3 +333,16 @@ def test_in_a_replay_scheduled_scans_fall_due_by_market_time() -> None:
     assert due(5) == ["smart_money"]
     assert due(6) == ["mss", "smart_money", "social"]
     assert set(ScanRun.objects.values_list("trigger", flat=True)) == {"schedule"}
+
+
+@pytest.mark.django_db
+def test_a_run_finished_with_the_run_its_caller_holds_is_returned_as_stored() -> None:
+    held = ScanRunFactory(status=RunStatus.RUNNING, as_of=AS_OF, started_at=timezone.now())
+
+    returned = scanning.run_mark_finished(held.pk, signals_recorded=3, run=held)
+
+    stored = ScanRun.objects.get(pk=held.pk)
+    fields = ("status", "started_at", "finished_at", "signals_recorded", "coins_done")
+    values = [getattr(returned, name) for name in fields]
+    assert values == [getattr(stored, name) for name in fields]
+    assert stored.status == RunStatus.FINISHED

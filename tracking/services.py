@@ -72,9 +72,13 @@ def signal_candidates(run: ScanRun, update: RankingUpdate) -> list[SignalCandida
     rank, and of earlier hours whose last run never ranked)."""
     rankings = {row.symbol: row for row in update.rows}
     candidates = []
-    fired = ScanResult.objects.filter(
-        run=run, scanner__in=RUN_SCANNERS, direction__in=["LONG", "SHORT"]
-    ).order_by("symbol", "scanner")
+    fired = (
+        ScanResult.objects.filter(
+            run=run, scanner__in=RUN_SCANNERS, direction__in=["LONG", "SHORT"]
+        )
+        .defer("inputs")  # ~1.3 KB of JSON a row that no candidate reads
+        .order_by("symbol", "scanner")
+    )
     for result in fired:
         component = result.component.get(result.direction)
         candidates.append(
@@ -402,5 +406,5 @@ def scan_finish_hour(run_ids: Sequence[int]) -> list[ScanRun]:
         )
         signals_record_for_run(run, each)
         total = Signal.objects.filter(scan_run=run).count()
-        finished.append(run_mark_finished(run.pk, signals_recorded=total))
+        finished.append(run_mark_finished(run.pk, signals_recorded=total, run=run))
     return finished

@@ -105,7 +105,8 @@ class ReplaySource(MarketDataSource):
         self._markets_as_of: dict[tuple[datetime, str], list[MarketInfo]] = {}
         self._tickers_as_of: dict[tuple[datetime, tuple[str, ...]], dict[str, Maybe[Ticker]]] = {}
         self._memo_as_of: datetime | None = None
-        self._market_rows: dict[str, Market] = {}
+        self._market_rows: dict[str, Market | None] = {}
+        self._every_market: dict[str, list[Market]] = {}
 
     def now(self) -> datetime:
         if self._clock is not None:
@@ -131,10 +132,19 @@ class ReplaySource(MarketDataSource):
         return self._markets_as_of[key]
 
     def _read_markets(self, as_of: datetime, market_type: str) -> list[MarketInfo]:
-        annotated = candle_store.annotate_candle_bounds(
-            Market.objects.filter(exchange=self.exchange, market_type=market_type),
-            as_of=as_of,
-        ).filter(first_open_time__isnull=False)
+        every = Market.objects.filter(exchange=self.exchange, market_type=market_type)
+        if self.memory is None:
+            annotated = candle_store.annotate_candle_bounds(every, as_of=as_of).filter(
+                first_open_time__isnull=False
+            )
+            traded = [(m, m.first_open_time, m.last_open_time) for m in annotated]
+        else:
+            # The markets once (nothing adds any during a replay), their bounds from memory.
+            if market_type not in self._every_market:
+                self._every_market[market_type] = list(every)
+            markets = self._every_market[market_type]
+            bounds = self.memory.candle_bounds_bulk(markets, as_of=as_of)
+            traded = [(m, *bounds[m.pk]) for m in markets if m.pk in bounds]
         hour = timedelta(hours=1)
         return [
             MarketInfo(
@@ -143,12 +153,12 @@ class ReplaySource(MarketDataSource):
                 base=market.base,
                 quote=market.quote,
                 market_type=market.market_type,
-                listed_at=market.first_open_time,
+                listed_at=first_open_time,
                 listed_at_source=ListingSource.FIRST_CANDLE,
                 # Market.active is today's status; as of as_of, a market is active while it trades.
-                active=market.last_open_time + hour > as_of - candle_store.STALE_AFTER,
+                active=last_open_time + hour > as_of - candle_store.STALE_AFTER,
             )
-            for market in annotated
+            for market, first_open_time, last_open_time in traded
         ]
 
     def candles(
@@ -229,7 +239,12 @@ class ReplaySource(MarketDataSource):
         symbols = unique(symbols)
         perps = {symbol: perpetual_symbol(symbol) for symbol in symbols}
         found = self._markets(perps.values())
-        recent = candle_store.recent_funding_bulk(list(found.values()), as_of)
+        read = (
+            candle_store.recent_funding_bulk
+            if self.memory is None
+            else self.memory.recent_funding_bulk
+        )
+        recent = read(list(found.values()), as_of)
         result: dict[str, Maybe[Funding]] = {}
         for symbol, perp in perps.items():
             market = found.get(perp)
@@ -262,8 +277,13 @@ class ReplaySource(MarketDataSource):
         perps = {symbol: perpetual_symbol(symbol) for symbol in symbols}
         found = self._markets(perps.values())
         # Every perpetual's reading now and a day ago, read at once.
-        now = candle_store.open_interest_at_bulk(list(found.values()), as_of)
-        day_before = candle_store.open_interest_at_bulk(list(found.values()), as_of - DAY)
+        read = (
+            candle_store.open_interest_at_bulk
+            if self.memory is None
+            else self.memory.open_interest_at_bulk
+        )
+        now = read(list(found.values()), as_of)
+        day_before = read(list(found.values()), as_of - DAY)
         result: dict[str, Maybe[OpenInterestNow]] = {}
         for symbol, perp in perps.items():
             market = found.get(perp)
@@ -348,9 +368,14 @@ class ReplaySource(MarketDataSource):
         symbols = list(symbols)
         unread = [symbol for symbol in symbols if symbol not in self._market_rows]
         if unread:
-            self._market_rows.update(candle_store.markets_by_symbol(unread, exchange=self.exchange))
+            found = candle_store.markets_by_symbol(unread, exchange=self.exchange)
+            # A symbol without a market (most spot coins have no perpetual) is remembered too:
+            # nothing adds markets during a replay, so it is not asked again every batch.
+            self._market_rows.update({symbol: found.get(symbol) for symbol in unread})
         return {
-            symbol: self._market_rows[symbol] for symbol in symbols if symbol in self._market_rows
+            symbol: market
+            for symbol in symbols
+            if (market := self._market_rows.get(symbol)) is not None
         }
 
     def _no_market(self, symbol: str) -> Missing:
