@@ -55,6 +55,7 @@ import os
 import platform
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -622,6 +623,8 @@ def main() -> None:
         raise SystemExit(130) from None
     finally:
         cleanup()
+    # The servers' logs are kept only when the run did not finish (they say why).
+    shutil.rmtree(tmp, ignore_errors=True)
     report(results, args, started)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
