@@ -427,14 +427,20 @@ def scan_batch_run(
     """Scan one batch of a run and record it; never raises for its coins or its source.
 
     `run`: the run as its caller holds it (the replay's in-process path, which created it and
-    runs its batches one after another), instead of reading it again; its status must be
-    current. A redelivered batch, or one of a run that is over, writes nothing."""
+    runs each of its batches once, one after another), instead of reading it again; its status
+    must be current. A redelivered batch, or one of a run that is over, writes nothing: a task's
+    batch is looked up before it is scanned (a redelivery costs no scan); a batch its caller
+    holds the run of is not (it is new), and should it come twice all the same, the batch row's
+    key still writes and counts it once."""
     if run is None:
         run = ScanRun.objects.filter(pk=run_id).first()
+        redelivered = ScanBatch.objects.filter(run_id=run_id, number=number)
+    else:
+        redelivered = None
     if run is None or run.status in (RunStatus.FINISHED, RunStatus.FAILED):
         logger.info("batch %s of scan #%s skipped: the run is gone or over", number, run_id)
         return BatchReport(run_id, number, False, 0, 0)
-    if ScanBatch.objects.filter(run_id=run_id, number=number).exists():
+    if redelivered is not None and redelivered.exists():
         logger.info("batch %d of scan #%d was written before (redelivered): nothing to do", number,
                     run_id)  # fmt: skip
         return BatchReport(run_id, number, False, 0, 0)
