@@ -163,8 +163,8 @@ def signals_refresh_unified_context(update: RankingUpdate) -> int:
     if not update.hour_final or update.hour is None:
         return 0
     hour_rows = {
-        row.symbol: row
-        for row in UnifiedRanking.objects.filter(hour=update.hour).only(
+        symbol: context
+        for symbol, *context in UnifiedRanking.objects.filter(hour=update.hour).values_list(
             "symbol", "unified_score", "tier", "confidence"
         )
     }
@@ -173,10 +173,7 @@ def signals_refresh_unified_context(update: RankingUpdate) -> int:
         as_of__gte=update.hour, as_of__lt=update.hour + timedelta(hours=1)
     ).exclude(scanner=UNIFIED)
     for signal in in_hour.only("pk", "symbol", "unified_score", "tier", "confidence"):
-        row = hour_rows.get(signal.symbol)
-        context = (
-            (row.unified_score, row.tier, row.confidence) if row is not None else (None, "", None)
-        )
+        context = tuple(hour_rows.get(signal.symbol, (None, "", None)))
         if (signal.unified_score, signal.tier, signal.confidence) != context:
             Signal.objects.filter(pk=signal.pk).update(
                 unified_score=context[0], tier=context[1], confidence=context[2]
