@@ -444,16 +444,38 @@ def scan_batch_run(
         logger.info("batch %d of scan #%d was written before (redelivered): nothing to do", number,
                     run_id)  # fmt: skip
         return BatchReport(run_id, number, False, 0, 0)
-    run_progress(run_id)
+    run_progress(run_id, run=None if redelivered is not None else run)
     symbols = list(dict.fromkeys(symbols))
     results, failures = _scan(run, symbols, source)
     return _write_batch(run, number, symbols, results, failures)
 
 
-def run_progress(run_id: int) -> None:
+def run_progress(run_id: int, *, run: ScanRun | None = None) -> None:
     """A batch starts: a queued run becomes running (started now), and the run has progressed
-    now (it is alive: the overlap guard and the watchdog read it). One statement."""
+    now (it is alive: the overlap guard and the watchdog read it). One statement.
+
+    `run`: the run as its caller holds it (the replay's in-process path), brought up to date
+    here. Its status picks a plain UPDATE instead of the conditional one (cheaper to build), each
+    guarded by the status it assumes; should the stored status differ, the conditional one
+    follows (two statements), so the stored outcome is the same either way."""
     now = timezone.now()
+    plain = 0
+    if run is not None and run.status == RunStatus.QUEUED:
+        plain = ScanRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=now, progressed_at=now
+        )
+        if plain:
+            run.status, run.started_at = RunStatus.RUNNING, now
+    elif run is not None:
+        # What the conditional UPDATE does to a run that is not queued: its start is kept.
+        plain = (
+            ScanRun.objects.filter(pk=run_id)
+            .exclude(status=RunStatus.QUEUED)
+            .update(progressed_at=now)
+        )
+    if plain:
+        run.progressed_at = now  # type: ignore[union-attr]  # plain only with a run held
+        return
     queued = Q(status=RunStatus.QUEUED)
     ScanRun.objects.filter(pk=run_id).update(
         status=Case(

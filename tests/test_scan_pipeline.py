@@ -213,6 +213,30 @@ def test_a_batch_starting_makes_a_queued_run_running_and_keeps_a_running_runs_st
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("held", [RunStatus.QUEUED, RunStatus.RUNNING])
+def test_a_batch_starting_with_its_run_in_hand_moves_the_run_as_without_it(held) -> None:
+    began = timezone.now() - timedelta(minutes=5)
+    queued = ScanRunFactory(status=RunStatus.QUEUED, started_at=None, as_of=AS_OF)
+    running = ScanRunFactory(status=RunStatus.RUNNING, started_at=began, as_of=AS_OF)
+    ScanRun.objects.filter(pk__in=[queued.pk, running.pk]).update(progressed_at=began)
+    # Each held as `held`: current for one of the two runs, out of date for the other.
+    in_hand = {run.pk: ScanRun.objects.get(pk=run.pk) for run in (queued, running)}
+    for run in in_hand.values():
+        run.status = held
+
+    scanning.run_progress(queued.pk, run=in_hand[queued.pk])
+    scanning.run_progress(running.pk, run=in_hand[running.pk])
+
+    queued.refresh_from_db()
+    running.refresh_from_db()
+    assert queued.status == RunStatus.RUNNING
+    assert queued.started_at > began
+    assert (running.status, running.started_at) == (RunStatus.RUNNING, began)
+    assert queued.progressed_at > began
+    assert running.progressed_at > began
+
+
+@pytest.mark.django_db
 def test_a_finished_run_is_marked_once_and_a_run_no_batch_started_gets_its_start() -> None:
     never_started = ScanRunFactory(status=RunStatus.QUEUED, started_at=None, as_of=AS_OF)
 
