@@ -473,8 +473,8 @@ def run_progress(run_id: int, *, run: ScanRun | None = None) -> None:
             .exclude(status=RunStatus.QUEUED)
             .update(progressed_at=now)
         )
-    if plain:
-        run.progressed_at = now  # type: ignore[union-attr]  # plain only with a run held
+    if run is not None and plain:
+        run.progressed_at = now
         return
     queued = Q(status=RunStatus.QUEUED)
     ScanRun.objects.filter(pk=run_id).update(

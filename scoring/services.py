@@ -515,7 +515,7 @@ def _score_direction(
     missing: dict[str, str] = {}
     for name, seen in seen_by_name.items():
         if seen.result is None:
-            missing[name] = seen.missing  # type: ignore[assignment]  # set with no result
+            missing[name] = seen.missing or ""  # always set when there is no fresh result
             continue
         value = _component_value(seen.result, direction)
         if value is None:
