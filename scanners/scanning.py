@@ -427,27 +427,55 @@ def scan_batch_run(
     """Scan one batch of a run and record it; never raises for its coins or its source.
 
     `run`: the run as its caller holds it (the replay's in-process path, which created it and
-    runs its batches one after another), instead of reading it again; its status must be
-    current. A redelivered batch, or one of a run that is over, writes nothing."""
+    runs each of its batches once, one after another), instead of reading it again; its status
+    must be current. A redelivered batch, or one of a run that is over, writes nothing: a task's
+    batch is looked up before it is scanned (a redelivery costs no scan); a batch its caller
+    holds the run of is not (it is new), and should it come twice all the same, the batch row's
+    key still writes and counts it once."""
     if run is None:
         run = ScanRun.objects.filter(pk=run_id).first()
+        redelivered = ScanBatch.objects.filter(run_id=run_id, number=number)
+    else:
+        redelivered = None
     if run is None or run.status in (RunStatus.FINISHED, RunStatus.FAILED):
         logger.info("batch %s of scan #%s skipped: the run is gone or over", number, run_id)
         return BatchReport(run_id, number, False, 0, 0)
-    if ScanBatch.objects.filter(run_id=run_id, number=number).exists():
+    if redelivered is not None and redelivered.exists():
         logger.info("batch %d of scan #%d was written before (redelivered): nothing to do", number,
                     run_id)  # fmt: skip
         return BatchReport(run_id, number, False, 0, 0)
-    run_progress(run_id)
+    run_progress(run_id, run=None if redelivered is not None else run)
     symbols = list(dict.fromkeys(symbols))
     results, failures = _scan(run, symbols, source)
     return _write_batch(run, number, symbols, results, failures)
 
 
-def run_progress(run_id: int) -> None:
+def run_progress(run_id: int, *, run: ScanRun | None = None) -> None:
     """A batch starts: a queued run becomes running (started now), and the run has progressed
-    now (it is alive: the overlap guard and the watchdog read it). One statement."""
+    now (it is alive: the overlap guard and the watchdog read it). One statement.
+
+    `run`: the run as its caller holds it (the replay's in-process path), brought up to date
+    here. Its status picks a plain UPDATE instead of the conditional one (cheaper to build), each
+    guarded by the status it assumes; should the stored status differ, the conditional one
+    follows (two statements), so the stored outcome is the same either way."""
     now = timezone.now()
+    plain = 0
+    if run is not None and run.status == RunStatus.QUEUED:
+        plain = ScanRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=now, progressed_at=now
+        )
+        if plain:
+            run.status, run.started_at = RunStatus.RUNNING, now
+    elif run is not None:
+        # What the conditional UPDATE does to a run that is not queued: its start is kept.
+        plain = (
+            ScanRun.objects.filter(pk=run_id)
+            .exclude(status=RunStatus.QUEUED)
+            .update(progressed_at=now)
+        )
+    if run is not None and plain:
+        run.progressed_at = now
+        return
     queued = Q(status=RunStatus.QUEUED)
     ScanRun.objects.filter(pk=run_id).update(
         status=Case(

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from django.db import connection, transaction
 from django.db.models import QuerySet
@@ -157,11 +157,20 @@ def latest_results(
     return by_symbol
 
 
+class PreviousRow(NamedTuple):
+    """What a coin's new row reads of its previous one: did it already stand in a signal tier,
+    which way."""
+
+    tier: str
+    direction: str
+
+
 def previous_rankings(
     symbols: Sequence[str], *, hour: datetime, config: ScoringConfig | None = None
-) -> dict[str, UnifiedRanking]:
+) -> dict[str, PreviousRow]:
     """Per symbol, its latest row of the hours before `hour`, within the longest freshness
-    window (an older row ranked the coin from results that no longer count: no previous row)."""
+    window (an older row ranked the coin from results that no longer count: no previous row).
+    Read as plain values (a ranking reads one per coin every hour)."""
     config = config or ScoringConfig.from_settings()
     since = hour - timedelta(hours=math.ceil(config.longest_max_age_hours))
     ids = _newest_ids(
@@ -170,12 +179,12 @@ def previous_rankings(
         "hour DESC",
         [(symbol, hour, since) for symbol in dict.fromkeys(symbols)],
     )
-    previous: dict[str, UnifiedRanking] = {}
+    previous: dict[str, PreviousRow] = {}
     for chunk in _chunks(ids):
-        rows = UnifiedRanking.objects.filter(pk__in=chunk).only(
-            "id", "symbol", "hour", "tier", "direction"
+        rows = UnifiedRanking.objects.filter(pk__in=chunk).values_list(
+            "symbol", "tier", "direction"
         )
-        previous.update({row.symbol: row for row in rows})
+        previous.update({symbol: PreviousRow(tier, direction) for symbol, tier, direction in rows})
     return previous
 
 

@@ -34,11 +34,12 @@ Scores and completeness are rounded to `SCORE_DECIMALS` decimals, so float noise
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from scoring.config import ScoringConfig
 
@@ -350,8 +351,9 @@ def unified_score(
         for name in fresh
         if name not in config.weights
     ]
+    seen_by_name = _seen(fresh, stale, config, as_of)
     by_direction = {
-        direction: _score_direction(fresh, stale, direction, config, as_of)
+        direction: _score_direction(fresh, stale, direction, config, as_of, seen_by_name)
         for direction in DIRECTIONS
     }
     if all(scored.score is None for scored in by_direction.values()):
@@ -436,14 +438,65 @@ def _component_value(result: ScannerResultLike, direction: Direction) -> float |
 def _confirmed_by(
     latest: Mapping[str, ScannerResultLike], direction: Direction, config: ScoringConfig
 ) -> list[str]:
-    order = [*config.weights, *sorted(set(config.confirming_scanners) - set(config.weights))]
     return [
         name
-        for name in order
-        if name in config.confirming_scanners
-        and name in latest
-        and latest[name].direction == direction
+        for name in _confirmation_order(config)
+        if name in latest and latest[name].direction == direction
     ]
+
+
+def _confirmation_order(config: ScoringConfig) -> tuple[str, ...]:
+    """The confirming scanners in weight order, then the unweighted ones by name."""
+    return _order_of(tuple(config.weights), config.confirming_scanners)
+
+
+@functools.lru_cache(maxsize=16)
+def _order_of(weighted: tuple[str, ...], confirming: frozenset[str]) -> tuple[str, ...]:
+    # Cached: a ranking asks it four times a coin, always of the same config.
+    extra = sorted(set(confirming) - set(weighted))
+    return tuple(name for name in [*weighted, *extra] if name in confirming)
+
+
+class _Seen(NamedTuple):
+    """What a component's breakdown entries say whatever the direction: computed once a coin."""
+
+    label: str
+    result: ScannerResultLike | None  # the fresh result, if any
+    missing: str | None  # why the component is missing when there is no fresh result
+    as_of: str | None
+    age_hours: float | None
+    max_age_hours: float
+    stale: bool
+
+
+def _seen(
+    fresh: Mapping[str, ScannerResultLike],
+    stale: Mapping[str, tuple[ScannerResultLike, Staleness]],
+    config: ScoringConfig,
+    as_of: datetime,
+) -> dict[str, _Seen]:
+    seen_by_name = {}
+    for name in config.weights:
+        label = COMPONENT_LABELS.get(name, name)
+        result = fresh.get(name)
+        stale_entry = stale.get(name)
+        seen = result if result is not None else (stale_entry[0] if stale_entry else None)
+        if result is not None:
+            missing = None
+        elif stale_entry is not None:
+            missing = stale_entry[1].reason
+        else:
+            missing = f"no {label} result for this coin"
+        seen_by_name[name] = _Seen(
+            label=label,
+            result=result,
+            missing=missing,
+            as_of=seen.as_of.isoformat() if seen is not None else None,
+            age_hours=_round((as_of - seen.as_of) / _HOUR) if seen is not None else None,
+            max_age_hours=config.max_age_hours(name),
+            stale=stale_entry is not None,
+        )
+    return seen_by_name
 
 
 def _score_direction(
@@ -452,21 +505,21 @@ def _score_direction(
     direction: Direction,
     config: ScoringConfig,
     as_of: datetime,
+    seen_by_name: Mapping[str, _Seen] | None = None,
 ) -> DirectionalScore:
+    """`seen_by_name`: `_seen(fresh, stale, config, as_of)`, when the caller scores both
+    directions (it is the same for both)."""
+    if seen_by_name is None:
+        seen_by_name = _seen(fresh, stale, config, as_of)
     values: dict[str, float] = {}
     missing: dict[str, str] = {}
-    for name in config.weights:
-        label = COMPONENT_LABELS.get(name, name)
-        result = fresh.get(name)
-        if result is None:
-            if name in stale:
-                missing[name] = stale[name][1].reason
-            else:
-                missing[name] = f"no {label} result for this coin"
+    for name, seen in seen_by_name.items():
+        if seen.result is None:
+            missing[name] = seen.missing or ""  # always set when there is no fresh result
             continue
-        value = _component_value(result, direction)
+        value = _component_value(seen.result, direction)
         if value is None:
-            missing[name] = f"{label} gives no {direction} component"
+            missing[name] = f"{seen.label} gives no {direction} component"
             continue
         values[name] = value
 
@@ -483,13 +536,12 @@ def _score_direction(
 
     breakdown: dict[str, dict[str, Any]] = {}
     for name, weight in config.weights.items():
-        result = fresh.get(name)
-        stale_entry = stale.get(name)
-        seen = result if result is not None else (stale_entry[0] if stale_entry else None)
+        seen = seen_by_name[name]
+        result = seen.result
         available = name in values
         renormalised = weight / available_weight if available else 0.0
         breakdown[name] = {
-            "label": COMPONENT_LABELS.get(name, name),
+            "label": seen.label,
             "direction": direction,
             "score": values.get(name),
             "weight": weight,
@@ -499,10 +551,10 @@ def _score_direction(
             "missing": missing.get(name),
             "fired": result.direction if result is not None else None,
             "confirms": name in confirmed_by,
-            "as_of": seen.as_of.isoformat() if seen is not None else None,
-            "age_hours": _round((as_of - seen.as_of) / _HOUR) if seen is not None else None,
-            "max_age_hours": config.max_age_hours(name),
-            "stale": stale_entry is not None,
+            "as_of": seen.as_of,
+            "age_hours": seen.age_hours,
+            "max_age_hours": seen.max_age_hours,
+            "stale": seen.stale,
         }
     return DirectionalScore(
         direction=direction,

@@ -174,6 +174,24 @@ def test_a_redelivered_batch_writes_nothing_twice_and_counts_nothing_twice() -> 
     assert ScanBatch.objects.filter(run=run).count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_given_the_run_its_caller_holds_is_written_and_counted_once_if_run_twice() -> None:
+    symbols = make_coins("AAA", "BBB")
+    run = ScanRunFactory(
+        status=RunStatus.QUEUED, as_of=AS_OF, symbols=symbols, batches_done=0, coins_done=0
+    )
+    source = ReplaySource(clock=lambda: AS_OF)
+
+    first = scanning.scan_batch_run(run.pk, symbols, 0, source=source, run=run)
+    again = scanning.scan_batch_run(run.pk, symbols, 0, source=source, run=run)
+
+    run.refresh_from_db()
+    assert first.written
+    assert not again.written
+    assert (run.coins_done, run.coins_failed, run.batches_done) == (2, 0, 1)
+    assert ScanResult.objects.filter(run=run).count() == 2
+
+
 @pytest.mark.django_db
 def test_a_batch_starting_makes_a_queued_run_running_and_keeps_a_running_runs_start() -> None:
     queued = ScanRunFactory(status=RunStatus.QUEUED, started_at=None, as_of=AS_OF)
@@ -188,6 +206,30 @@ def test_a_batch_starting_makes_a_queued_run_running_and_keeps_a_running_runs_st
     running.refresh_from_db()
     assert queued.status == RunStatus.RUNNING
     assert queued.started_at is not None
+    assert queued.started_at > began
+    assert (running.status, running.started_at) == (RunStatus.RUNNING, began)
+    assert queued.progressed_at > began
+    assert running.progressed_at > began
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("held", [RunStatus.QUEUED, RunStatus.RUNNING])
+def test_a_batch_starting_with_its_run_in_hand_moves_the_run_as_without_it(held) -> None:
+    began = timezone.now() - timedelta(minutes=5)
+    queued = ScanRunFactory(status=RunStatus.QUEUED, started_at=None, as_of=AS_OF)
+    running = ScanRunFactory(status=RunStatus.RUNNING, started_at=began, as_of=AS_OF)
+    ScanRun.objects.filter(pk__in=[queued.pk, running.pk]).update(progressed_at=began)
+    # Each held as `held`: current for one of the two runs, out of date for the other.
+    in_hand = {run.pk: ScanRun.objects.get(pk=run.pk) for run in (queued, running)}
+    for run in in_hand.values():
+        run.status = held
+
+    scanning.run_progress(queued.pk, run=in_hand[queued.pk])
+    scanning.run_progress(running.pk, run=in_hand[running.pk])
+
+    queued.refresh_from_db()
+    running.refresh_from_db()
+    assert queued.status == RunStatus.RUNNING
     assert queued.started_at > began
     assert (running.status, running.started_at) == (RunStatus.RUNNING, began)
     assert queued.progressed_at > began

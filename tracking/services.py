@@ -66,32 +66,38 @@ def cooldown() -> timedelta:
     return timedelta(hours=float(settings.SIGNAL_COOLDOWN_HOURS))
 
 
+# What a scanner's signal candidate reads of its result.
+_FIRED_COLUMNS = ("scanner", "symbol", "direction", "as_of", "completeness", "component", "scores",
+                  "reasons")  # fmt: skip
+
+
 def signal_candidates(run: ScanRun, update: RankingUpdate) -> list[SignalCandidate]:
     """What the run says: scanner rules that fired, then the coins whose final row of an hour
     entered TIER_1/TIER_2 (`update.due`: of this run's hour once no other run of it is still to
     rank, and of earlier hours whose last run never ranked)."""
     rankings = {row.symbol: row for row in update.rows}
     candidates = []
+    # Read as values (not `inputs`, ~1.3 KB of JSON a row that no candidate reads).
     fired = (
         ScanResult.objects.filter(
             run=run, scanner__in=RUN_SCANNERS, direction__in=["LONG", "SHORT"]
         )
-        .defer("inputs")  # ~1.3 KB of JSON a row that no candidate reads
         .order_by("symbol", "scanner")
+        .values_list(*_FIRED_COLUMNS)
     )
-    for result in fired:
-        component = result.component.get(result.direction)
+    for scanner, symbol, direction, as_of, completeness, component, scores, reasons in fired:
+        value = component.get(direction)
         candidates.append(
             SignalCandidate(
-                scanner=result.scanner,
-                symbol=result.symbol,
-                direction=result.direction,
-                as_of=result.as_of,
-                completeness=result.completeness,
-                scanner_score=float(component) if component is not None else None,
-                scores=result.scores,
-                reasons=list(result.reasons),
-                ranking=rankings.get(result.symbol),
+                scanner=scanner,
+                symbol=symbol,
+                direction=direction,
+                as_of=as_of,
+                completeness=completeness,
+                scanner_score=float(value) if value is not None else None,
+                scores=scores,
+                reasons=list(reasons),
+                ranking=rankings.get(symbol),
             )
         )
     for ranking in update.due:
@@ -163,8 +169,8 @@ def signals_refresh_unified_context(update: RankingUpdate) -> int:
     if not update.hour_final or update.hour is None:
         return 0
     hour_rows = {
-        row.symbol: row
-        for row in UnifiedRanking.objects.filter(hour=update.hour).only(
+        symbol: context
+        for symbol, *context in UnifiedRanking.objects.filter(hour=update.hour).values_list(
             "symbol", "unified_score", "tier", "confidence"
         )
     }
@@ -173,10 +179,7 @@ def signals_refresh_unified_context(update: RankingUpdate) -> int:
         as_of__gte=update.hour, as_of__lt=update.hour + timedelta(hours=1)
     ).exclude(scanner=UNIFIED)
     for signal in in_hour.only("pk", "symbol", "unified_score", "tier", "confidence"):
-        row = hour_rows.get(signal.symbol)
-        context = (
-            (row.unified_score, row.tier, row.confidence) if row is not None else (None, "", None)
-        )
+        context = tuple(hour_rows.get(signal.symbol, (None, "", None)))
         if (signal.unified_score, signal.tier, signal.confidence) != context:
             Signal.objects.filter(pk=signal.pk).update(
                 unified_score=context[0], tier=context[1], confidence=context[2]
