@@ -84,7 +84,7 @@ def _checked(
     form: forms.Form, serializer_class: type[serializers.Serializer], fields: list[str]
 ) -> dict:
     """Run one of the API's serializers over the form's `fields` (coins as a list); its errors
-    become the form's. Returns its validated data (incomplete when there were errors)."""
+    become the form's. Returns its validated data, or {} when there were errors."""
     values = {f: form.cleaned_data[f] for f in fields}
     if "coins" in values:
         values["coins"] = coin_list(values["coins"])
