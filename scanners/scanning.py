@@ -237,8 +237,9 @@ def scan_start(
     send: bool = True,
 ) -> ScanRun:
     """Create a run of `scanner` and send its chord (after the creating transaction commits).
-    `send=False` sends nothing: the caller runs the batches and the final step itself (the
-    replay's in-process path, by the same services the tasks call).
+    `send=False` sends nothing: the caller runs the batches and the final step itself, at once
+    (the replay's in-process path, by the same services the tasks call); the run is created
+    running, started now, as the first batch would make it.
 
     Scope, first that applies: the watchlist, the explicit symbols (validated), else the universe
     (top `coins` or SCAN_UNIVERSE_SIZE). Raises ScanRefused while a run of the same scanner is
@@ -295,6 +296,8 @@ def scan_start(
             coins_total=len(chosen),
             batches_total=math.ceil(len(chosen) / size),
             batch_size=size,
+            # Run at once by the caller: running now, which spares its first batch a statement.
+            **({} if send else _running_now()),
         )
         lock.last_run = run
         lock.save(update_fields=["last_run"])
@@ -309,6 +312,12 @@ def scan_start(
         show_time(as_of),
     )
     return run
+
+
+def _running_now() -> dict[str, Any]:
+    """The fields of a run that starts now (what its first batch's `run_progress` stores)."""
+    now = timezone.now()
+    return {"status": RunStatus.RUNNING, "started_at": now, "progressed_at": now}
 
 
 def _schedule_lock(scanner: str) -> ScanSchedule:
@@ -427,11 +436,13 @@ def scan_batch_run(
     """Scan one batch of a run and record it; never raises for its coins or its source.
 
     `run`: the run as its caller holds it (the replay's in-process path, which created it and
-    runs each of its batches once, one after another), instead of reading it again; its status
-    must be current. A redelivered batch, or one of a run that is over, writes nothing: a task's
-    batch is looked up before it is scanned (a redelivery costs no scan); a batch its caller
-    holds the run of is not (it is new), and should it come twice all the same, the batch row's
-    key still writes and counts it once."""
+    runs each of its batches once, one after another, at once), instead of reading it again; its
+    status must be current. A held run already running is not marked as progressed when a batch
+    starts: it progressed a moment ago (created running by `scan_start(send=False)`, or its
+    previous batch written). A redelivered batch, or one of a run that is over, writes nothing:
+    a task's batch is looked up before it is scanned (a redelivery costs no scan); a batch its
+    caller holds the run of is not (it is new), and should it come twice all the same, the batch
+    row's key still writes and counts it once."""
     if run is None:
         run = ScanRun.objects.filter(pk=run_id).first()
         redelivered = ScanBatch.objects.filter(run_id=run_id, number=number)
@@ -444,7 +455,10 @@ def scan_batch_run(
         logger.info("batch %d of scan #%d was written before (redelivered): nothing to do", number,
                     run_id)  # fmt: skip
         return BatchReport(run_id, number, False, 0, 0)
-    run_progress(run_id, run=None if redelivered is not None else run)
+    if redelivered is not None:
+        run_progress(run_id)
+    elif run.status != RunStatus.RUNNING:
+        run_progress(run_id, run=run)
     symbols = list(dict.fromkeys(symbols))
     results, failures = _scan(run, symbols, source)
     return _write_batch(run, number, symbols, results, failures)
@@ -575,15 +589,10 @@ def _write_batch(
     failed = len(failures)
     done = len(symbols) - failed
     try:
+        # A batch row already there (a redelivery) fails the first INSERT: the transaction, which
+        # has written nothing yet, rolls back whole, so no savepoint is needed around it.
         with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    ScanBatch.objects.create(
-                        run=run, number=number, coins_done=done, coins_failed=failed
-                    )
-            except IntegrityError:
-                logger.info("batch %d of scan #%d already written: counted once", number, run.pk)
-                return BatchReport(run.pk, number, False, 0, 0)
+            ScanBatch.objects.create(run=run, number=number, coins_done=done, coins_failed=failed)
             insert_rows(ScanResult, RESULT_COLUMNS, results, ignore_conflicts=True)
             CoinFailure.objects.bulk_create(
                 [
@@ -601,6 +610,8 @@ def _write_batch(
                 watchdog_stalls=0,
             )
     except IntegrityError:
+        logger.info("batch %d of scan #%d already written, or its run is gone: counted once",
+                    number, run.pk)  # fmt: skip
         return BatchReport(run.pk, number, False, 0, 0)
     return BatchReport(run.pk, number, True, done, failed)
 

@@ -14,6 +14,7 @@ import pytest
 from celery import Celery
 from celery.signals import task_postrun
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.embedded_celery import EmbeddedCelery
@@ -273,6 +274,28 @@ def test_a_batch_given_the_run_its_caller_holds_writes_what_it_writes_when_readi
 
     assert written(held) == written(read)
     assert written(held)[0] == (RunStatus.RUNNING, 2, 0, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_its_caller_runs_at_once_is_created_running_and_its_batch_only_counts() -> None:
+    symbols = make_coins("AAA", "BBB")
+    source = ReplaySource(clock=lambda: AS_OF)
+
+    run = scanning.scan_start("rsi", symbols=symbols, as_of=AS_OF, send=False, source=source)
+    stored = ScanRun.objects.get(pk=run.pk)
+    assert (stored.status, stored.started_at) == (RunStatus.RUNNING, run.started_at)
+    assert stored.started_at is not None
+    with CaptureQueriesContext(connection) as statements:
+        report = scanning.scan_batch_run(run.pk, symbols, 0, source=source, run=run)
+
+    stored.refresh_from_db()
+    assert report.written
+    assert (stored.status, stored.coins_done, stored.batches_done) == (RunStatus.RUNNING, 2, 1)
+    run_updates = [
+        query["sql"] for query in statements if query["sql"].startswith('UPDATE "scanners_scanrun"')
+    ]
+    assert len(run_updates) == 1  # the batch's counts; its start moved nothing more
+    assert not [query for query in statements if "SAVEPOINT" in query["sql"]]
 
 
 @pytest.mark.django_db
