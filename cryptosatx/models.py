@@ -28,8 +28,9 @@ class ReplayPurpose(models.TextChoices):
 
 
 class ReplayProgress(models.Model):
-    """The replay under way or the last one (one row: there is one replay clock). Written after
-    every market hour, so an interrupted replay resumes where it stopped (cryptosatx/replay.py)."""
+    """The replay under way or the last one (one row: there is one replay clock). Written whole
+    when the replay stops (Ctrl-C, an error) or ends, so an interrupted replay resumes where it
+    stopped; meanwhile its hour reached, every second or so (cryptosatx/replay.py)."""
 
     start = models.DateTimeField()
     end = models.DateTimeField()

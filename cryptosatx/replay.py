@@ -15,10 +15,13 @@ Two ways to run a step, same services, same numbers:
   through the outbox and the workers.
 
 Progress is kept in the `ReplayProgress` row (one replay at a time: there is one clock): the last
-market hour whose work is done, the scheduler's next due times and the clock the replay found.
-`stop()` (Ctrl-C in the command) ends the replay at the next hour boundary with a consistent
-database; `resume()` continues an interrupted one where it stopped. At its end the replay puts the
-clock back as it found it.
+market hour whose work is done, the scheduler's next due times, the runs started and the clock the
+replay found. `stop()` (Ctrl-C in the command) ends the replay at the next hour boundary with a
+consistent database; `resume()` continues an interrupted one where it stopped. At its end the
+replay puts the clock back as it found it. The whole row is written when the replay stops (also on
+an error) or ends, which is all a resume reads (only an interrupted replay resumes); meanwhile only
+the hour reached is written, at most every PROGRESS_SHOWN_EVERY seconds, for the health page: so a
+long replay does not rewrite the growing list of its runs every hour.
 
 The replay lives in the project package because it drives every app: scans, rankings, signals,
 outcome checks and alert digests.
@@ -29,12 +32,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from core import read_cache
@@ -59,6 +63,11 @@ PROGRESS_PK = 1
 _CLOCK_FIELDS = ("market_time", "start", "end", "step", "ticks", "finished")
 # How long the clock stays held after the replay's last hour: far above an hour's work.
 HOLD = timedelta(minutes=2)
+# Wall seconds between two writes of the hour reached (what the health page shows of a replay).
+PROGRESS_SHOWN_EVERY = 1.0
+# Wall seconds the scanners' schedules are read again after: an operator's change in the admin
+# (a pause, a new interval) reaches a replay under way within seconds, as it reaches beat.
+SCHEDULES_READ_EVERY = 5.0
 
 
 class ReplayError(Exception):
@@ -84,6 +93,18 @@ class ReplayTally:
     runs: list[int] = field(default_factory=list)
     refused: int = 0
     hours: int = 0
+
+
+@dataclass(frozen=True)
+class _HourMark:
+    """Where the replay stood after its last whole hour: what the progress row records of it.
+    `runs`: how many of the tally's runs were started by then (the list is not copied)."""
+
+    reached: datetime
+    hours_done: int
+    next_due: dict[str, str]
+    runs: int
+    refused: int
 
 
 @dataclass(frozen=True)
@@ -119,6 +140,8 @@ class Replay:
         self._stop = threading.Event()
         self.tally = ReplayTally(started=datetime.now(tz=UTC))
         self.stopped = False
+        self._schedules: list[schedules.ScannerSchedule] = []
+        self._schedules_read_at = -SCHEDULES_READ_EVERY
 
     @property
     def hours_total(self) -> int:
@@ -142,6 +165,7 @@ class Replay:
             now = self.plan.start
         else:
             progress = resume_from
+            ReplayProgress.objects.filter(pk=progress.pk).update(state=ReplayState.RUNNING)
             next_due = {name: _parse(value) for name, value in progress.next_due.items()}
             self.tally.runs = list(progress.run_ids)
             self.tally.refused = progress.refused
@@ -154,57 +178,84 @@ class Replay:
         window = {} if self.plan.keep_clock else {"start": self.plan.start, "end": self.plan.end}
         _set_clock(now, hold=hold, **window)
         source = ReplaySource(memory=CandleMemory()) if self.plan.in_process else None
+        mark: _HourMark | None = None  # None: the row holds where the replay stands
+        shown = time.monotonic()
         try:
-            while now <= self.plan.end:
-                if self._stop.is_set():
-                    self.stopped = True
-                    _interrupted(progress)
-                    return self.tally
-                began, began_cpu = time.monotonic(), time.thread_time()
-                _set_clock(now, hold=hold)
-                if self.plan.in_process:
-                    # The hour's writes move the cached reads' generations once, at its end.
-                    with read_cache.bumps_deferred():
-                        runs = self._start_due_scans(now, next_due, source)
-                        _run_scans_here(runs, source)
-                        checks_sweep(run_here=True)
-                        # What the sweeper's task does after each sweep: fold the rollup rows
-                        # the hour appended, so what reads the analytics (alerts, the bot) reads
-                        # a row per key.
-                        rollups_compact()
-                else:
-                    runs = self._start_due_scans(now, next_due, source)
-                    self._wait(lambda runs=runs: _runs_done(runs), f"scans at {show_time(now)}")
-                    checks_sweep()
-                    self._wait(lambda now=now: _checks_done(now), f"checks at {show_time(now)}")
-                    rollups_compact()
-                self.tally.hours += 1
-                _progress_record(progress, now, next_due, self.tally)
-                self.on_hour(
-                    HourDone(
-                        now,
-                        self.tally.hours,
-                        self.hours_total,
-                        time.monotonic() - began,
-                        time.thread_time() - began_cpu,
+            with _commits_unsynchronised(self.plan.in_process):
+                while now <= self.plan.end:
+                    if self._stop.is_set():
+                        self.stopped = True
+                        break
+                    began, began_cpu = time.monotonic(), time.thread_time()
+                    _set_clock(now, hold=hold)
+                    self._hour(now, next_due, source)
+                    self.tally.hours += 1
+                    mark = _HourMark(
+                        reached=now,
+                        hours_done=self.tally.hours,
+                        next_due={name: due.isoformat() for name, due in next_due.items()},
+                        runs=len(self.tally.runs),
+                        refused=self.tally.refused,
                     )
-                )
-                if self.plan.speed is not None and now < self.plan.end:
-                    pause = STEP.total_seconds() / self.plan.speed - (time.monotonic() - began)
-                    self._stop.wait(max(0.0, pause))
-                now += STEP
+                    if time.monotonic() - shown >= PROGRESS_SHOWN_EVERY:
+                        _progress_show(progress, mark)
+                        shown = time.monotonic()
+                    self.on_hour(
+                        HourDone(
+                            now,
+                            self.tally.hours,
+                            self.hours_total,
+                            time.monotonic() - began,
+                            time.thread_time() - began_cpu,
+                        )
+                    )
+                    if self.plan.speed is not None and now < self.plan.end:
+                        pause = STEP.total_seconds() / self.plan.speed - (time.monotonic() - began)
+                        self._stop.wait(max(0.0, pause))
+                    now += STEP
         except BaseException:
-            _interrupted(progress)
+            _interrupted(progress, mark, self.tally)
             raise
         finally:
             if source is not None:
                 source.close()
-        ReplayProgress.objects.filter(pk=progress.pk).update(state=ReplayState.FINISHED)
+        if self.stopped:
+            _interrupted(progress, mark, self.tally)
+            return self.tally
+        _progress_record(progress, mark, self.tally, state=ReplayState.FINISHED)
         if self.plan.keep_clock:
             ReplayClock.objects.filter(pk=CLOCK_PK).update(held_until=None)
         else:
             _restore_clock(progress.saved_clock)
         return self.tally
+
+    def _hour(
+        self, now: datetime, next_due: dict[str, datetime], source: ReplaySource | None
+    ) -> None:
+        """The work of the market hour `now`: its due scans, then its outcome checks."""
+        if self.plan.in_process:
+            # The hour's writes move the cached reads' generations once, at its end.
+            with read_cache.bumps_deferred():
+                runs = self._start_due_scans(now, next_due, source)
+                _run_scans_here(runs, source)
+                # The replay stands the clock at `now`: the sweep need not read it back.
+                checks_sweep(now=now, run_here=True)
+                # What the sweeper's task does after each sweep: fold the rollup rows the hour
+                # appended, so what reads the analytics (alerts, the bot) reads a row per key.
+                rollups_compact()
+        else:
+            runs = self._start_due_scans(now, next_due, source)
+            self._wait(lambda: _runs_done(runs), f"scans at {show_time(now)}")
+            checks_sweep()
+            self._wait(lambda: _checks_done(now), f"checks at {show_time(now)}")
+            rollups_compact()
+
+    def _scan_schedules(self) -> list[schedules.ScannerSchedule]:
+        """The scanners' schedules, read again every SCHEDULES_READ_EVERY seconds."""
+        if time.monotonic() - self._schedules_read_at >= SCHEDULES_READ_EVERY:
+            self._schedules = schedules.scan_schedules()
+            self._schedules_read_at = time.monotonic()
+        return self._schedules
 
     def _start_due_scans(
         self, now: datetime, next_due: dict[str, datetime], source: ReplaySource | None
@@ -215,7 +266,7 @@ class Replay:
         `now`), whose markets and tickers are read once for all the hour's scans."""
         runs = []
         symbols = self.plan.symbols
-        for schedule in schedules.scan_schedules():
+        for schedule in self._scan_schedules():
             if not schedule.enabled or now < next_due.get(schedule.scanner, now):
                 continue
             try:
@@ -300,9 +351,10 @@ def _checks_done(now: datetime) -> bool:
 # --- progress and the clock --------------------------------------------------------------------
 
 
-def _interrupted(progress: ReplayProgress) -> None:
-    """Stopped before its end: resumable; beat may move the clock again meanwhile."""
-    ReplayProgress.objects.filter(pk=progress.pk).update(state=ReplayState.INTERRUPTED)
+def _interrupted(progress: ReplayProgress, mark: _HourMark | None, tally: ReplayTally) -> None:
+    """Stopped before its end: resumable from the last whole hour; beat may move the clock
+    again meanwhile."""
+    _progress_record(progress, mark, tally, state=ReplayState.INTERRUPTED)
     ReplayClock.objects.filter(pk=CLOCK_PK).update(held_until=None)
 
 
@@ -333,16 +385,52 @@ def _progress_begin(plan: ReplayPlan) -> ReplayProgress:
 
 
 def _progress_record(
-    progress: ReplayProgress, now: datetime, next_due: dict[str, datetime], tally: ReplayTally
+    progress: ReplayProgress, mark: _HourMark | None, tally: ReplayTally, *, state: str
 ) -> None:
+    """Write the whole progress row as of `mark` (None: the row already holds where the replay
+    stands, as begun or resumed), in `state`. One statement."""
+    if mark is None:
+        ReplayProgress.objects.filter(pk=progress.pk).update(state=state)
+        return
     ReplayProgress.objects.filter(pk=progress.pk).update(
-        reached=now,
-        hours_done=tally.hours,
-        next_due={name: due.isoformat() for name, due in next_due.items()},
-        run_ids=tally.runs,
-        refused=tally.refused,
-        state=ReplayState.RUNNING,
+        reached=mark.reached,
+        hours_done=mark.hours_done,
+        next_due=mark.next_due,
+        run_ids=tally.runs[: mark.runs],
+        refused=mark.refused,
+        state=state,
     )
+
+
+def _progress_show(progress: ReplayProgress, mark: _HourMark) -> None:
+    """Write the hour reached, for the health page; what a resume reads is written at the end."""
+    ReplayProgress.objects.filter(pk=progress.pk).update(
+        reached=mark.reached, hours_done=mark.hours_done
+    )
+
+
+@contextmanager
+def _commits_unsynchronised(in_process: bool) -> Iterator[None]:
+    """PostgreSQL, in process: this connection's commits do not wait for their WAL to reach the
+    disk (`synchronous_commit off`) while the block runs; reset as it ends, also on an error.
+    A crash of the database server may lose the last few commits, in order, never consistency:
+    the database is as at an earlier moment of the replay, which is then run again (a crash
+    leaves it running, not resumable, either way). The other connections (the workers', the
+    web's) keep their setting."""
+    if not in_process or connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
+        except DatabaseError:
+            # The connection is gone or its transaction aborted: the setting goes with it.
+            logger.debug("synchronous_commit not reset", exc_info=True)
 
 
 def _set_clock(market_time: datetime, *, hold: timedelta = HOLD, **fields: Any) -> None:

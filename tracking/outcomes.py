@@ -233,6 +233,8 @@ def sweep_time() -> tuple[datetime, bool]:
 
 def checks_sweep(*, now: datetime | None = None, run_here: bool = False) -> int:
     """Claim the open checks falling due and send them; returns how many were sent.
+    `now`: the market time of the replay that calls (it stands the clock there), so the clock
+    is not read again; None: the clock's time in a replay, else the wall clock (`sweep_time`).
     `run_here`: run them in this process instead (`checks_run`, what the task calls), as the
     replay's in-process path does.
 
@@ -247,8 +249,9 @@ def checks_sweep(*, now: datetime | None = None, run_here: bool = False) -> int:
     if not state.enabled:
         logger.info("outcome sweep skipped: the tracker is disabled")
         return 0
-    clock_now, in_replay = sweep_time()
-    now = now or clock_now
+    in_replay = now is not None
+    if now is None:
+        now, in_replay = sweep_time()
     until = now if in_replay else now + LOOKAHEAD
     sent = 0
     while True:
