@@ -341,6 +341,18 @@ class TestSweep:
             signal.outcome_checks.filter(horizon__in=["1h", "4h"]).values_list("pk", flat=True)
         )
 
+    def test_a_replay_telling_its_hour_is_swept_at_that_hour_without_the_clock_read(
+        self, sent
+    ) -> None:
+        signal = SignalFactory(as_of=AS_OF)
+        checks_create_for(signal)
+        make_clock(AS_OF + 30 * HOUR)  # where it is does not matter: the sweep is told its hour
+        with CaptureQueriesContext(connection) as statements:
+            assert checks_sweep(now=AS_OF + 4 * HOUR) == 2
+        assert {eta for _, _, eta in sent.sent} == {None}
+        assert not [query for query in statements if "replayclock" in query["sql"]]
+        assert TrackerState.objects.get().last_sweep_market_time == AS_OF + 4 * HOUR
+
     def test_a_disabled_tracker_sends_nothing_and_loses_nothing(self, sent) -> None:
         checks_create_for(SignalFactory(as_of=AS_OF))
         tracker_set_enabled(False)

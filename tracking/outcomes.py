@@ -258,7 +258,8 @@ def checks_sweep(*, now: datetime | None = None, run_here: bool = False) -> int:
         claimed = _claim(until, in_replay=in_replay)
         if run_here:
             for batch in _batches([pk for pk, _ in claimed], BATCH_SIZE):
-                checks_run(batch)
+                # In a replay the clock stands at the sweep's time while it runs the checks.
+                checks_run(batch, now=now if in_replay else None)
             sent += len(claimed)
         else:
             sent += _send(claimed, eta=not in_replay)
@@ -514,15 +515,18 @@ def check_compute(check: OutcomeCheck, prices: _Prices | None = None) -> CheckRe
     )
 
 
-def checks_run(check_ids: Sequence[int]) -> dict[str, int]:
+def checks_run(check_ids: Sequence[int], *, now: datetime | None = None) -> dict[str, int]:
     """Compute and write the open checks among `check_ids`; returns counts by what happened.
+    `now`: the replay clock's market time, when the caller (a replay's sweep run here) knows
+    it; None: read it (`sweep_time`).
 
     A check whose T is still ahead of now (market time) goes back to PENDING, unrun. Candles
     missing for a check are fetched once per batch through the market-data source (which writes
     them through to the store) before it gives up on them for this attempt. The batch's candles
     are read in one range query (`_Prices.load`) and its results written in one transaction.
     """
-    now, _ = sweep_time()
+    if now is None:
+        now, _ = sweep_time()
     checks = list(
         OutcomeCheck.objects.filter(pk__in=list(check_ids), status__in=OPEN)
         .select_related("signal")
