@@ -466,6 +466,7 @@ class CandleMemory:
 
     def __init__(self) -> None:
         self._tables: dict[tuple[str, str], dict[int, tuple[np.ndarray, ...]]] = {}
+        self._wholes: dict[tuple[str, str], dict[int, CandleSeries]] = {}
         self._funding: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
         self._open_interest: dict[int, tuple[np.ndarray, ...]] | None = None
 
@@ -569,21 +570,31 @@ class CandleMemory:
         series: str = PriceSeries.TRADES,
     ) -> dict[int, CandleSeries]:
         _check_limit(limit)
-        tables = self._tables_of(timeframe, series)
-        last_open_ms = (_last_open(as_of, timeframe) - EPOCH) // MILLISECOND
+        require_aware(as_of)
+        wholes = self._series_of(timeframe, series, markets)
         result: dict[int, CandleSeries] = {}
         for market in markets:
-            columns = tables.get(market.pk)
-            if columns is None:
+            whole = wholes.get(market.pk)
+            if whole is None:
                 result[market.pk] = CandleSeries.empty(market.symbol, timeframe)
-                continue
-            end = int(np.searchsorted(columns[0], last_open_ms, side="right"))
-            part = slice(max(0, end - limit), end)
-            # Read-only views of read-only columns: the series shares them, no copy per read.
-            result[market.pk] = CandleSeries(
-                market.symbol, timeframe, *(column[part] for column in columns)
-            )
+            else:
+                # Views of the read-only columns: the series shares them, no copy per read.
+                result[market.pk] = whole.closed_by(as_of, limit)
         return result
+
+    def _series_of(
+        self, timeframe: str, series: str, markets: Sequence[Market]
+    ) -> dict[int, CandleSeries]:
+        """Per market of `markets` with candles, its whole history as one CandleSeries, built (and
+        checked) once: a read as of a moment is a slice of it."""
+        key = (timeframe, series)
+        tables = self._tables_of(timeframe, series)
+        wholes = self._wholes.setdefault(key, {})
+        for market in markets:
+            whole = wholes.get(market.pk)
+            if (whole is None or whole.symbol != market.symbol) and market.pk in tables:
+                wholes[market.pk] = CandleSeries(market.symbol, timeframe, *tables[market.pk])
+        return wholes
 
     def _tables_of(self, timeframe: str, series: str) -> dict[int, tuple[np.ndarray, ...]]:
         """Per market id, its candles as read-only contiguous columns (open ms as int64, then
