@@ -12,6 +12,7 @@ walk open_time, so each market costs one index range scan; funding and open inte
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -435,6 +436,60 @@ def numeric_table(rows: QuerySet, width: int = len(_CANDLE_FIELDS)) -> np.ndarra
     return np.concatenate(parts) if parts else np.empty((0, width), dtype=np.float64)
 
 
+def _whole_table(rows: QuerySet, width: int) -> np.ndarray:
+    """`numeric_table(rows, width)` for a read of a whole store's candles, the replay's first:
+    on PostgreSQL (psycopg2) as one binary COPY, which the server writes and numpy reads without
+    a Python float per value (a third of the time a text read takes); elsewhere `numeric_table`.
+    Every column arrives as float8, NULL as NaN, as numeric_table gives them."""
+    database = connections[rows.db]
+    if database.vendor != "postgresql":
+        return numeric_table(rows, width)
+    sql, params = rows.query.sql_with_params()
+    names = [f"c{index}" for index in range(width)]
+    floats = ", ".join(f"COALESCE({name}::float8, 'NaN'::float8)" for name in names)
+    copied = io.BytesIO()
+    with database.cursor() as cursor:
+        if not hasattr(cursor.cursor, "copy_expert"):
+            return numeric_table(rows, width)
+        query = cursor.mogrify(sql, params).decode()
+        cursor.copy_expert(
+            f"COPY (SELECT {floats} FROM ({query}) AS rows ({', '.join(names)})) "  # noqa: S608 - Django's query, its values bound by the driver
+            "TO STDOUT WITH (FORMAT binary)",
+            copied,
+        )
+    return _binary_floats(copied.getbuffer(), width)
+
+
+# PostgreSQL's binary COPY: a signature, flags and a header extension of the length given; then
+# per row its field count (int16) and per field its length (int32) and value; a -1 field count ends
+# it. All big-endian.
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def _binary_floats(data: memoryview, width: int) -> np.ndarray:
+    """The rows of a binary COPY whose `width` fields are all non-NULL float8, as a float64
+    table. ValueError for any other shape: it is read as nothing else."""
+    if bytes(data[:11]) != _COPY_SIGNATURE:
+        raise ValueError("not a PostgreSQL binary COPY")
+    start = 19 + int.from_bytes(data[15:19], "big")
+    body = data[start:-2]
+    layout = [("fields", ">i2")]
+    for index in range(width):
+        layout += [(f"length{index}", ">i4"), (f"value{index}", ">f8")]
+    row = np.dtype(layout)
+    if bytes(data[-2:]) != b"\xff\xff" or len(body) % row.itemsize:
+        raise ValueError("a binary COPY of rows of other widths")
+    rows = np.frombuffer(body, dtype=row)
+    if (rows["fields"] != width).any() or any(
+        (rows[f"length{index}"] != 8).any() for index in range(width)
+    ):
+        raise ValueError("a binary COPY of fields other than float8")
+    table = np.empty((len(rows), width), dtype=np.float64)
+    for index in range(width):
+        table[:, index] = rows[f"value{index}"]
+    return table
+
+
 def _series(symbol: str, timeframe: str, table: np.ndarray) -> CandleSeries:
     """A CandleSeries from a numeric_table of (open ms, open, high, low, close, volume, taker
     volume)."""
@@ -604,7 +659,7 @@ class CandleMemory:
             rows = Candle.objects.filter(timeframe=timeframe, series=series).values_list(
                 "market_id", *_candle_columns()
             )
-            table = numeric_table(rows, width=len(_CANDLE_FIELDS) + 1)
+            table = _whole_table(rows, width=len(_CANDLE_FIELDS) + 1)
             table = table[np.lexsort((table[:, 1], table[:, 0]))]
             market_ids, starts = np.unique(table[:, 0], return_index=True)
             ends = [*starts[1:], len(table)]

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.db.models import F
 
 from market import candle_store
 from market.candle_store import CandleMemory
-from market.models import OpenInterest
+from market.models import Candle, OpenInterest
 from market.sources.replay import ReplaySource
 from market.times import datetime_to_ms
 from market.values import CandleSeries
@@ -49,6 +50,23 @@ def test_in_memory_candles_are_the_stores_as_of_every_time(markets, minutes, lim
         stored = candle_store.closed_candles_bulk(markets, as_of=as_of, limit=limit)
         remembered = memory.closed_candles_bulk(markets, as_of=as_of, limit=limit)
         assert all(same(stored[m.pk], remembered[m.pk]) for m in markets), as_of
+
+
+def test_in_memory_candles_keep_the_stores_numbers_and_missing_taker_volume(markets):
+    # Some candles know their taker volume, the rest do not (NULL): memory has the stored
+    # numbers exactly and NaN for the NULLs, as the store's own reads give them.
+    gappy = markets[0]
+    Candle.objects.filter(market=gappy, open_time__lt=START + 5 * HOUR).update(
+        taker_buy_volume=F("volume") / 3, close=F("close") + 0.1
+    )
+    as_of = START + 30 * HOUR
+    stored = candle_store.closed_candles_bulk(markets, as_of=as_of, limit=500)
+    remembered = CandleMemory().closed_candles_bulk(markets, as_of=as_of, limit=500)
+    assert all(same(stored[m.pk], remembered[m.pk]) for m in markets)
+    taker = remembered[gappy.pk].taker_buy_volume
+    assert not np.isnan(taker[:5]).any()
+    assert np.isnan(taker[5:]).all()
+    assert remembered[gappy.pk].close[0] == Candle.objects.get(market=gappy, open_time=START).close
 
 
 def test_the_in_memory_source_never_gives_a_candle_closing_after_as_of(markets):
