@@ -128,3 +128,17 @@ def test_the_in_memory_source_lists_the_markets_the_store_source_lists(markets):
         assert remembered.markets(as_of=as_of) == stored.markets(as_of=as_of), as_of
     listed = remembered.markets(as_of=START + 11 * HOUR)
     assert [(m.base, m.active) for m in listed] == [("GAP", True), ("LATE", True)]
+
+
+def test_the_in_memory_source_gives_the_listing_times_the_store_source_gives(markets):
+    MarketFactory(base="BARE")  # no candle: not listed yet at any time
+    symbols = ["GAP/USDT", "LATE/USDT", "BARE/USDT", "NONE/USDT"]
+    remembered, stored = ReplaySource(memory=CandleMemory()), ReplaySource()
+    for hour in range(-1, 48, 5):
+        as_of = START + hour * HOUR + timedelta(minutes=30)
+        assert remembered.listing_times(symbols, as_of=as_of) == stored.listing_times(
+            symbols, as_of=as_of
+        ), as_of
+    listed = remembered.listing_times(symbols, as_of=START + 12 * HOUR)
+    assert listed["GAP/USDT"] == START
+    assert listed["LATE/USDT"] == START + 10 * HOUR
