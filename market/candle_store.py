@@ -12,7 +12,6 @@ walk open_time, so each market costs one index range scan; funding and open inte
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -447,7 +446,7 @@ def _whole_table(rows: QuerySet, width: int) -> np.ndarray:
     sql, params = rows.query.sql_with_params()
     names = [f"c{index}" for index in range(width)]
     floats = ", ".join(f"COALESCE({name}::float8, 'NaN'::float8)" for name in names)
-    copied = io.BytesIO()
+    copied = _BinaryFloatRows(width)
     with database.cursor() as cursor:
         if not hasattr(cursor.cursor, "copy_expert"):
             return numeric_table(rows, width)
@@ -457,37 +456,72 @@ def _whole_table(rows: QuerySet, width: int) -> np.ndarray:
             "TO STDOUT WITH (FORMAT binary)",
             copied,
         )
-    return _binary_floats(copied.getbuffer(), width)
+    return copied.table()
 
 
-# PostgreSQL's binary COPY: a signature, flags and a header extension of the length given; then
-# per row its field count (int16) and per field its length (int32) and value; a -1 field count ends
-# it. All big-endian.
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+class _BinaryFloatRows:
+    """Where psycopg2 writes a PostgreSQL binary COPY whose rows are `width` non-NULL float8
+    fields (it writes a row at a time): read into float64 tables `_FETCH_ROWS` rows at a time, so
+    no more than that many rows are held as bytes, as numeric_table holds no more as tuples.
 
+    The format: a signature, flags and a header extension of the length given; then per row its
+    field count (int16) and per field its length (int32) and value; a -1 field count ends it. All
+    big-endian. ValueError for anything else: it is read as nothing else."""
 
-def _binary_floats(data: memoryview, width: int) -> np.ndarray:
-    """The rows of a binary COPY whose `width` fields are all non-NULL float8, as a float64
-    table. ValueError for any other shape: it is read as nothing else."""
-    if bytes(data[:11]) != _COPY_SIGNATURE:
-        raise ValueError("not a PostgreSQL binary COPY")
-    start = 19 + int.from_bytes(data[15:19], "big")
-    body = data[start:-2]
-    layout = [("fields", ">i2")]
-    for index in range(width):
-        layout += [(f"length{index}", ">i4"), (f"value{index}", ">f8")]
-    row = np.dtype(layout)
-    if bytes(data[-2:]) != b"\xff\xff" or len(body) % row.itemsize:
-        raise ValueError("a binary COPY of rows of other widths")
-    rows = np.frombuffer(body, dtype=row)
-    if (rows["fields"] != width).any() or any(
-        (rows[f"length{index}"] != 8).any() for index in range(width)
-    ):
-        raise ValueError("a binary COPY of fields other than float8")
-    table = np.empty((len(rows), width), dtype=np.float64)
-    for index in range(width):
-        table[:, index] = rows[f"value{index}"]
-    return table
+    SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+    HEADER = 19  # the signature, the flags and the extension's length
+
+    def __init__(self, width: int) -> None:
+        layout = [("fields", ">i2")]
+        for index in range(width):
+            layout += [(f"length{index}", ">i4"), (f"value{index}", ">f8")]
+        self.width = width
+        self.row = np.dtype(layout)
+        self.pending: list[bytes] = []
+        self.header_read = False
+        self.parts: list[np.ndarray] = []
+
+    def write(self, data: bytes) -> None:
+        self.pending.append(data)
+        if len(self.pending) >= _FETCH_ROWS:
+            self._read(final=False)
+
+    def table(self) -> np.ndarray:
+        """Every row written, as one float64 table."""
+        self._read(final=True)
+        if len(self.parts) == 1:
+            return self.parts[0]
+        if not self.parts:
+            return np.empty((0, self.width), dtype=np.float64)
+        return np.concatenate(self.parts)
+
+    def _read(self, *, final: bool) -> None:
+        data = b"".join(self.pending)
+        self.pending = []
+        if not self.header_read:
+            if len(data) < self.HEADER and not final:
+                self.pending = [data]
+                return
+            if data[: len(self.SIGNATURE)] != self.SIGNATURE:
+                raise ValueError("not a PostgreSQL binary COPY")
+            data = data[self.HEADER + int.from_bytes(data[15 : self.HEADER], "big") :]
+            self.header_read = True
+        if final:
+            if data[-2:] != b"\xff\xff" or (len(data) - 2) % self.row.itemsize:
+                raise ValueError("a binary COPY of rows of other widths")
+            whole = len(data) - 2
+        else:
+            whole = len(data) - len(data) % self.row.itemsize
+            self.pending = [data[whole:]] if whole < len(data) else []
+        rows = np.frombuffer(data, dtype=self.row, count=whole // self.row.itemsize)
+        if (rows["fields"] != self.width).any() or any(
+            (rows[f"length{index}"] != 8).any() for index in range(self.width)
+        ):
+            raise ValueError("a binary COPY of fields other than float8")
+        part = np.empty((len(rows), self.width), dtype=np.float64)
+        for index in range(self.width):
+            part[:, index] = rows[f"value{index}"]
+        self.parts.append(part)
 
 
 def _series(symbol: str, timeframe: str, table: np.ndarray) -> CandleSeries:

@@ -4,7 +4,7 @@ settlements and open-interest readings."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -16,7 +16,13 @@ from market.models import Candle, OpenInterest
 from market.sources.replay import ReplaySource
 from market.times import datetime_to_ms
 from market.values import CandleSeries
-from tests.factories import START, FundingRateFactory, MarketFactory, hourly_candles
+from tests.factories import (
+    START,
+    CandleFactory,
+    FundingRateFactory,
+    MarketFactory,
+    hourly_candles,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -67,6 +73,32 @@ def test_in_memory_candles_keep_the_stores_numbers_and_missing_taker_volume(mark
     assert not np.isnan(taker[:5]).any()
     assert np.isnan(taker[5:]).all()
     assert remembered[gappy.pk].close[0] == Candle.objects.get(market=gappy, open_time=START).close
+
+
+def test_in_memory_candles_read_in_many_parts_are_the_stores(markets, monkeypatch):
+    monkeypatch.setattr(candle_store, "_FETCH_ROWS", 3)  # the first load in parts of 3 rows
+    as_of = START + 50 * HOUR
+    stored = candle_store.closed_candles_bulk(markets, as_of=as_of, limit=500)
+    remembered = CandleMemory().closed_candles_bulk(markets, as_of=as_of, limit=500)
+    assert [len(remembered[m.pk]) for m in markets] == [40, 30]
+    assert all(same(stored[m.pk], remembered[m.pk]) for m in markets)
+
+
+@pytest.mark.parametrize(
+    "open_time",
+    [
+        START,
+        datetime(2017, 8, 17, 4, 0, 0, 1000, tzinfo=UTC),
+        datetime(2099, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
+    ],
+)
+def test_in_memory_open_times_are_the_stored_ones_to_the_millisecond(open_time):
+    market = MarketFactory()
+    CandleFactory(market=market, timeframe="1m", open_time=open_time)
+    remembered = CandleMemory().closed_candles_bulk(
+        [market], timeframe="1m", as_of=open_time + timedelta(minutes=1), limit=1
+    )[market.pk]
+    assert remembered.open_time[0] == datetime_to_ms(open_time)
 
 
 def test_the_in_memory_source_never_gives_a_candle_closing_after_as_of(markets):
