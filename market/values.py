@@ -10,9 +10,17 @@ from typing import Self, TypeVar
 
 import numpy as np
 
-from market.times import MILLISECOND, datetime_to_ms, ms_to_datetime, timeframe_duration
+from market.times import (
+    MILLISECOND,
+    TIMEFRAMES,
+    datetime_to_ms,
+    ms_to_datetime,
+    timeframe_duration,
+)
 
 T = TypeVar("T")
+# Each timeframe's length in epoch milliseconds: read for every slice of a series by time.
+_TIMEFRAME_MS = {name: duration // MILLISECOND for name, duration in TIMEFRAMES.items()}
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,7 @@ class CandleSeries:
 
     @property
     def timeframe_ms(self) -> int:
-        return timeframe_duration(self.timeframe) // MILLISECOND
+        return _TIMEFRAME_MS[self.timeframe]  # a known timeframe: `__post_init__` checked it
 
     @property
     def close_time(self) -> np.ndarray:
@@ -133,8 +141,22 @@ class CandleSeries:
 
     def closed_after(self, moment: datetime) -> CandleSeries:
         """The candles whose close time is after `moment` (e.g. as_of - 24h for a 24h window)."""
-        start = int(np.searchsorted(self.close_time, datetime_to_ms(moment), side="right"))
-        return self._slice(slice(start, None))
+        return self._slice(slice(self._closed_count(moment), None))
+
+    def closed_by(self, moment: datetime, limit: int | None = None) -> CandleSeries:
+        """The candles closed at `moment` (close time <= moment): the newest `limit` of them when
+        given. The series itself when that is all of it, else a view of its arrays (no copy)."""
+        end = self._closed_count(moment)
+        start = 0 if limit is None else max(end - limit, 0)
+        if start == 0 and end == len(self.open_time):
+            return self
+        return self._slice(slice(start, end))
+
+    def _closed_count(self, moment: datetime) -> int:
+        """How many candles had closed at `moment`, the oldest first."""
+        # close time <= moment is open time <= moment - timeframe: no close_time array is built.
+        last_open = datetime_to_ms(moment) - self.timeframe_ms
+        return int(self.open_time.searchsorted(last_open, side="right"))
 
     def _slice(self, part: slice) -> CandleSeries:
         # Built without `__post_init__`: a contiguous slice of this series' arrays is a view of
@@ -142,11 +164,12 @@ class CandleSeries:
         # checked. The scans slice series tens of thousands of times an hour of replay, and the
         # checks cost more than the slicing.
         part_of = CandleSeries.__new__(CandleSeries)
+        own = self.__dict__
         fields = part_of.__dict__
-        fields["symbol"] = self.symbol
-        fields["timeframe"] = self.timeframe
+        fields["symbol"] = own["symbol"]
+        fields["timeframe"] = own["timeframe"]
         for name in _ARRAYS:
-            fields[name] = getattr(self, name)[part]
+            fields[name] = own[name][part]
         return part_of
 
 

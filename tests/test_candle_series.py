@@ -43,3 +43,27 @@ def test_a_window_past_the_newest_candle_is_empty():
     part = whole.closed_after(ms_to_datetime(int(whole.open_time[-1])) + timedelta(hours=2))
     assert len(part) == 0
     assert part.last_close_time is None
+
+
+def test_closed_by_a_moment_is_the_candles_closed_then_and_the_newest_limit_of_them():
+    whole = series(12)
+    # The 8th candle closes at open_time[8]; the 9th is still open half an hour later.
+    moment = ms_to_datetime(int(whole.open_time[8])) + timedelta(minutes=30)
+    closed = whole.closed_by(moment)
+    assert len(closed) == 8
+    np.testing.assert_array_equal(closed.close_time, whole.close_time[:8])
+    assert (closed.close_time <= datetime_to_ms(moment)).all()
+    newest = whole.closed_by(moment, limit=3)
+    for name in ARRAYS:
+        np.testing.assert_array_equal(getattr(newest, name), getattr(whole, name)[5:8])
+        assert not getattr(newest, name).flags.writeable
+    at_close = ms_to_datetime(int(whole.close_time[4]))
+    assert len(whole.closed_by(at_close)) == 5  # a candle closing exactly then has closed
+
+
+def test_closed_by_a_moment_after_every_close_is_the_series_itself():
+    whole = series(4)
+    after = ms_to_datetime(int(whole.close_time[-1]))
+    assert whole.closed_by(after) is whole
+    assert whole.closed_by(after, limit=10) is whole
+    assert len(whole.closed_by(ms_to_datetime(int(whole.open_time[0])))) == 0

@@ -251,3 +251,30 @@ def test_open_times_are_read_to_the_exact_millisecond(open_time):
     )
     assert series.open_time[0] == datetime_to_ms(open_time)
     assert series.first_open_time == open_time
+
+
+def _binary_copy(rows: list[tuple[float, ...]]) -> bytes:
+    """A PostgreSQL binary COPY of float8 rows, as the server writes it."""
+    body = b"".join(
+        len(row).to_bytes(2, "big")
+        + b"".join((8).to_bytes(4, "big") + np.array(value, ">f8").tobytes() for value in row)
+        for row in rows
+    )
+    return b"PGCOPY\n\xff\r\n\x00" + bytes(8) + body + b"\xff\xff"
+
+
+def test_a_binary_copy_read_in_any_pieces_gives_its_rows(monkeypatch):
+    monkeypatch.setattr(candle_store, "_FETCH_ROWS", 2)  # read in parts of a few pieces
+    rows = [(float(i), i * 1.5, np.nan) for i in range(7)]
+    copied = candle_store._BinaryFloatRows(3)
+    data = _binary_copy(rows)
+    for start in range(0, len(data), 13):  # pieces that split the header and the rows anywhere
+        copied.write(data[start : start + 13])
+    np.testing.assert_array_equal(copied.table(), np.array(rows), strict=True)
+
+
+def test_a_binary_copy_of_other_fields_is_refused():
+    copied = candle_store._BinaryFloatRows(2)
+    copied.write(_binary_copy([(1.0, 2.0, 3.0)]))
+    with pytest.raises(ValueError, match="other widths"):
+        copied.table()

@@ -4,18 +4,25 @@ settlements and open-interest readings."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from django.db.models import F
 
 from market import candle_store
 from market.candle_store import CandleMemory
-from market.models import OpenInterest
+from market.models import Candle, OpenInterest
 from market.sources.replay import ReplaySource
 from market.times import datetime_to_ms
 from market.values import CandleSeries
-from tests.factories import START, FundingRateFactory, MarketFactory, hourly_candles
+from tests.factories import (
+    START,
+    CandleFactory,
+    FundingRateFactory,
+    MarketFactory,
+    hourly_candles,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +56,49 @@ def test_in_memory_candles_are_the_stores_as_of_every_time(markets, minutes, lim
         stored = candle_store.closed_candles_bulk(markets, as_of=as_of, limit=limit)
         remembered = memory.closed_candles_bulk(markets, as_of=as_of, limit=limit)
         assert all(same(stored[m.pk], remembered[m.pk]) for m in markets), as_of
+
+
+def test_in_memory_candles_keep_the_stores_numbers_and_missing_taker_volume(markets):
+    # Some candles know their taker volume, the rest do not (NULL): memory has the stored
+    # numbers exactly and NaN for the NULLs, as the store's own reads give them.
+    gappy = markets[0]
+    Candle.objects.filter(market=gappy, open_time__lt=START + 5 * HOUR).update(
+        taker_buy_volume=F("volume") / 3, close=F("close") + 0.1
+    )
+    as_of = START + 30 * HOUR
+    stored = candle_store.closed_candles_bulk(markets, as_of=as_of, limit=500)
+    remembered = CandleMemory().closed_candles_bulk(markets, as_of=as_of, limit=500)
+    assert all(same(stored[m.pk], remembered[m.pk]) for m in markets)
+    taker = remembered[gappy.pk].taker_buy_volume
+    assert not np.isnan(taker[:5]).any()
+    assert np.isnan(taker[5:]).all()
+    assert remembered[gappy.pk].close[0] == Candle.objects.get(market=gappy, open_time=START).close
+
+
+def test_in_memory_candles_read_in_many_parts_are_the_stores(markets, monkeypatch):
+    monkeypatch.setattr(candle_store, "_FETCH_ROWS", 3)  # the first load in parts of 3 rows
+    as_of = START + 50 * HOUR
+    stored = candle_store.closed_candles_bulk(markets, as_of=as_of, limit=500)
+    remembered = CandleMemory().closed_candles_bulk(markets, as_of=as_of, limit=500)
+    assert [len(remembered[m.pk]) for m in markets] == [40, 30]
+    assert all(same(stored[m.pk], remembered[m.pk]) for m in markets)
+
+
+@pytest.mark.parametrize(
+    "open_time",
+    [
+        START,
+        datetime(2017, 8, 17, 4, 0, 0, 1000, tzinfo=UTC),
+        datetime(2099, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
+    ],
+)
+def test_in_memory_open_times_are_the_stored_ones_to_the_millisecond(open_time):
+    market = MarketFactory()
+    CandleFactory(market=market, timeframe="1m", open_time=open_time)
+    remembered = CandleMemory().closed_candles_bulk(
+        [market], timeframe="1m", as_of=open_time + timedelta(minutes=1), limit=1
+    )[market.pk]
+    assert remembered.open_time[0] == datetime_to_ms(open_time)
 
 
 def test_the_in_memory_source_never_gives_a_candle_closing_after_as_of(markets):
@@ -110,3 +160,17 @@ def test_the_in_memory_source_lists_the_markets_the_store_source_lists(markets):
         assert remembered.markets(as_of=as_of) == stored.markets(as_of=as_of), as_of
     listed = remembered.markets(as_of=START + 11 * HOUR)
     assert [(m.base, m.active) for m in listed] == [("GAP", True), ("LATE", True)]
+
+
+def test_the_in_memory_source_gives_the_listing_times_the_store_source_gives(markets):
+    MarketFactory(base="BARE")  # no candle: not listed yet at any time
+    symbols = ["GAP/USDT", "LATE/USDT", "BARE/USDT", "NONE/USDT"]
+    remembered, stored = ReplaySource(memory=CandleMemory()), ReplaySource()
+    for hour in range(-1, 48, 5):
+        as_of = START + hour * HOUR + timedelta(minutes=30)
+        assert remembered.listing_times(symbols, as_of=as_of) == stored.listing_times(
+            symbols, as_of=as_of
+        ), as_of
+    listed = remembered.listing_times(symbols, as_of=START + 12 * HOUR)
+    assert listed["GAP/USDT"] == START
+    assert listed["LATE/USDT"] == START + 10 * HOUR

@@ -211,12 +211,21 @@ class ReplaySource(MarketDataSource):
     ) -> dict[str, Maybe[datetime]]:
         symbols = unique(symbols)
         found = self._markets(symbols)
-        first_open = dict(
-            candle_store.annotate_candle_bounds(
-                Market.objects.filter(pk__in=[market.pk for market in found.values()]),
-                as_of=as_of,
-            ).values_list("pk", "first_open_time")
-        )
+        first_open: dict[int, datetime | None]
+        if self.memory is None:
+            first_open = dict(
+                candle_store.annotate_candle_bounds(
+                    Market.objects.filter(pk__in=[market.pk for market in found.values()]),
+                    as_of=as_of,
+                ).values_list("pk", "first_open_time")
+            )
+        else:
+            # The same first candles, from memory: no query per scan that asks for listings.
+            bounds = self.memory.candle_bounds_bulk(list(found.values()), as_of=as_of)
+            first_open = {
+                market.pk: bounds[market.pk][0] if market.pk in bounds else None
+                for market in found.values()
+            }
         result: dict[str, Maybe[datetime]] = {}
         for symbol in symbols:
             market = found.get(symbol)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from market.times import datetime_to_ms, show_time
+from market.times import show_time
 from market.values import CandleSeries, Funding, Maybe, Missing
 
 Direction = Literal["LONG", "SHORT"] | None
@@ -100,6 +100,15 @@ def plural(count: float, word: str) -> str:
 
 def json_safe(value: Any) -> Any:
     """`value` as plain JSON: Missing -> {"missing": reason}, datetimes as ISO text, NaN -> None."""
+    # The usual values first, by exact type (what the checks below would answer for them): a
+    # scan encodes tens of thousands of them an hour of replay.
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {str(key): json_safe(item) for key, item in value.items()}
     if isinstance(value, Missing):
         return {"missing": value.reason}
     if isinstance(value, bool) or value is None or isinstance(value, str):
@@ -235,20 +244,7 @@ def nothing_scored(scanner: str, inputs: Any, tally: Tally) -> ScannerResult:
 
 def candles_until(candles: CandleSeries, as_of: datetime) -> CandleSeries:
     """The candles of `candles` that had closed at `as_of` (close time <= as_of)."""
-    end = int(np.searchsorted(candles.close_time, datetime_to_ms(as_of), side="right"))
-    if end == len(candles):
-        return candles
-    return CandleSeries(
-        candles.symbol,
-        candles.timeframe,
-        candles.open_time[:end],
-        candles.open[:end],
-        candles.high[:end],
-        candles.low[:end],
-        candles.close[:end],
-        candles.volume[:end],
-        candles.taker_buy_volume[:end],
-    )
+    return candles.closed_by(as_of)
 
 
 # A candle input whose latest candle closed more than this before as_of is stale: the market was

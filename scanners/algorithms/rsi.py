@@ -41,9 +41,11 @@ def rsi(closes: np.ndarray, period: int = RSI_PERIOD) -> float:
     losses = np.where(changes < 0, -changes, 0.0)
     avg_gain = float(gains[:period].mean())
     avg_loss = float(losses[:period].mean())
+    kept = float(period - 1)  # the same product as with the int: it converts exactly
+    divisor = float(period)
     for gain, loss in zip(gains[period:].tolist(), losses[period:].tolist(), strict=True):
-        avg_gain = (avg_gain * (period - 1) + gain) / period
-        avg_loss = (avg_loss * (period - 1) + loss) / period
+        avg_gain = (avg_gain * kept + gain) / divisor
+        avg_loss = (avg_loss * kept + loss) / divisor
     total = avg_gain + avg_loss
     if total == 0:
         return math.nan
