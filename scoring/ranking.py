@@ -25,13 +25,14 @@ step writes, computed once instead of once per run.
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import islice
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import QuerySet
@@ -45,8 +46,6 @@ from scoring.config import ScoringConfig
 from scoring.models import RankedRun, UnifiedRanking
 from scoring.services import should_record_unified_signal, unified_score
 
-_CHUNK = 500
-T = TypeVar("T")
 HOUR = timedelta(hours=1)
 # Results are read this many times their freshness window back, so that the breakdown can name a
 # stale component with its age; older ones are not read at all (the lookup stays bounded).
@@ -121,40 +120,81 @@ def latest_results(
     `STALE_LOOKBACK_FACTOR` × its freshness window old (older ones could not count anyway), in
     (scanner, as_of, pk) order.
 
-    Bounded: one walk down the `scanresult_latest` index (symbol, scanner, as_of) per symbol and
-    scanner, never a coin's whole history. MSS rows keep their inputs (the listing time decides
-    whether they count); the others are read without them.
+    Bounded: one probe of the `scanresult_latest` index (symbol, scanner, as_of, id) per symbol
+    and scanner, never a coin's whole history; the rows come back with the probes, in one
+    statement, read as values. MSS rows keep their inputs (the listing time decides whether they
+    count); the others are read without them.
     """
     config = config or ScoringConfig.from_settings()
     windows = {
         name: timedelta(hours=STALE_LOOKBACK_FACTOR * config.max_age_hours(name))
         for name in config.weights
     }
-    ids = _newest_ids(
+    rows = _newest_rows(
         ScanResult._meta.db_table,
-        RESULT_KEY,
-        "as_of DESC, id DESC",
         [
-            (symbol, name, as_of, as_of - window)
-            for symbol in dict.fromkeys(symbols)
-            for name, window in windows.items()
+            KeyColumns(
+                (("symbol", "=", "text"),), [(symbol,) for symbol in dict.fromkeys(symbols)]
+            ),
+            KeyColumns(
+                (("scanner", "=", "text"), ("as_of", ">=", "timestamptz")),
+                [(name, as_of - window) for name, window in windows.items()],
+            ),
+            KeyColumns((("as_of", "<=", "timestamptz"),), [(as_of,)]),
         ],
+        "as_of DESC, id DESC",
+        _RESULT_COLUMNS,
     )
+    datetime_from_db = _datetime_from_db()
     by_symbol: dict[str, list[StoredResult]] = defaultdict(list)
-    for chunk in _chunks(ids):
-        rows = ScanResult.objects.filter(pk__in=chunk).values_list(
-            "pk", "symbol", "scanner", "as_of", "direction", "component"
-        )
-        rows = list(rows)
-        mss = [row[0] for row in rows if row[2] == "mss"]
-        inputs = dict(ScanResult.objects.filter(pk__in=mss).values_list("pk", "inputs"))
-        for pk, symbol, scanner, when, direction, component in rows:
-            by_symbol[symbol].append(
-                StoredResult(pk, symbol, scanner, when, direction, component, inputs.get(pk, {}))
+    for pk, symbol, scanner, when, direction, component, inputs in rows:
+        by_symbol[symbol].append(
+            StoredResult(
+                pk,
+                symbol,
+                scanner,
+                datetime_from_db(when),
+                direction,
+                _json_from_db(component),
+                {} if inputs is None else _json_from_db(inputs),
             )
-    for rows in by_symbol.values():
-        rows.sort(key=lambda row: (row.scanner, row.as_of, row.pk))
+        )
+    for found in by_symbol.values():
+        found.sort(key=lambda row: (row.scanner, row.as_of, row.pk))
     return by_symbol
+
+
+# What `latest_results` reads of a result: `StoredResult`'s fields; `inputs` of MSS rows only.
+_RESULT_COLUMNS = (
+    "id",
+    "symbol",
+    "scanner",
+    "as_of",
+    "direction",
+    "component",
+    "CASE WHEN scanner = 'mss' THEN inputs END",
+)
+
+
+def _json_from_db(value: Any) -> Any:
+    """A JSON column read through the cursor, as `JSONField.from_db_value` gives it (both
+    backends hand the cursor JSON text: Django's PostgreSQL backend loads jsonb as text)."""
+    if value is None:
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _datetime_from_db() -> Callable[[Any], Any]:
+    """A datetime column read through the cursor, as the ORM gives it: PostgreSQL's driver
+    returns it aware already; SQLite's UTC text (or naive datetime) goes through the backend's
+    own converter."""
+    if connection.vendor != "sqlite":
+        return lambda value: value
+    convert = connection.ops.convert_datetimefield_value
+    return lambda value: convert(value, None, connection)
 
 
 class PreviousRow(NamedTuple):
@@ -173,19 +213,20 @@ def previous_rankings(
     Read as plain values (a ranking reads one per coin every hour)."""
     config = config or ScoringConfig.from_settings()
     since = hour - timedelta(hours=math.ceil(config.longest_max_age_hours))
-    ids = _newest_ids(
+    rows = _newest_rows(
         UnifiedRanking._meta.db_table,
-        (("symbol", "=", "text"), ("hour", "<", "timestamptz"), ("hour", ">=", "timestamptz")),
+        [
+            KeyColumns(
+                (("symbol", "=", "text"),), [(symbol,) for symbol in dict.fromkeys(symbols)]
+            ),
+            KeyColumns(
+                (("hour", "<", "timestamptz"), ("hour", ">=", "timestamptz")), [(hour, since)]
+            ),
+        ],
         "hour DESC",
-        [(symbol, hour, since) for symbol in dict.fromkeys(symbols)],
+        ("symbol", "tier", "direction"),
     )
-    previous: dict[str, PreviousRow] = {}
-    for chunk in _chunks(ids):
-        rows = UnifiedRanking.objects.filter(pk__in=chunk).values_list(
-            "symbol", "tier", "direction"
-        )
-        previous.update({symbol: PreviousRow(tier, direction) for symbol, tier, direction in rows})
-    return previous
+    return {symbol: PreviousRow(tier, direction) for symbol, tier, direction in rows}
 
 
 def _param(value: Any) -> Any:
@@ -195,63 +236,79 @@ def _param(value: Any) -> Any:
     return value
 
 
-# How `latest_results` finds a coin's newest result of a scanner: (column, operator, type).
-RESULT_KEY = (
-    ("symbol", "=", "text"),
-    ("scanner", "=", "text"),
-    ("as_of", "<=", "timestamptz"),
-    ("as_of", ">=", "timestamptz"),
-)
 # SQLite allows 500 terms in one compound SELECT.
 _UNION_TERMS = 400
 
 
-def _newest_ids(
-    table: str,
-    conditions: Sequence[tuple[str, str, str]],
-    order: str,
-    keys: Sequence[tuple[Any, ...]],
-) -> list[int]:
-    """For every key, the id of the first row of `table` in `order` among those meeting
-    `conditions` ((column, operator, PostgreSQL type) each, compared with the key's values in
-    turn); keys without such a row give nothing.
+class KeyColumns(NamedTuple):
+    """Some of the columns that pick a row in `_newest_rows`, and the values they take:
+    `conditions` are (column, operator, PostgreSQL type) each, compared with each of `values`
+    (tuples in the order of `conditions`)."""
+
+    conditions: Sequence[tuple[str, str, str]]
+    values: Sequence[tuple[Any, ...]]
+
+
+def _newest_ids(table: str, keys: Sequence[KeyColumns], order: str) -> list[int]:
+    """`_newest_rows` giving each row's id alone."""
+    return [row[0] for row in _newest_rows(table, keys, order, ("id",))]
+
+
+def _newest_rows(
+    table: str, keys: Sequence[KeyColumns], order: str, columns: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """For every key, the `columns` (SQL expressions over `table`'s columns) of the first row of
+    `table` in `order` among those meeting the key's conditions; keys without such a row give
+    nothing. The keys are every combination of one value of each of `keys` (a coin's symbol
+    with each scanner's window, say), so each value goes to the database once. Values come as
+    the cursor gives them (no field conversions: the caller converts what it needs).
 
     Each key is one walk down an index to its newest row, so the cost is per key, not per row
     the keys ever had (a window function over the keys' rows reads every one of them). On
-    PostgreSQL the keys go as arrays into one LATERAL join, one small plan; on SQLite, which has
-    no LATERAL, as `_UNION_TERMS` keys a statement of `ORDER BY … LIMIT 1` terms joined by
-    UNION ALL (PostgreSQL would plan each of hundreds of terms on every call: ~100 ms)."""
-    ids: list[int] = []
+    PostgreSQL the values go as one array per column into a LATERAL join of their unnested
+    combinations, one small plan (the keys' combinations as arrays cost ~3 ms more an hour to
+    adapt and plan); on SQLite, which has no LATERAL, as `_UNION_TERMS` keys a statement of
+    `ORDER BY … LIMIT 1` terms joined by UNION ALL (PostgreSQL would plan each of hundreds of
+    terms on every call: ~100 ms)."""
+    named = ", ".join(f"{column} AS c{index}" for index, column in enumerate(columns))
+    outer = ", ".join(f"newest.c{index}" for index in range(len(columns)))
+    rows: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            arrays = ", ".join(f"%s::{kind}[]" for _column, _operator, kind in conditions)
-            names = ", ".join(f"k{index}" for index in range(len(conditions)))
-            where = " AND ".join(
-                f"{column} {operator} keys.k{index}"
-                for index, (column, operator, _kind) in enumerate(conditions)
-            )
+            sources, where, params = [], [], []
+            for number, (conditions, values) in enumerate(keys):
+                names = [f"k{index}" for index in range(len(conditions))]
+                arrays = ", ".join(f"%s::{kind}[]" for _column, _operator, kind in conditions)
+                sources.append(f"unnest({arrays}) AS keys{number}({', '.join(names)})")
+                for index, (column, operator, _kind) in enumerate(conditions):
+                    where.append(f"{column} {operator} keys{number}.{names[index]}")
+                    params.append([value[index] for value in values])
             cursor.execute(
-                f"SELECT newest.id FROM unnest({arrays}) AS keys({names}) CROSS JOIN LATERAL "  # noqa: S608 - our SQL, values are params
-                f"(SELECT id FROM {table} WHERE {where} ORDER BY {order} LIMIT 1) AS newest",
-                [[key[index] for key in keys] for index in range(len(conditions))],
+                f"SELECT {outer} FROM {' CROSS JOIN '.join(sources)} CROSS JOIN LATERAL "  # noqa: S608 - our SQL, values are params
+                f"(SELECT {named} FROM {table} WHERE {' AND '.join(where)} "
+                f"ORDER BY {order} LIMIT 1) AS newest",
+                params,
             )
-            return [row[0] for row in cursor.fetchall()]
+            return cursor.fetchall()
+        conditions = [condition for group in keys for condition in group.conditions]
         where = " AND ".join(f"{column} {operator} %s" for column, operator, _kind in conditions)
-        newest = f"SELECT id FROM {table} WHERE {where} ORDER BY {order} LIMIT 1"  # noqa: S608 - our SQL, values are params
-        one = f"SELECT id FROM ({newest}) AS newest"  # noqa: S608 - our SQL, values are params
-        # The keys repeat a few times (as_of, its windows) hundreds of times: adapted once each.
+        newest = f"SELECT {named} FROM {table} WHERE {where} ORDER BY {order} LIMIT 1"  # noqa: S608 - our SQL, values are params
+        one = f"SELECT {outer} FROM ({newest}) AS newest"  # noqa: S608 - our SQL, values are params
+        combinations = list(itertools.product(*(group.values for group in keys)))
+        # The keys repeat a few values (as_of, its windows) hundreds of times: adapted once each.
         adapted: dict[Any, Any] = {}
-        for start in range(0, len(keys), _UNION_TERMS):
-            terms = keys[start : start + _UNION_TERMS]
+        for start in range(0, len(combinations), _UNION_TERMS):
+            terms = combinations[start : start + _UNION_TERMS]
             params = []
-            for key in terms:
-                for value in key:
-                    if value not in adapted:
-                        adapted[value] = _param(value)
-                    params.append(adapted[value])
+            for combination in terms:
+                for part in combination:
+                    for value in part:
+                        if value not in adapted:
+                            adapted[value] = _param(value)
+                        params.append(adapted[value])
             cursor.execute(" UNION ALL ".join([one] * len(terms)), params)
-            ids += [row[0] for row in cursor.fetchall()]
-    return ids
+            rows += cursor.fetchall()
+    return rows
 
 
 def ranking_compute(
@@ -476,15 +533,10 @@ def ranking_latest(filters: dict[str, Any] | None = None) -> QuerySet[UnifiedRan
     else:
         symbols = _ranked_symbols()
     as_of = filters.get("as_of")
-    conditions: tuple[tuple[str, str, str], ...] = (("symbol", "=", "text"),)
+    keys = [KeyColumns((("symbol", "=", "text"),), [(symbol,) for symbol in symbols])]
     if as_of is not None:
-        conditions += (("as_of", "<=", "timestamptz"),)
-    latest_ids = _newest_ids(
-        UnifiedRanking._meta.db_table,
-        conditions,
-        "as_of DESC, id DESC",
-        [(symbol,) if as_of is None else (symbol, as_of) for symbol in symbols],
-    )
+        keys.append(KeyColumns((("as_of", "<=", "timestamptz"),), [(as_of,)]))
+    latest_ids = _newest_ids(UnifiedRanking._meta.db_table, keys, "as_of DESC, id DESC")
     ranking = UnifiedRanking.objects.filter(id__in=latest_ids)
     tier = filters.get("tier")
     if tier:
@@ -540,9 +592,3 @@ def _lock_hour(hour: datetime) -> None:
     hours_since_epoch = int(hour.timestamp() // 3600)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, hours_since_epoch])
-
-
-def _chunks(items: Iterable[T]) -> Iterator[list[T]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, _CHUNK)):
-        yield chunk
