@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core import read_cache
@@ -92,7 +92,9 @@ _UNREAD_BY_SIGNALS = ("breakdown", "reasons", "notes", "confirmed_by")
 class RankingUpdate:
     """What a run's final step did: its coins' rows, and the rows whose signal is now due."""
 
-    rows: list[UnifiedRanking]  # as stored; `_UNREAD_BY_SIGNALS` deferred (read on access)
+    # The run's coins' rows as stored: as just written once the hour is final, else read back
+    # with `_UNREAD_BY_SIGNALS` deferred (read on access).
+    rows: list[UnifiedRanking]
     due: list[UnifiedRanking]  # rows entering TIER_1/TIER_2 whose hour is final and undecided
     hour: datetime | None = None  # the run's hour
     hour_final: bool = False  # no other run of the hour is still to rank: its rows are final
@@ -312,24 +314,34 @@ def _newest_rows(
 
 
 def ranking_compute(
-    symbols: Sequence[str], *, hour: datetime, config: ScoringConfig | None = None
+    symbols: Sequence[str],
+    *,
+    hour: datetime,
+    config: ScoringConfig | None = None,
+    scans: Iterable[tuple[str, datetime, int]] | None = None,
 ) -> list[UnifiedRanking]:
     """The rows (unsaved) of `symbols` in `hour` from the results stored now: each at the coin's
     latest scan T in that hour, from the results with as_of ≤ T. A coin without a result in the
     hour, or with nothing to score, has no row. The same function recomputes a row from scratch.
+    `scans`: (symbol, as_of, run id) of results that include all of the hour's, when the caller
+    read them (else read here; results outside the hour are passed over).
     """
     config = config or ScoringConfig.from_settings()
     hour = coin_hour(hour)
-    latest_scan: dict[str, tuple[datetime, int]] = {}
+    if scans is None:
+        # The hour's results of every coin, by the `scanresult_as_of` index, and the coins
+        # picked here: bounded by one hour's scans (asking by coin walks each coin's history).
+        scans = ScanResult.objects.filter(as_of__gte=hour, as_of__lt=hour + HOUR).values_list(
+            "symbol", "as_of", "run_id"
+        )
     wanted = set(symbols)
-    # The hour's results of every coin, by the `scanresult_as_of` index, and the coins picked
-    # here: bounded by one hour's scans (asking by coin walks each coin's whole history).
-    in_hour = ScanResult.objects.filter(as_of__gte=hour, as_of__lt=hour + HOUR).values_list(
-        "symbol", "as_of", "run_id"
-    )
-    for symbol, as_of, run_id in in_hour:
-        if symbol in wanted and (
-            symbol not in latest_scan or (as_of, run_id) > latest_scan[symbol]
+    end = hour + HOUR
+    latest_scan: dict[str, tuple[datetime, int]] = {}
+    for symbol, as_of, run_id in scans:
+        if (
+            symbol in wanted
+            and hour <= as_of < end
+            and (symbol not in latest_scan or (as_of, run_id) > latest_scan[symbol])
         ):
             latest_scan[symbol] = (as_of, run_id)
     if not latest_scan:
@@ -404,6 +416,7 @@ def ranking_update_for_runs(
     hour = coin_hour(runs[0].as_of)
     if any(coin_hour(run.as_of) != hour for run in runs):
         raise ValueError("ranking_update_for_runs ranks the runs of one hour only")
+    run_ids = {run.pk for run in runs}
     with transaction.atomic():
         _lock_hour(hour)
         # Marked first: on SQLite this write takes the database's write lock before anything is
@@ -411,34 +424,64 @@ def ranking_update_for_runs(
         RankedRun.objects.bulk_create(
             [RankedRun(run=run, hour=hour) for run in runs], ignore_conflicts=True
         )
-        symbols = sorted(
-            set(ScanResult.objects.filter(run__in=runs).values_list("symbol", flat=True))
+        # The runs' coins and every coin's scans in the hour, in one read (`ranking_compute`
+        # reads the hour's results the same way).
+        scans = list(
+            ScanResult.objects.filter(
+                Q(as_of__gte=hour, as_of__lt=hour + HOUR) | Q(run__in=runs)
+            ).values_list("symbol", "as_of", "run_id")
         )
-        rows = ranking_compute(symbols, hour=hour, config=config)
-        decided = {
-            (symbol, direction)
-            for symbol, direction in UnifiedRanking.objects.filter(
-                symbol__in=[row.symbol for row in rows],
-                hour=hour,
-                enters_signal_tier=True,
-                signal_decided=True,
-            ).values_list("symbol", "direction")
-        }
+        symbols = sorted({symbol for symbol, _as_of, run_id in scans if run_id in run_ids})
+        rows = ranking_compute(symbols, hour=hour, config=config, scans=scans)
+        entering = [row.symbol for row in rows if row.enters_signal_tier]
+        # Only an entering row keeps a decided entry: none entering, nothing to ask.
+        decided = (
+            {
+                (symbol, direction)
+                for symbol, direction in UnifiedRanking.objects.filter(
+                    symbol__in=entering,
+                    hour=hour,
+                    enters_signal_tier=True,
+                    signal_decided=True,
+                ).values_list("symbol", "direction")
+            }
+            if entering
+            else set()
+        )
         for row in rows:
             row.signal_decided = row.enters_signal_tier and (row.symbol, row.direction) in decided
         ranking_upsert(rows)
         # The upsert sends no signal: every process's cached rankings are stale from here.
         read_cache.bump(read_cache.RANKING)
-        due = _due_for_signals(hour, runs=runs)
-        hour_final = not runs_still_to_rank(hour, besides=runs).exists()
-    # What the run's signals read of their coin's row (score, tier, confidence): the row's large
-    # JSON fields are left unread (loaded on access).
-    stored = list(
+        still_to_rank = _HoursStillToRank(besides=runs)
+        due = _due_for_signals(hour, still_to_rank)
+        hour_final = not still_to_rank(hour)
+    if hour_final:
+        # No final step of the hour comes after this one: the rows just written stay as they
+        # are, so they are handed on as written (with the rows of the runs' coins that scored
+        # nothing now, if an earlier step of the hour stored one). A row of a run created
+        # later in the hour is recomputed by that run's own final step, which refreshes the
+        # hour's signals itself.
+        computed = {row.symbol for row in rows}
+        unscored = [symbol for symbol in symbols if symbol not in computed]
+        stored = sorted(
+            [*rows, *(_stored_rows(unscored, hour) if unscored else [])],
+            key=lambda row: row.symbol,
+        )
+    else:
+        # A later final step of the hour may have rewritten them since: read as stored.
+        stored = _stored_rows(symbols, hour)
+    return RankingUpdate(rows=stored, due=due, hour=hour, hour_final=hour_final)
+
+
+def _stored_rows(symbols: Sequence[str], hour: datetime) -> list[UnifiedRanking]:
+    """What a run's signals read of their coins' rows (score, tier, confidence), as stored: the
+    rows' large JSON fields are left unread (loaded on access)."""
+    return list(
         UnifiedRanking.objects.filter(symbol__in=symbols, hour=hour)
         .defer(*_UNREAD_BY_SIGNALS)
         .order_by("symbol")
     )
-    return RankingUpdate(rows=stored, due=due, hour=hour, hour_final=hour_final)
 
 
 # The columns `ranking_upsert` writes: the key, the recomputed fields, the timestamps.
@@ -496,6 +539,11 @@ def runs_still_to_rank(hour: datetime, *, besides: Sequence[ScanRun] = ()) -> Qu
     """Runs of `hour` (as_of in it) that are queued or running, have not ranked yet and are not
     stale (created longer than their scanner's interval ago: `scan_start` fails those), other
     than the runs `besides` (those ranking now)."""
+    return ScanRun.objects.filter(pk__in=_alive_still_to_rank(hour, besides=besides))
+
+
+def _alive_still_to_rank(hour: datetime, *, besides: Sequence[ScanRun]) -> list[int]:
+    """The ids of `runs_still_to_rank(hour, besides=besides)`, read once."""
     pending = ScanRun.objects.filter(
         as_of__gte=hour,
         as_of__lt=hour + HOUR,
@@ -505,12 +553,11 @@ def runs_still_to_rank(hour: datetime, *, besides: Sequence[ScanRun] = ()) -> Qu
     if besides:
         pending = pending.exclude(pk__in=[run.pk for run in besides])
     now = timezone.now()
-    alive = [
+    return [
         run.pk
         for run in pending.only("pk", "scanner", "created_at")
         if now - run.created_at <= scanner_interval(run.scanner)
     ]
-    return ScanRun.objects.filter(pk__in=alive)
 
 
 def ranking_latest(filters: dict[str, Any] | None = None) -> QuerySet[UnifiedRanking]:
@@ -568,20 +615,30 @@ def _ranked_symbols() -> list[str]:
 # --- internals --------------------------------------------------------------------------------
 
 
-def _due_for_signals(hour: datetime, *, runs: Sequence[ScanRun]) -> list[UnifiedRanking]:
+class _HoursStillToRank:
+    """Whether an hour has runs still to rank besides `besides` (`runs_still_to_rank`), each
+    hour asked once: a final step asks of its own hour and of the hours its due rows are of."""
+
+    def __init__(self, *, besides: Sequence[ScanRun]) -> None:
+        self.besides = besides
+        self.answers: dict[datetime, bool] = {}
+
+    def __call__(self, hour: datetime) -> bool:
+        if hour not in self.answers:
+            self.answers[hour] = bool(_alive_still_to_rank(hour, besides=self.besides))
+        return self.answers[hour]
+
+
+def _due_for_signals(hour: datetime, still_to_rank: _HoursStillToRank) -> list[UnifiedRanking]:
     """Undecided entering rows of `hour` and of earlier hours within SIGNAL_DECISION_LOOKBACK,
-    each only once no other run of its hour is still to rank."""
+    each only once no other run of its hour is still to rank; by hour, then symbol."""
     undecided = UnifiedRanking.objects.filter(
         enters_signal_tier=True,
         signal_decided=False,
         hour__gte=hour - SIGNAL_DECISION_LOOKBACK,
         hour__lte=hour,
-    )
-    hours = sorted(set(undecided.values_list("hour", flat=True)))
-    final = [each for each in hours if not runs_still_to_rank(each, besides=runs).exists()]
-    if not final:
-        return []
-    return list(undecided.filter(hour__in=final).order_by("hour", "symbol"))
+    ).order_by("hour", "symbol")
+    return [row for row in undecided if not still_to_rank(row.hour)]
 
 
 def _lock_hour(hour: datetime) -> None:
