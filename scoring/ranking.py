@@ -32,10 +32,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import DateTimeField, Q, QuerySet
 from django.utils import timezone
 
 from core import read_cache
@@ -501,24 +502,29 @@ def ranking_upsert(rows: Sequence[UnifiedRanking]) -> None:
     `bulk_create(update_conflicts=True)` writes, without converting every field of every row."""
     now = db_datetime(timezone.now())
     stamps: dict[datetime, Any] = {}
-
-    def stamp(value: datetime) -> Any:
-        if value not in stamps:
-            stamps[value] = db_datetime(value)
-        return stamps[value]
-
-    def value(row: UnifiedRanking, column: str) -> Any:
-        found = getattr(row, column)
-        if column in _JSON_FIELDS:
-            return json_text(found, default=_not_json)
-        if isinstance(found, datetime):
-            return stamp(found)
-        return found
-
+    columns = _UPSERT_COLUMNS[:-2]
+    read = attrgetter(*columns)
+    json_at = [index for index, column in enumerate(columns) if column in _JSON_FIELDS]
+    datetime_at = [
+        index
+        for index, column in enumerate(columns)
+        if isinstance(UnifiedRanking._meta.get_field(column), DateTimeField)
+    ]
+    values = []
+    for row in rows:
+        value = list(read(row))
+        for index in json_at:
+            value[index] = json_text(value[index], default=_not_json)
+        for index in datetime_at:
+            when = value[index]
+            if when not in stamps:
+                stamps[when] = db_datetime(when)
+            value[index] = stamps[when]
+        values.append((*value, now, now))
     insert_rows(
         UnifiedRanking,
         _UPSERT_COLUMNS,
-        [(*(value(row, column) for column in _UPSERT_COLUMNS[:-2]), now, now) for row in rows],
+        values,
         unique_fields=("symbol", "hour"),
         update_fields=(*_RANKING_FIELDS, "updated_at"),
     )
