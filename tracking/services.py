@@ -239,8 +239,7 @@ def signal_record(
             # Serialises one user's manual signals; nobody else's (no scanner's key row).
             type(owner).objects.select_for_update().filter(pk=owner.pk).first()
         else:
-            SignalKey.objects.bulk_create([SignalKey(**key)], ignore_conflicts=True)
-            SignalKey.objects.select_for_update().get(**key)  # serialises check + insert per key
+            _lock_signal_key(key)  # serialises check + insert per key
         recent = Signal.objects.filter(
             **key,
             owner=owner,
@@ -275,6 +274,14 @@ def signal_record(
         f"{signal.tier} {signal.unified_score:.1f}" if signal.unified_score is not None else "-",
     )
     return signal
+
+
+def _lock_signal_key(key: dict[str, str]) -> None:
+    """Lock the key's `SignalKey` row until the transaction ends, creating it first if needed:
+    one statement once the row exists (nearly every candidate's), three the first time."""
+    if SignalKey.objects.select_for_update().filter(**key).first() is None:
+        SignalKey.objects.bulk_create([SignalKey(**key)], ignore_conflicts=True)
+        SignalKey.objects.select_for_update().get(**key)
 
 
 @dataclass(frozen=True)
