@@ -27,7 +27,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from core import read_cache
 from core.permissions import VIEW_ALL_SIGNALS, sees_everyones
@@ -417,9 +418,19 @@ def scan_finish_hour(run_ids: Sequence[int]) -> list[ScanRun]:
     those too, by `signals_refresh_unified_context`, when the hour's last run ranks). A run
     that is missing or already over is skipped, as `scan_finish` skips it.
     """
+    # Each run read with the count of the signals it has already (a resumed hour's).
+    had = (
+        Signal.objects.filter(scan_run=OuterRef("pk"))
+        .order_by()
+        .values("scan_run")
+        .annotate(total=Count("pk"))
+        .values("total")
+    )
     runs = [
         run
-        for run in ScanRun.objects.filter(pk__in=list(run_ids))
+        for run in ScanRun.objects.filter(pk__in=list(run_ids)).annotate(
+            signals_had=Coalesce(Subquery(had), 0)
+        )
         if run.status not in (RunStatus.FINISHED, RunStatus.FAILED)
     ]
     if not runs:
@@ -430,14 +441,7 @@ def scan_finish_hour(run_ids: Sequence[int]) -> list[ScanRun]:
     # Each run's count of signals as `scan_finish` takes it when it marks the run finished: the
     # signals it had, and those recorded for it by this run's and the earlier runs' steps (a
     # unified signal belongs to the run of its row's latest result, whichever step records it).
-    totals = {run.pk: 0 for run in runs}
-    totals.update(
-        Signal.objects.filter(scan_run__in=runs)
-        .values("scan_run")
-        .annotate(total=Count("pk"))
-        .values_list("scan_run", "total")
-        .order_by()
-    )
+    totals = {run.pk: run.signals_had for run in runs}
     finished = []
     for number, run in enumerate(runs):
         last = number == len(runs) - 1
