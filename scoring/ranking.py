@@ -262,17 +262,18 @@ def _newest_rows(
 ) -> list[tuple[Any, ...]]:
     """For every key, the `columns` (SQL expressions over `table`'s columns) of the first row of
     `table` in `order` among those meeting the key's conditions; keys without such a row give
-    nothing. The keys are every combination of one value of each of `keys` (a coin's symbol
-    with each scanner's window, say), so each value goes to the database once. Values come as
-    the cursor gives them (no field conversions: the caller converts what it needs).
+    nothing; in no particular order. `table` has an `id` primary key. The keys are every
+    combination of one value of each of `keys` (a coin's symbol with each scanner's window,
+    say), so each value goes to the database once. Values come as the cursor gives them (no
+    field conversions: the caller converts what it needs).
 
     Each key is one walk down an index to its newest row, so the cost is per key, not per row
     the keys ever had (a window function over the keys' rows reads every one of them). On
     PostgreSQL the values go as one array per column into a LATERAL join of their unnested
     combinations, one small plan (the keys' combinations as arrays cost ~3 ms more an hour to
-    adapt and plan); on SQLite, which has no LATERAL, as `_UNION_TERMS` keys a statement of
-    `ORDER BY … LIMIT 1` terms joined by UNION ALL (PostgreSQL would plan each of hundreds of
-    terms on every call: ~100 ms)."""
+    adapt and plan); on SQLite, which has no LATERAL, the ids as `_UNION_TERMS` keys a statement
+    of `ORDER BY … LIMIT 1` terms joined by UNION ALL (PostgreSQL would plan each of hundreds of
+    terms on every call: ~100 ms), then the rows' columns by id."""
     named = ", ".join(f"{column} AS c{index}" for index, column in enumerate(columns))
     outer = ", ".join(f"newest.c{index}" for index in range(len(columns)))
     rows: list[tuple[Any, ...]] = []
@@ -295,11 +296,12 @@ def _newest_rows(
             return cursor.fetchall()
         conditions = [condition for group in keys for condition in group.conditions]
         where = " AND ".join(f"{column} {operator} %s" for column, operator, _kind in conditions)
-        newest = f"SELECT {named} FROM {table} WHERE {where} ORDER BY {order} LIMIT 1"  # noqa: S608 - our SQL, values are params
-        one = f"SELECT {outer} FROM ({newest}) AS newest"  # noqa: S608 - our SQL, values are params
+        newest = f"SELECT id FROM {table} WHERE {where} ORDER BY {order} LIMIT 1"  # noqa: S608 - our SQL, values are params
+        one = f"SELECT id FROM ({newest}) AS newest"  # noqa: S608 - our SQL, values are params
         combinations = list(itertools.product(*(group.values for group in keys)))
         # The keys repeat a few values (as_of, its windows) hundreds of times: adapted once each.
         adapted: dict[Any, Any] = {}
+        ids: list[int] = []
         for start in range(0, len(combinations), _UNION_TERMS):
             terms = combinations[start : start + _UNION_TERMS]
             params = []
@@ -310,6 +312,17 @@ def _newest_rows(
                             adapted[value] = _param(value)
                         params.append(adapted[value])
             cursor.execute(" UNION ALL ".join([one] * len(terms)), params)
+            ids += [row[0] for row in cursor.fetchall()]
+        if tuple(columns) == ("id",):
+            return [(pk,) for pk in ids]
+        # The columns by id afterwards: carried through every term, they cost SQLite twice as
+        # much as this second read.
+        for start in range(0, len(ids), _UNION_TERMS):
+            chunk = ids[start : start + _UNION_TERMS]
+            cursor.execute(
+                f"SELECT {named} FROM {table} WHERE id IN ({', '.join(['%s'] * len(chunk))})",  # noqa: S608 - our SQL, values are params
+                chunk,
+            )
             rows += cursor.fetchall()
     return rows
 
