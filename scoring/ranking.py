@@ -193,11 +193,18 @@ def _json_from_db(value: Any) -> Any:
 def _datetime_from_db() -> Callable[[Any], Any]:
     """A datetime column read through the cursor, as the ORM gives it: PostgreSQL's driver
     returns it aware already; SQLite's UTC text (or naive datetime) goes through the backend's
-    own converter."""
+    own converter, once per distinct value (an hour's results share a few as_of)."""
     if connection.vendor != "sqlite":
         return lambda value: value
     convert = connection.ops.convert_datetimefield_value
-    return lambda value: convert(value, None, connection)
+    converted: dict[Any, Any] = {}
+
+    def from_db(value: Any) -> Any:
+        if value not in converted:
+            converted[value] = convert(value, None, connection)
+        return converted[value]
+
+    return from_db
 
 
 class PreviousRow(NamedTuple):
