@@ -68,11 +68,14 @@ def sound_on(tier: int) -> bool:
 
 
 def chat_lock(channel: str, chat_id: str) -> None:
-    """Lock the chat's row until the transaction ends (creating it first if needed)."""
-    AlertChat.objects.bulk_create(
-        [AlertChat(channel=channel, chat_id=chat_id)], ignore_conflicts=True
-    )
-    AlertChat.objects.select_for_update().get(channel=channel, chat_id=chat_id)
+    """Lock the chat's row until the transaction ends (creating it first if needed): one
+    statement once the row exists."""
+    chat = AlertChat.objects.select_for_update().filter(channel=channel, chat_id=chat_id)
+    if chat.first() is None:
+        AlertChat.objects.bulk_create(
+            [AlertChat(channel=channel, chat_id=chat_id)], ignore_conflicts=True
+        )
+        AlertChat.objects.select_for_update().get(channel=channel, chat_id=chat_id)
 
 
 def cooldown() -> timedelta:

@@ -177,8 +177,10 @@ class ScanResult(models.Model):
             models.UniqueConstraint(fields=["run", "scanner", "symbol"], name="unique_scan_result")
         ]
         indexes = [
-            # "The latest result of each scanner for a coin" walks this index backwards.
-            models.Index(fields=["symbol", "scanner", "as_of"], name="scanresult_latest"),
+            # "The latest result of each scanner for a coin" walks this index backwards; `id`
+            # (the tie-breaker among results of one as_of) ends it, so the newest row of a
+            # (symbol, scanner) is the first entry of one probe, without a sort.
+            models.Index(fields=["symbol", "scanner", "as_of", "id"], name="scanresult_latest"),
             # "The coins' results in an hour" (the ranking's latest scan of each coin) reads one
             # hour, not each coin's whole history (the index above has no scanner to pin).
             models.Index(fields=["as_of", "symbol"], name="scanresult_as_of"),

@@ -64,6 +64,13 @@ class UnifiedRanking(models.Model):
             # "The rows of an hour" (its signals' context, its undecided entries) reads one hour,
             # not every row the table holds: a scan that grew with history.
             models.Index(fields=["hour"], name="ranking_hour"),
+            # "The undecided entries of the last day" (every final step asks): only the few rows
+            # whose unified signal is due and undecided, not the day's every row.
+            models.Index(
+                fields=["hour"],
+                condition=models.Q(enters_signal_tier=True, signal_decided=False),
+                name="ranking_undecided_entries",
+            ),
         ]
         ordering = ["-as_of", "-unified_score"]
 

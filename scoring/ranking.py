@@ -25,16 +25,18 @@ step writes, computed once instead of once per run.
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import islice
-from typing import Any, NamedTuple, TypeVar
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import DateTimeField, Q, QuerySet
 from django.utils import timezone
 
 from core import read_cache
@@ -45,8 +47,6 @@ from scoring.config import ScoringConfig
 from scoring.models import RankedRun, UnifiedRanking
 from scoring.services import should_record_unified_signal, unified_score
 
-_CHUNK = 500
-T = TypeVar("T")
 HOUR = timedelta(hours=1)
 # Results are read this many times their freshness window back, so that the breakdown can name a
 # stale component with its age; older ones are not read at all (the lookup stays bounded).
@@ -93,7 +93,9 @@ _UNREAD_BY_SIGNALS = ("breakdown", "reasons", "notes", "confirmed_by")
 class RankingUpdate:
     """What a run's final step did: its coins' rows, and the rows whose signal is now due."""
 
-    rows: list[UnifiedRanking]  # as stored; `_UNREAD_BY_SIGNALS` deferred (read on access)
+    # The run's coins' rows as stored: as just written once the hour is final, else read back
+    # with `_UNREAD_BY_SIGNALS` deferred (read on access).
+    rows: list[UnifiedRanking]
     due: list[UnifiedRanking]  # rows entering TIER_1/TIER_2 whose hour is final and undecided
     hour: datetime | None = None  # the run's hour
     hour_final: bool = False  # no other run of the hour is still to rank: its rows are final
@@ -121,40 +123,88 @@ def latest_results(
     `STALE_LOOKBACK_FACTOR` × its freshness window old (older ones could not count anyway), in
     (scanner, as_of, pk) order.
 
-    Bounded: one walk down the `scanresult_latest` index (symbol, scanner, as_of) per symbol and
-    scanner, never a coin's whole history. MSS rows keep their inputs (the listing time decides
-    whether they count); the others are read without them.
+    Bounded: one probe of the `scanresult_latest` index (symbol, scanner, as_of, id) per symbol
+    and scanner, never a coin's whole history; the rows come back with the probes, in one
+    statement, read as values. MSS rows keep their inputs (the listing time decides whether they
+    count); the others are read without them.
     """
     config = config or ScoringConfig.from_settings()
     windows = {
         name: timedelta(hours=STALE_LOOKBACK_FACTOR * config.max_age_hours(name))
         for name in config.weights
     }
-    ids = _newest_ids(
+    rows = _newest_rows(
         ScanResult._meta.db_table,
-        RESULT_KEY,
-        "as_of DESC, id DESC",
         [
-            (symbol, name, as_of, as_of - window)
-            for symbol in dict.fromkeys(symbols)
-            for name, window in windows.items()
+            KeyColumns(
+                (("symbol", "=", "text"),), [(symbol,) for symbol in dict.fromkeys(symbols)]
+            ),
+            KeyColumns(
+                (("scanner", "=", "text"), ("as_of", ">=", "timestamptz")),
+                [(name, as_of - window) for name, window in windows.items()],
+            ),
+            KeyColumns((("as_of", "<=", "timestamptz"),), [(as_of,)]),
         ],
+        "as_of DESC, id DESC",
+        _RESULT_COLUMNS,
     )
+    datetime_from_db = _datetime_from_db()
     by_symbol: dict[str, list[StoredResult]] = defaultdict(list)
-    for chunk in _chunks(ids):
-        rows = ScanResult.objects.filter(pk__in=chunk).values_list(
-            "pk", "symbol", "scanner", "as_of", "direction", "component"
-        )
-        rows = list(rows)
-        mss = [row[0] for row in rows if row[2] == "mss"]
-        inputs = dict(ScanResult.objects.filter(pk__in=mss).values_list("pk", "inputs"))
-        for pk, symbol, scanner, when, direction, component in rows:
-            by_symbol[symbol].append(
-                StoredResult(pk, symbol, scanner, when, direction, component, inputs.get(pk, {}))
+    for pk, symbol, scanner, when, direction, component, inputs in rows:
+        by_symbol[symbol].append(
+            StoredResult(
+                pk,
+                symbol,
+                scanner,
+                datetime_from_db(when),
+                direction,
+                _json_from_db(component),
+                {} if inputs is None else _json_from_db(inputs),
             )
-    for rows in by_symbol.values():
-        rows.sort(key=lambda row: (row.scanner, row.as_of, row.pk))
+        )
+    for found in by_symbol.values():
+        found.sort(key=lambda row: (row.scanner, row.as_of, row.pk))
     return by_symbol
+
+
+# What `latest_results` reads of a result: `StoredResult`'s fields; `inputs` of MSS rows only.
+_RESULT_COLUMNS = (
+    "id",
+    "symbol",
+    "scanner",
+    "as_of",
+    "direction",
+    "component",
+    "CASE WHEN scanner = 'mss' THEN inputs END",
+)
+
+
+def _json_from_db(value: Any) -> Any:
+    """A JSON column read through the cursor, as `JSONField.from_db_value` gives it (both
+    backends hand the cursor JSON text: Django's PostgreSQL backend loads jsonb as text)."""
+    if value is None:
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _datetime_from_db() -> Callable[[Any], Any]:
+    """A datetime column read through the cursor, as the ORM gives it: PostgreSQL's driver
+    returns it aware already; SQLite's UTC text (or naive datetime) goes through the backend's
+    own converter, once per distinct value (an hour's results share a few as_of)."""
+    if connection.vendor != "sqlite":
+        return lambda value: value
+    convert = connection.ops.convert_datetimefield_value
+    converted: dict[Any, Any] = {}
+
+    def from_db(value: Any) -> Any:
+        if value not in converted:
+            converted[value] = convert(value, None, connection)
+        return converted[value]
+
+    return from_db
 
 
 class PreviousRow(NamedTuple):
@@ -173,19 +223,20 @@ def previous_rankings(
     Read as plain values (a ranking reads one per coin every hour)."""
     config = config or ScoringConfig.from_settings()
     since = hour - timedelta(hours=math.ceil(config.longest_max_age_hours))
-    ids = _newest_ids(
+    rows = _newest_rows(
         UnifiedRanking._meta.db_table,
-        (("symbol", "=", "text"), ("hour", "<", "timestamptz"), ("hour", ">=", "timestamptz")),
+        [
+            KeyColumns(
+                (("symbol", "=", "text"),), [(symbol,) for symbol in dict.fromkeys(symbols)]
+            ),
+            KeyColumns(
+                (("hour", "<", "timestamptz"), ("hour", ">=", "timestamptz")), [(hour, since)]
+            ),
+        ],
         "hour DESC",
-        [(symbol, hour, since) for symbol in dict.fromkeys(symbols)],
+        ("symbol", "tier", "direction"),
     )
-    previous: dict[str, PreviousRow] = {}
-    for chunk in _chunks(ids):
-        rows = UnifiedRanking.objects.filter(pk__in=chunk).values_list(
-            "symbol", "tier", "direction"
-        )
-        previous.update({symbol: PreviousRow(tier, direction) for symbol, tier, direction in rows})
-    return previous
+    return {symbol: PreviousRow(tier, direction) for symbol, tier, direction in rows}
 
 
 def _param(value: Any) -> Any:
@@ -195,84 +246,123 @@ def _param(value: Any) -> Any:
     return value
 
 
-# How `latest_results` finds a coin's newest result of a scanner: (column, operator, type).
-RESULT_KEY = (
-    ("symbol", "=", "text"),
-    ("scanner", "=", "text"),
-    ("as_of", "<=", "timestamptz"),
-    ("as_of", ">=", "timestamptz"),
-)
 # SQLite allows 500 terms in one compound SELECT.
 _UNION_TERMS = 400
 
 
-def _newest_ids(
-    table: str,
-    conditions: Sequence[tuple[str, str, str]],
-    order: str,
-    keys: Sequence[tuple[Any, ...]],
-) -> list[int]:
-    """For every key, the id of the first row of `table` in `order` among those meeting
-    `conditions` ((column, operator, PostgreSQL type) each, compared with the key's values in
-    turn); keys without such a row give nothing.
+class KeyColumns(NamedTuple):
+    """Some of the columns that pick a row in `_newest_rows`, and the values they take:
+    `conditions` are (column, operator, PostgreSQL type) each, compared with each of `values`
+    (tuples in the order of `conditions`)."""
+
+    conditions: Sequence[tuple[str, str, str]]
+    values: Sequence[tuple[Any, ...]]
+
+
+def _newest_ids(table: str, keys: Sequence[KeyColumns], order: str) -> list[int]:
+    """`_newest_rows` giving each row's id alone."""
+    return [row[0] for row in _newest_rows(table, keys, order, ("id",))]
+
+
+def _newest_rows(
+    table: str, keys: Sequence[KeyColumns], order: str, columns: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """For every key, the `columns` (SQL expressions over `table`'s columns) of the first row of
+    `table` in `order` among those meeting the key's conditions; keys without such a row give
+    nothing; in no particular order. `table` has an `id` primary key. The keys are every
+    combination of one value of each of `keys` (a coin's symbol with each scanner's window,
+    say), so each value goes to the database once. Values come as the cursor gives them (no
+    field conversions: the caller converts what it needs).
 
     Each key is one walk down an index to its newest row, so the cost is per key, not per row
     the keys ever had (a window function over the keys' rows reads every one of them). On
-    PostgreSQL the keys go as arrays into one LATERAL join, one small plan; on SQLite, which has
-    no LATERAL, as `_UNION_TERMS` keys a statement of `ORDER BY … LIMIT 1` terms joined by
-    UNION ALL (PostgreSQL would plan each of hundreds of terms on every call: ~100 ms)."""
-    ids: list[int] = []
+    PostgreSQL the values go as one array per column into a LATERAL join of their unnested
+    combinations, one small plan (the keys' combinations as arrays cost ~3 ms more an hour to
+    adapt and plan); on SQLite, which has no LATERAL, the ids as `_UNION_TERMS` keys a statement
+    of `ORDER BY … LIMIT 1` terms joined by UNION ALL (PostgreSQL would plan each of hundreds of
+    terms on every call: ~100 ms), then the rows' columns by id."""
+    named = ", ".join(f"{column} AS c{index}" for index, column in enumerate(columns))
+    outer = ", ".join(f"newest.c{index}" for index in range(len(columns)))
+    rows: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            arrays = ", ".join(f"%s::{kind}[]" for _column, _operator, kind in conditions)
-            names = ", ".join(f"k{index}" for index in range(len(conditions)))
-            where = " AND ".join(
-                f"{column} {operator} keys.k{index}"
-                for index, (column, operator, _kind) in enumerate(conditions)
-            )
+            sources, where, params = [], [], []
+            for number, (conditions, values) in enumerate(keys):
+                names = [f"k{index}" for index in range(len(conditions))]
+                arrays = ", ".join(f"%s::{kind}[]" for _column, _operator, kind in conditions)
+                sources.append(f"unnest({arrays}) AS keys{number}({', '.join(names)})")
+                for index, (column, operator, _kind) in enumerate(conditions):
+                    where.append(f"{column} {operator} keys{number}.{names[index]}")
+                    params.append([value[index] for value in values])
             cursor.execute(
-                f"SELECT newest.id FROM unnest({arrays}) AS keys({names}) CROSS JOIN LATERAL "  # noqa: S608 - our SQL, values are params
-                f"(SELECT id FROM {table} WHERE {where} ORDER BY {order} LIMIT 1) AS newest",
-                [[key[index] for key in keys] for index in range(len(conditions))],
+                f"SELECT {outer} FROM {' CROSS JOIN '.join(sources)} CROSS JOIN LATERAL "  # noqa: S608 - our SQL, values are params
+                f"(SELECT {named} FROM {table} WHERE {' AND '.join(where)} "
+                f"ORDER BY {order} LIMIT 1) AS newest",
+                params,
             )
-            return [row[0] for row in cursor.fetchall()]
+            return cursor.fetchall()
+        conditions = [condition for group in keys for condition in group.conditions]
         where = " AND ".join(f"{column} {operator} %s" for column, operator, _kind in conditions)
         newest = f"SELECT id FROM {table} WHERE {where} ORDER BY {order} LIMIT 1"  # noqa: S608 - our SQL, values are params
         one = f"SELECT id FROM ({newest}) AS newest"  # noqa: S608 - our SQL, values are params
-        # The keys repeat a few times (as_of, its windows) hundreds of times: adapted once each.
+        combinations = list(itertools.product(*(group.values for group in keys)))
+        # The keys repeat a few values (as_of, its windows) hundreds of times: adapted once each.
         adapted: dict[Any, Any] = {}
-        for start in range(0, len(keys), _UNION_TERMS):
-            terms = keys[start : start + _UNION_TERMS]
+        ids: list[int] = []
+        for start in range(0, len(combinations), _UNION_TERMS):
+            terms = combinations[start : start + _UNION_TERMS]
             params = []
-            for key in terms:
-                for value in key:
-                    if value not in adapted:
-                        adapted[value] = _param(value)
-                    params.append(adapted[value])
+            for combination in terms:
+                for part in combination:
+                    for value in part:
+                        if value not in adapted:
+                            adapted[value] = _param(value)
+                        params.append(adapted[value])
             cursor.execute(" UNION ALL ".join([one] * len(terms)), params)
             ids += [row[0] for row in cursor.fetchall()]
-    return ids
+        if tuple(columns) == ("id",):
+            return [(pk,) for pk in ids]
+        # The columns by id afterwards: carried through every term, they cost SQLite twice as
+        # much as this second read.
+        for start in range(0, len(ids), _UNION_TERMS):
+            chunk = ids[start : start + _UNION_TERMS]
+            cursor.execute(
+                f"SELECT {named} FROM {table} WHERE id IN ({', '.join(['%s'] * len(chunk))})",  # noqa: S608 - our SQL, values are params
+                chunk,
+            )
+            rows += cursor.fetchall()
+    return rows
 
 
 def ranking_compute(
-    symbols: Sequence[str], *, hour: datetime, config: ScoringConfig | None = None
+    symbols: Sequence[str],
+    *,
+    hour: datetime,
+    config: ScoringConfig | None = None,
+    scans: Iterable[tuple[str, datetime, int]] | None = None,
 ) -> list[UnifiedRanking]:
     """The rows (unsaved) of `symbols` in `hour` from the results stored now: each at the coin's
     latest scan T in that hour, from the results with as_of ≤ T. A coin without a result in the
     hour, or with nothing to score, has no row. The same function recomputes a row from scratch.
+    `scans`: (symbol, as_of, run id) of results that include all of the hour's, when the caller
+    read them (else read here; results outside the hour are passed over).
     """
     config = config or ScoringConfig.from_settings()
     hour = coin_hour(hour)
-    latest_scan: dict[str, tuple[datetime, int]] = {}
+    if scans is None:
+        # The hour's results of every coin, by the `scanresult_as_of` index, and the coins
+        # picked here: bounded by one hour's scans (asking by coin walks each coin's history).
+        scans = ScanResult.objects.filter(as_of__gte=hour, as_of__lt=hour + HOUR).values_list(
+            "symbol", "as_of", "run_id"
+        )
     wanted = set(symbols)
-    # The hour's results of every coin, by the `scanresult_as_of` index, and the coins picked
-    # here: bounded by one hour's scans (asking by coin walks each coin's whole history).
-    in_hour = ScanResult.objects.filter(as_of__gte=hour, as_of__lt=hour + HOUR).values_list(
-        "symbol", "as_of", "run_id"
-    )
-    for symbol, as_of, run_id in in_hour:
-        if symbol in wanted and (
-            symbol not in latest_scan or (as_of, run_id) > latest_scan[symbol]
+    end = hour + HOUR
+    latest_scan: dict[str, tuple[datetime, int]] = {}
+    for symbol, as_of, run_id in scans:
+        if (
+            symbol in wanted
+            and hour <= as_of < end
+            and (symbol not in latest_scan or (as_of, run_id) > latest_scan[symbol])
         ):
             latest_scan[symbol] = (as_of, run_id)
     if not latest_scan:
@@ -347,6 +437,7 @@ def ranking_update_for_runs(
     hour = coin_hour(runs[0].as_of)
     if any(coin_hour(run.as_of) != hour for run in runs):
         raise ValueError("ranking_update_for_runs ranks the runs of one hour only")
+    run_ids = {run.pk for run in runs}
     with transaction.atomic():
         _lock_hour(hour)
         # Marked first: on SQLite this write takes the database's write lock before anything is
@@ -354,34 +445,64 @@ def ranking_update_for_runs(
         RankedRun.objects.bulk_create(
             [RankedRun(run=run, hour=hour) for run in runs], ignore_conflicts=True
         )
-        symbols = sorted(
-            set(ScanResult.objects.filter(run__in=runs).values_list("symbol", flat=True))
+        # The runs' coins and every coin's scans in the hour, in one read (`ranking_compute`
+        # reads the hour's results the same way).
+        scans = list(
+            ScanResult.objects.filter(
+                Q(as_of__gte=hour, as_of__lt=hour + HOUR) | Q(run__in=runs)
+            ).values_list("symbol", "as_of", "run_id")
         )
-        rows = ranking_compute(symbols, hour=hour, config=config)
-        decided = {
-            (symbol, direction)
-            for symbol, direction in UnifiedRanking.objects.filter(
-                symbol__in=[row.symbol for row in rows],
-                hour=hour,
-                enters_signal_tier=True,
-                signal_decided=True,
-            ).values_list("symbol", "direction")
-        }
+        symbols = sorted({symbol for symbol, _as_of, run_id in scans if run_id in run_ids})
+        rows = ranking_compute(symbols, hour=hour, config=config, scans=scans)
+        entering = [row.symbol for row in rows if row.enters_signal_tier]
+        # Only an entering row keeps a decided entry: none entering, nothing to ask.
+        decided = (
+            {
+                (symbol, direction)
+                for symbol, direction in UnifiedRanking.objects.filter(
+                    symbol__in=entering,
+                    hour=hour,
+                    enters_signal_tier=True,
+                    signal_decided=True,
+                ).values_list("symbol", "direction")
+            }
+            if entering
+            else set()
+        )
         for row in rows:
             row.signal_decided = row.enters_signal_tier and (row.symbol, row.direction) in decided
         ranking_upsert(rows)
         # The upsert sends no signal: every process's cached rankings are stale from here.
         read_cache.bump(read_cache.RANKING)
-        due = _due_for_signals(hour, runs=runs)
-        hour_final = not runs_still_to_rank(hour, besides=runs).exists()
-    # What the run's signals read of their coin's row (score, tier, confidence): the row's large
-    # JSON fields are left unread (loaded on access).
-    stored = list(
+        still_to_rank = _HoursStillToRank(besides=runs)
+        due = _due_for_signals(hour, still_to_rank)
+        hour_final = not still_to_rank(hour)
+    if hour_final:
+        # No final step of the hour comes after this one: the rows just written stay as they
+        # are, so they are handed on as written (with the rows of the runs' coins that scored
+        # nothing now, if an earlier step of the hour stored one). A row of a run created
+        # later in the hour is recomputed by that run's own final step, which refreshes the
+        # hour's signals itself.
+        computed = {row.symbol for row in rows}
+        unscored = [symbol for symbol in symbols if symbol not in computed]
+        stored = sorted(
+            [*rows, *(_stored_rows(unscored, hour) if unscored else [])],
+            key=lambda row: row.symbol,
+        )
+    else:
+        # A later final step of the hour may have rewritten them since: read as stored.
+        stored = _stored_rows(symbols, hour)
+    return RankingUpdate(rows=stored, due=due, hour=hour, hour_final=hour_final)
+
+
+def _stored_rows(symbols: Sequence[str], hour: datetime) -> list[UnifiedRanking]:
+    """What a run's signals read of their coins' rows (score, tier, confidence), as stored: the
+    rows' large JSON fields are left unread (loaded on access)."""
+    return list(
         UnifiedRanking.objects.filter(symbol__in=symbols, hour=hour)
         .defer(*_UNREAD_BY_SIGNALS)
         .order_by("symbol")
     )
-    return RankingUpdate(rows=stored, due=due, hour=hour, hour_final=hour_final)
 
 
 # The columns `ranking_upsert` writes: the key, the recomputed fields, the timestamps.
@@ -401,24 +522,29 @@ def ranking_upsert(rows: Sequence[UnifiedRanking]) -> None:
     `bulk_create(update_conflicts=True)` writes, without converting every field of every row."""
     now = db_datetime(timezone.now())
     stamps: dict[datetime, Any] = {}
-
-    def stamp(value: datetime) -> Any:
-        if value not in stamps:
-            stamps[value] = db_datetime(value)
-        return stamps[value]
-
-    def value(row: UnifiedRanking, column: str) -> Any:
-        found = getattr(row, column)
-        if column in _JSON_FIELDS:
-            return json_text(found, default=_not_json)
-        if isinstance(found, datetime):
-            return stamp(found)
-        return found
-
+    columns = _UPSERT_COLUMNS[:-2]
+    read = attrgetter(*columns)
+    json_at = [index for index, column in enumerate(columns) if column in _JSON_FIELDS]
+    datetime_at = [
+        index
+        for index, column in enumerate(columns)
+        if isinstance(UnifiedRanking._meta.get_field(column), DateTimeField)
+    ]
+    values = []
+    for row in rows:
+        value = list(read(row))
+        for index in json_at:
+            value[index] = json_text(value[index], default=_not_json)
+        for index in datetime_at:
+            when = value[index]
+            if when not in stamps:
+                stamps[when] = db_datetime(when)
+            value[index] = stamps[when]
+        values.append((*value, now, now))
     insert_rows(
         UnifiedRanking,
         _UPSERT_COLUMNS,
-        [(*(value(row, column) for column in _UPSERT_COLUMNS[:-2]), now, now) for row in rows],
+        values,
         unique_fields=("symbol", "hour"),
         update_fields=(*_RANKING_FIELDS, "updated_at"),
     )
@@ -439,6 +565,11 @@ def runs_still_to_rank(hour: datetime, *, besides: Sequence[ScanRun] = ()) -> Qu
     """Runs of `hour` (as_of in it) that are queued or running, have not ranked yet and are not
     stale (created longer than their scanner's interval ago: `scan_start` fails those), other
     than the runs `besides` (those ranking now)."""
+    return ScanRun.objects.filter(pk__in=_alive_still_to_rank(hour, besides=besides))
+
+
+def _alive_still_to_rank(hour: datetime, *, besides: Sequence[ScanRun]) -> list[int]:
+    """The ids of `runs_still_to_rank(hour, besides=besides)`, read once."""
     pending = ScanRun.objects.filter(
         as_of__gte=hour,
         as_of__lt=hour + HOUR,
@@ -448,12 +579,11 @@ def runs_still_to_rank(hour: datetime, *, besides: Sequence[ScanRun] = ()) -> Qu
     if besides:
         pending = pending.exclude(pk__in=[run.pk for run in besides])
     now = timezone.now()
-    alive = [
+    return [
         run.pk
         for run in pending.only("pk", "scanner", "created_at")
         if now - run.created_at <= scanner_interval(run.scanner)
     ]
-    return ScanRun.objects.filter(pk__in=alive)
 
 
 def ranking_latest(filters: dict[str, Any] | None = None) -> QuerySet[UnifiedRanking]:
@@ -476,15 +606,10 @@ def ranking_latest(filters: dict[str, Any] | None = None) -> QuerySet[UnifiedRan
     else:
         symbols = _ranked_symbols()
     as_of = filters.get("as_of")
-    conditions: tuple[tuple[str, str, str], ...] = (("symbol", "=", "text"),)
+    keys = [KeyColumns((("symbol", "=", "text"),), [(symbol,) for symbol in symbols])]
     if as_of is not None:
-        conditions += (("as_of", "<=", "timestamptz"),)
-    latest_ids = _newest_ids(
-        UnifiedRanking._meta.db_table,
-        conditions,
-        "as_of DESC, id DESC",
-        [(symbol,) if as_of is None else (symbol, as_of) for symbol in symbols],
-    )
+        keys.append(KeyColumns((("as_of", "<=", "timestamptz"),), [(as_of,)]))
+    latest_ids = _newest_ids(UnifiedRanking._meta.db_table, keys, "as_of DESC, id DESC")
     ranking = UnifiedRanking.objects.filter(id__in=latest_ids)
     tier = filters.get("tier")
     if tier:
@@ -516,20 +641,30 @@ def _ranked_symbols() -> list[str]:
 # --- internals --------------------------------------------------------------------------------
 
 
-def _due_for_signals(hour: datetime, *, runs: Sequence[ScanRun]) -> list[UnifiedRanking]:
+class _HoursStillToRank:
+    """Whether an hour has runs still to rank besides `besides` (`runs_still_to_rank`), each
+    hour asked once: a final step asks of its own hour and of the hours its due rows are of."""
+
+    def __init__(self, *, besides: Sequence[ScanRun]) -> None:
+        self.besides = besides
+        self.answers: dict[datetime, bool] = {}
+
+    def __call__(self, hour: datetime) -> bool:
+        if hour not in self.answers:
+            self.answers[hour] = bool(_alive_still_to_rank(hour, besides=self.besides))
+        return self.answers[hour]
+
+
+def _due_for_signals(hour: datetime, still_to_rank: _HoursStillToRank) -> list[UnifiedRanking]:
     """Undecided entering rows of `hour` and of earlier hours within SIGNAL_DECISION_LOOKBACK,
-    each only once no other run of its hour is still to rank."""
+    each only once no other run of its hour is still to rank; by hour, then symbol."""
     undecided = UnifiedRanking.objects.filter(
         enters_signal_tier=True,
         signal_decided=False,
         hour__gte=hour - SIGNAL_DECISION_LOOKBACK,
         hour__lte=hour,
-    )
-    hours = sorted(set(undecided.values_list("hour", flat=True)))
-    final = [each for each in hours if not runs_still_to_rank(each, besides=runs).exists()]
-    if not final:
-        return []
-    return list(undecided.filter(hour__in=final).order_by("hour", "symbol"))
+    ).order_by("hour", "symbol")
+    return [row for row in undecided if not still_to_rank(row.hour)]
 
 
 def _lock_hour(hour: datetime) -> None:
@@ -540,9 +675,3 @@ def _lock_hour(hour: datetime) -> None:
     hours_since_epoch = int(hour.timestamp() // 3600)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, hours_since_epoch])
-
-
-def _chunks(items: Iterable[T]) -> Iterator[list[T]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, _CHUNK)):
-        yield chunk

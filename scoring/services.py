@@ -353,12 +353,15 @@ def unified_score(
     ]
     seen_by_name = _seen(fresh, stale, config, as_of)
     by_direction = {
-        direction: _score_direction(fresh, stale, direction, config, as_of, seen_by_name)
+        direction: _direction_values(fresh, direction, config, seen_by_name)
         for direction in DIRECTIONS
     }
     if all(scored.score is None for scored in by_direction.values()):
         return None
-    chosen = _choose(by_direction["LONG"], by_direction["SHORT"])
+    # Only the chosen direction's breakdown is kept: the other's is never built.
+    chosen = _choose(by_direction["LONG"], by_direction["SHORT"]).with_breakdown(
+        config, seen_by_name
+    )
     assert chosen.score is not None
 
     score_tier = tier_for_score(chosen.score, config=config)
@@ -511,6 +514,67 @@ def _score_direction(
     directions (it is the same for both)."""
     if seen_by_name is None:
         seen_by_name = _seen(fresh, stale, config, as_of)
+    scored = _direction_values(fresh, direction, config, seen_by_name)
+    return scored.with_breakdown(config, seen_by_name)
+
+
+class _DirectionValues(NamedTuple):
+    """A direction's score without its breakdown: what choosing the coin's direction reads
+    (`_choose`), so that only the chosen direction's breakdown is built."""
+
+    direction: Direction
+    values: dict[str, float]  # the available components' values
+    missing: dict[str, str]  # why each other component is missing
+    available_weight: float
+    score: float | None
+    completeness: float
+    confirmed_by: tuple[str, ...]
+
+    @property
+    def confirmations(self) -> int:
+        return len(self.confirmed_by)
+
+    def with_breakdown(
+        self, config: ScoringConfig, seen_by_name: Mapping[str, _Seen]
+    ) -> DirectionalScore:
+        values, missing, direction = self.values, self.missing, self.direction
+        breakdown: dict[str, dict[str, Any]] = {}
+        for name, weight in config.weights.items():
+            seen = seen_by_name[name]
+            result = seen.result
+            available = name in values
+            renormalised = weight / self.available_weight if available else 0.0
+            breakdown[name] = {
+                "label": seen.label,
+                "direction": direction,
+                "score": values.get(name),
+                "weight": weight,
+                "renormalised_weight": _round(renormalised),
+                "contribution": _round(renormalised * values[name]) if available else None,
+                "available": available,
+                "missing": missing.get(name),
+                "fired": result.direction if result is not None else None,
+                "confirms": name in self.confirmed_by,
+                "as_of": seen.as_of,
+                "age_hours": seen.age_hours,
+                "max_age_hours": seen.max_age_hours,
+                "stale": seen.stale,
+            }
+        return DirectionalScore(
+            direction=direction,
+            score=self.score,
+            completeness=self.completeness,
+            confirmed_by=self.confirmed_by,
+            breakdown=breakdown,
+        )
+
+
+def _direction_values(
+    fresh: Mapping[str, ScannerResultLike],
+    direction: Direction,
+    config: ScoringConfig,
+    seen_by_name: Mapping[str, _Seen],
+) -> _DirectionValues:
     values: dict[str, float] = {}
     missing: dict[str, str] = {}
     for name, seen in seen_by_name.items():
@@ -532,43 +596,21 @@ def _score_direction(
         if values
         else None
     )
-    confirmed_by = _confirmed_by(fresh, direction, config)
-
-    breakdown: dict[str, dict[str, Any]] = {}
-    for name, weight in config.weights.items():
-        seen = seen_by_name[name]
-        result = seen.result
-        available = name in values
-        renormalised = weight / available_weight if available else 0.0
-        breakdown[name] = {
-            "label": seen.label,
-            "direction": direction,
-            "score": values.get(name),
-            "weight": weight,
-            "renormalised_weight": _round(renormalised),
-            "contribution": _round(renormalised * values[name]) if available else None,
-            "available": available,
-            "missing": missing.get(name),
-            "fired": result.direction if result is not None else None,
-            "confirms": name in confirmed_by,
-            "as_of": seen.as_of,
-            "age_hours": seen.age_hours,
-            "max_age_hours": seen.max_age_hours,
-            "stale": seen.stale,
-        }
-    return DirectionalScore(
+    return _DirectionValues(
         direction=direction,
+        values=values,
+        missing=missing,
+        available_weight=available_weight,
         score=score,
         completeness=_round(available_weight),
-        confirmed_by=tuple(confirmed_by),
-        breakdown=breakdown,
+        confirmed_by=tuple(_confirmed_by(fresh, direction, config)),
     )
 
 
-def _choose(long: DirectionalScore, short: DirectionalScore) -> DirectionalScore:
+def _choose(long: _DirectionValues, short: _DirectionValues) -> _DirectionValues:
     """Larger score; on a tie more confirmations, then higher completeness, then LONG."""
 
-    def key(scored: DirectionalScore) -> tuple[float, int, float, int]:
+    def key(scored: _DirectionValues) -> tuple[float, int, float, int]:
         score = -math.inf if scored.score is None else scored.score
         return (score, scored.confirmations, scored.completeness, scored.direction == "LONG")
 

@@ -25,7 +25,15 @@ from django.db import connection
 from scanners.models import RunStatus, ScanRun
 from scoring import ranking
 from scoring.models import RankedRun, UnifiedRanking
-from tests.factories import START, MarketFactory, ScanResultFactory, ScanRunFactory, hourly_candles
+from tests.factories import (
+    START,
+    MarketFactory,
+    ScanResultFactory,
+    ScanRunFactory,
+    SignalFactory,
+    UnifiedRankingFactory,
+    hourly_candles,
+)
 from tracking import services
 from tracking.models import Signal, SignalKey
 
@@ -196,6 +204,75 @@ def test_finishing_an_hours_scans_together_stores_the_rows_and_signals_of_one_by
 
     assert play_together(("rsi", "smart_money")) == one_by_one
     assert play_together(("smart_money", "rsi")) == one_by_one
+
+
+def signals_recorded(order: tuple[str, str], *, together: bool) -> list[int]:
+    """Each run's `signals_recorded` once both are finished in `order`, one by one or together;
+    a run may hold a signal from before (a resumed replay's hour)."""
+    runs = start_runs()
+    SignalFactory(scanner="rsi", symbol="Z/USDT", as_of=T0, scan_run=runs["rsi"])
+    for scanner in order:
+        write_results(runs[scanner])
+        if not together:
+            services.scan_finish(runs[scanner].pk)
+    if together:
+        finished = services.scan_finish_hour([runs[scanner].pk for scanner in order])
+        assert [run.signals_recorded for run in finished] == [
+            ScanRun.objects.get(pk=runs[scanner].pk).signals_recorded for scanner in order
+        ]
+    counts = [ScanRun.objects.get(pk=runs[scanner].pk).signals_recorded for scanner in order]
+    forget_everything()
+    return counts
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("order", [("rsi", "smart_money"), ("smart_money", "rsi")])
+def test_finishing_an_hours_scans_together_counts_each_runs_signals_as_one_by_one(
+    priced, order: tuple[str, str]
+) -> None:
+    # The unified signal belongs to the smart money run (the later run: X's latest scan) and is
+    # recorded with the hour's last run: counted for it only when it is marked finished after.
+    expected = {("rsi", "smart_money"): [2, 2], ("smart_money", "rsi"): [1, 2]}[order]
+
+    assert signals_recorded(order, together=False) == expected
+    assert signals_recorded(order, together=True) == expected
+
+
+@pytest.mark.django_db
+def test_the_final_hours_rows_handed_to_the_signals_are_the_rows_stored(priced) -> None:
+    runs = start_runs()
+    for run in runs.values():
+        write_results(run)
+    # A coin of the runs that scores nothing now, whose row an earlier final step stored.
+    ScanResultFactory(run=runs["rsi"], symbol="W/USDT", component={"LONG": None, "SHORT": None})
+    UnifiedRankingFactory(scan_run=runs["rsi"], symbol="W/USDT", as_of=T0)
+
+    update = ranking.ranking_update_for_runs(list(runs.values()))
+
+    assert update.hour_final
+    handed = [
+        (row.symbol, row.as_of, row.direction, row.unified_score, row.tier, row.confidence)
+        for row in update.rows
+    ]
+    assert handed == list(
+        UnifiedRanking.objects.filter(hour=T0)
+        .order_by("symbol")
+        .values_list("symbol", "as_of", "direction", "unified_score", "tier", "confidence")
+    )
+    assert [row[0] for row in handed] == ["W/USDT", "X/USDT", "Y/USDT"]
+
+
+@pytest.mark.django_db
+def test_an_hour_still_to_rank_hands_its_rows_on_as_stored(priced) -> None:
+    runs = start_runs()
+    write_results(runs["rsi"])
+
+    update = ranking.ranking_update_for_runs([runs["rsi"]])  # the smart money run is to come
+
+    assert not update.hour_final
+    assert [row.pk for row in update.rows] == list(
+        UnifiedRanking.objects.filter(hour=T0).order_by("symbol").values_list("pk", flat=True)
+    )
 
 
 @pytest.mark.django_db

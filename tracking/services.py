@@ -27,7 +27,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from core import read_cache
 from core.permissions import VIEW_ALL_SIGNALS, sees_everyones
@@ -71,20 +72,34 @@ _FIRED_COLUMNS = ("scanner", "symbol", "direction", "as_of", "completeness", "co
                   "reasons")  # fmt: skip
 
 
-def signal_candidates(run: ScanRun, update: RankingUpdate) -> list[SignalCandidate]:
-    """What the run says: scanner rules that fired, then the coins whose final row of an hour
-    entered TIER_1/TIER_2 (`update.due`: of this run's hour once no other run of it is still to
-    rank, and of earlier hours whose last run never ranked)."""
-    rankings = {row.symbol: row for row in update.rows}
-    candidates = []
-    # Read as values (not `inputs`, ~1.3 KB of JSON a row that no candidate reads).
+def fired_results(runs: Sequence[ScanRun]) -> dict[int, list[tuple[Any, ...]]]:
+    """Per run, its results whose scanner's own rule fired (`_FIRED_COLUMNS` each, by symbol
+    and scanner): what its signal candidates read, for several runs in one statement. Read as
+    values (not `inputs`, ~1.3 KB of JSON a row that no candidate reads)."""
+    by_run: dict[int, list[tuple[Any, ...]]] = {run.pk: [] for run in runs}
     fired = (
         ScanResult.objects.filter(
-            run=run, scanner__in=RUN_SCANNERS, direction__in=["LONG", "SHORT"]
+            run__in=runs, scanner__in=RUN_SCANNERS, direction__in=["LONG", "SHORT"]
         )
         .order_by("symbol", "scanner")
-        .values_list(*_FIRED_COLUMNS)
+        .values_list("run_id", *_FIRED_COLUMNS)
     )
+    for run_id, *columns in fired:
+        by_run[run_id].append(tuple(columns))
+    return by_run
+
+
+def signal_candidates(
+    run: ScanRun, update: RankingUpdate, *, fired: Sequence[tuple[Any, ...]] | None = None
+) -> list[SignalCandidate]:
+    """What the run says: scanner rules that fired, then the coins whose final row of an hour
+    entered TIER_1/TIER_2 (`update.due`: of this run's hour once no other run of it is still to
+    rank, and of earlier hours whose last run never ranked). `fired`: the run's
+    `fired_results`, when the caller read them (else read here)."""
+    rankings = {row.symbol: row for row in update.rows}
+    candidates = []
+    if fired is None:
+        fired = fired_results([run])[run.pk]
     for scanner, symbol, direction, as_of, completeness, component, scores, reasons in fired:
         value = component.get(direction)
         candidates.append(
@@ -118,13 +133,16 @@ def signal_candidates(run: ScanRun, update: RankingUpdate) -> list[SignalCandida
     return candidates
 
 
-def signals_record_for_run(run: ScanRun, update: RankingUpdate) -> list[Signal]:
+def signals_record_for_run(
+    run: ScanRun, update: RankingUpdate, *, fired: Sequence[tuple[Any, ...]] | None = None
+) -> list[Signal]:
     """Record the run's signals (cooldown and entry price permitting); returns the new ones.
-    The due unified rows are marked decided afterwards, recorded or refused.
+    The due unified rows are marked decided afterwards, recorded or refused. `fired`: the run's
+    `fired_results`, when the caller read them.
 
     Idempotent: run again, every candidate finds its own signal inside the cooldown.
     """
-    candidates = signal_candidates(run, update)
+    candidates = signal_candidates(run, update, fired=fired)
     if not candidates:
         signals_refresh_unified_context(update)
         return []
@@ -168,6 +186,13 @@ def signals_refresh_unified_context(update: RankingUpdate) -> int:
     row as it stood then), so they do not depend on the order the hour's runs finished in."""
     if not update.hour_final or update.hour is None:
         return 0
+    in_hour = list(
+        Signal.objects.filter(as_of__gte=update.hour, as_of__lt=update.hour + timedelta(hours=1))
+        .exclude(scanner=UNIFIED)
+        .only("pk", "symbol", "unified_score", "tier", "confidence")
+    )
+    if not in_hour:  # most hours: no scanner rule fired, no row to read
+        return 0
     hour_rows = {
         symbol: context
         for symbol, *context in UnifiedRanking.objects.filter(hour=update.hour).values_list(
@@ -175,10 +200,7 @@ def signals_refresh_unified_context(update: RankingUpdate) -> int:
         )
     }
     changed = 0
-    in_hour = Signal.objects.filter(
-        as_of__gte=update.hour, as_of__lt=update.hour + timedelta(hours=1)
-    ).exclude(scanner=UNIFIED)
-    for signal in in_hour.only("pk", "symbol", "unified_score", "tier", "confidence"):
+    for signal in in_hour:
         context = tuple(hour_rows.get(signal.symbol, (None, "", None)))
         if (signal.unified_score, signal.tier, signal.confidence) != context:
             Signal.objects.filter(pk=signal.pk).update(
@@ -218,8 +240,7 @@ def signal_record(
             # Serialises one user's manual signals; nobody else's (no scanner's key row).
             type(owner).objects.select_for_update().filter(pk=owner.pk).first()
         else:
-            SignalKey.objects.bulk_create([SignalKey(**key)], ignore_conflicts=True)
-            SignalKey.objects.select_for_update().get(**key)  # serialises check + insert per key
+            _lock_signal_key(key)  # serialises check + insert per key
         recent = Signal.objects.filter(
             **key,
             owner=owner,
@@ -254,6 +275,14 @@ def signal_record(
         f"{signal.tier} {signal.unified_score:.1f}" if signal.unified_score is not None else "-",
     )
     return signal
+
+
+def _lock_signal_key(key: dict[str, str]) -> None:
+    """Lock the key's `SignalKey` row until the transaction ends, creating it first if needed:
+    one statement once the row exists (nearly every candidate's), three the first time."""
+    if SignalKey.objects.select_for_update().filter(**key).first() is None:
+        SignalKey.objects.bulk_create([SignalKey(**key)], ignore_conflicts=True)
+        SignalKey.objects.select_for_update().get(**key)
 
 
 @dataclass(frozen=True)
@@ -389,15 +418,30 @@ def scan_finish_hour(run_ids: Sequence[int]) -> list[ScanRun]:
     those too, by `signals_refresh_unified_context`, when the hour's last run ranks). A run
     that is missing or already over is skipped, as `scan_finish` skips it.
     """
+    # Each run read with the count of the signals it has already (a resumed hour's).
+    had = (
+        Signal.objects.filter(scan_run=OuterRef("pk"))
+        .order_by()
+        .values("scan_run")
+        .annotate(total=Count("pk"))
+        .values("total")
+    )
     runs = [
         run
-        for run in ScanRun.objects.filter(pk__in=list(run_ids))
+        for run in ScanRun.objects.filter(pk__in=list(run_ids)).annotate(
+            signals_had=Coalesce(Subquery(had), 0)
+        )
         if run.status not in (RunStatus.FINISHED, RunStatus.FAILED)
     ]
     if not runs:
         return []
     runs.sort(key=lambda run: list(run_ids).index(run.pk))
     update = ranking_update_for_runs(runs)
+    fired = fired_results(runs)
+    # Each run's count of signals as `scan_finish` takes it when it marks the run finished: the
+    # signals it had, and those recorded for it by this run's and the earlier runs' steps (a
+    # unified signal belongs to the run of its row's latest result, whichever step records it).
+    totals = {run.pk: run.signals_had for run in runs}
     finished = []
     for number, run in enumerate(runs):
         last = number == len(runs) - 1
@@ -407,7 +451,8 @@ def scan_finish_hour(run_ids: Sequence[int]) -> list[ScanRun]:
             hour=update.hour,
             hour_final=update.hour_final and last,
         )
-        signals_record_for_run(run, each)
-        total = Signal.objects.filter(scan_run=run).count()
-        finished.append(run_mark_finished(run.pk, signals_recorded=total, run=run))
+        for signal in signals_record_for_run(run, each, fired=fired[run.pk]):
+            if signal.scan_run_id in totals:
+                totals[signal.scan_run_id] += 1
+        finished.append(run_mark_finished(run.pk, signals_recorded=totals[run.pk], run=run))
     return finished
