@@ -41,6 +41,7 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from alerts.models import Alert
 from core import read_cache
 from cryptosatx.models import ReplayProgress, ReplayPurpose, ReplayState
 from market.candle_store import CandleMemory
@@ -49,9 +50,10 @@ from market.replay_clock import CLOCK_PK, ensure_clock, get_clock
 from market.sources.replay import ReplaySource
 from market.times import show_time
 from scanners import scanning, schedules
-from scanners.models import RunStatus, RunTrigger, ScanRun
+from scanners.models import RunStatus, RunTrigger, ScanBatch, ScanRun
+from scoring.models import RankedRun
 from tracking import services as tracking_services
-from tracking.models import CheckStatus, OutcomeCheck
+from tracking.models import CheckStatus, OutcomeCheck, OutcomeRollup, Signal
 from tracking.outcomes import checks_sweep
 from tracking.rollups import rollups_compact
 
@@ -190,6 +192,8 @@ class Replay:
                     _set_clock(now, hold=hold)
                     self._hour(now, next_due, source)
                     self.tally.hours += 1
+                    if _statistics_due(self.tally.hours):
+                        _planner_statistics_refresh()
                     mark = _HourMark(
                         reached=now,
                         hours_done=self.tally.hours,
@@ -431,6 +435,37 @@ def _commits_unsynchronised(in_process: bool) -> Iterator[None]:
         except DatabaseError:
             # The connection is gone or its transaction aborted: the setting goes with it.
             logger.debug("synchronous_commit not reset", exc_info=True)
+
+
+# PostgreSQL: the tables whose rows a replay updates, deletes and writes again every market hour
+# (the rollups compacted, the checks claimed and done, the runs' bookkeeping), which the hour's
+# own reads filter by state or time. Their statistics are refreshed as the replay goes (see
+# `_statistics_due`); the big append-only tables are read by key and keep their plans.
+_CHURNED = (OutcomeRollup, OutcomeCheck, Signal, ScanRun, ScanBatch, RankedRun, Alert)
+# The first refresh, in market hours replayed; then each time the hours replayed double.
+STATISTICS_FIRST_HOURS = 24
+
+
+def _statistics_due(hours_done: int) -> bool:
+    """After 24, 48, 96, … market hours: the tables' statistics stay within 2× of their size at
+    a cost that grows with the logarithm of the replay's length (~0.1 s each time)."""
+    if hours_done < STATISTICS_FIRST_HOURS or hours_done % STATISTICS_FIRST_HOURS:
+        return False
+    doublings = hours_done // STATISTICS_FIRST_HOURS
+    return doublings & (doublings - 1) == 0
+
+
+def _planner_statistics_refresh() -> None:
+    """PostgreSQL: ANALYZE the tables a replay churns. A replay writes days of rows a second,
+    faster than autovacuum's minute-long nap follows (and some servers run without it): a
+    planner that still believes such a table empty or half unmerged scans it whole every hour
+    (the rollups' compaction grew from 1.7 to 9.4 ms an hour over the sample) where an index
+    answers it at any size. No-op on SQLite, whose planner prefers the indexes without them."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in _CHURNED)
+        cursor.execute(f"ANALYZE {tables}")
 
 
 def _set_clock(market_time: datetime, *, hold: timedelta = HOLD, **fields: Any) -> None:

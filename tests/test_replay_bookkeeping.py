@@ -1,6 +1,7 @@
 """What the replay keeps of itself while it runs: the progress row (whole when it stops or ends,
 the hour reached meanwhile), the schedules read once for many hours, and on PostgreSQL commits
-that do not wait for the disk, for the replay's connection and its duration only."""
+that do not wait for the disk, for the replay's connection and its duration only; and on
+PostgreSQL the planner's statistics of the tables it churns, refreshed as the hours double."""
 
 from __future__ import annotations
 
@@ -11,9 +12,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from cryptosatx.models import ReplayProgress, ReplayState
-from cryptosatx.replay import Replay, ReplayPlan, interrupted_replay, plan_of
+from cryptosatx.replay import (
+    Replay,
+    ReplayPlan,
+    _planner_statistics_refresh,
+    _statistics_due,
+    interrupted_replay,
+    plan_of,
+)
 from scanners.models import ScanRun
-from tests.factories import START
+from tests.factories import START, ScanRunFactory
 from tests.test_scan_pipeline import make_coins
 
 HOUR = timedelta(hours=1)
@@ -107,3 +115,27 @@ def test_a_replay_that_fails_puts_the_commit_setting_back(coins):
 
     assert synchronous_commit() == before
     assert interrupted_replay() is not None
+
+
+def test_the_planner_statistics_are_refreshed_each_time_the_hours_replayed_double():
+    refreshed = [hours for hours in range(1, 800) if _statistics_due(hours)]
+
+    assert refreshed == [24, 48, 96, 192, 384, 768]
+
+
+def table_rows_known_to_planner(table: str) -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statistics_refresh_tells_the_postgresql_planner_how_many_rows_a_churned_table_holds():
+    if connection.vendor != "postgresql":
+        pytest.skip("the refresh is PostgreSQL's ANALYZE")
+    ScanRunFactory.create_batch(7)
+    assert table_rows_known_to_planner("scanners_scanrun") != 7
+
+    _planner_statistics_refresh()
+
+    assert table_rows_known_to_planner("scanners_scanrun") == 7
