@@ -29,6 +29,7 @@ from alerts.models import (
 )
 from alerts.rendering import render_signal_alert
 from alerts.rules import signal_context, signal_tier
+from core.row_lock import lock_row
 from market.replay_clock import market_now
 from scanners.models import Watchlist
 
@@ -68,14 +69,8 @@ def sound_on(tier: int) -> bool:
 
 
 def chat_lock(channel: str, chat_id: str) -> None:
-    """Lock the chat's row until the transaction ends (creating it first if needed): one
-    statement once the row exists."""
-    chat = AlertChat.objects.select_for_update().filter(channel=channel, chat_id=chat_id)
-    if chat.first() is None:
-        AlertChat.objects.bulk_create(
-            [AlertChat(channel=channel, chat_id=chat_id)], ignore_conflicts=True
-        )
-        AlertChat.objects.select_for_update().get(channel=channel, chat_id=chat_id)
+    """Lock the chat's row until the transaction ends (creating it first if needed)."""
+    lock_row(AlertChat, channel=channel, chat_id=chat_id)
 
 
 def cooldown() -> timedelta:

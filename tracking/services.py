@@ -32,6 +32,7 @@ from django.db.models.functions import Coalesce
 
 from core import read_cache
 from core.permissions import VIEW_ALL_SIGNALS, sees_everyones
+from core.row_lock import lock_row
 from market import candle_store
 from market.times import ms_to_datetime
 from market.values import Missing
@@ -240,7 +241,7 @@ def signal_record(
             # Serialises one user's manual signals; nobody else's (no scanner's key row).
             type(owner).objects.select_for_update().filter(pk=owner.pk).first()
         else:
-            _lock_signal_key(key)  # serialises check + insert per key
+            lock_row(SignalKey, **key)  # serialises check + insert per key
         recent = Signal.objects.filter(
             **key,
             owner=owner,
@@ -275,14 +276,6 @@ def signal_record(
         f"{signal.tier} {signal.unified_score:.1f}" if signal.unified_score is not None else "-",
     )
     return signal
-
-
-def _lock_signal_key(key: dict[str, str]) -> None:
-    """Lock the key's `SignalKey` row until the transaction ends, creating it first if needed:
-    one statement once the row exists (nearly every candidate's), three the first time."""
-    if SignalKey.objects.select_for_update().filter(**key).first() is None:
-        SignalKey.objects.bulk_create([SignalKey(**key)], ignore_conflicts=True)
-        SignalKey.objects.select_for_update().get(**key)
 
 
 @dataclass(frozen=True)
