@@ -23,6 +23,14 @@ pytestmark = pytest.mark.django_db
 
 HOUR = timedelta(hours=1)
 
+# Open times a store must give back to the millisecond: the factories' start, Binance's first
+# spot candle plus a millisecond, the last millisecond of a far year.
+EXACT_OPEN_TIMES = [
+    START,
+    datetime(2017, 8, 17, 4, 0, 0, 1000, tzinfo=UTC),
+    datetime(2099, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
+]
+
 
 def open_times(series) -> list:
     return [ms_to_datetime(ms) for ms in series.open_time]
@@ -235,14 +243,7 @@ def test_a_read_of_more_rows_than_one_fetch_gives_every_candle_in_order(monkeypa
     assert open_times(series) == [START + h * HOUR for h in range(10)]
 
 
-@pytest.mark.parametrize(
-    "open_time",
-    [
-        START,
-        datetime(2017, 8, 17, 4, 0, 0, 1000, tzinfo=UTC),
-        datetime(2099, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
-    ],
-)
+@pytest.mark.parametrize("open_time", EXACT_OPEN_TIMES)
 def test_open_times_are_read_to_the_exact_millisecond(open_time):
     market = MarketFactory()
     CandleFactory(market=market, timeframe="1m", open_time=open_time)

@@ -4,7 +4,7 @@ settlements and open-interest readings."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -23,6 +23,7 @@ from tests.factories import (
     MarketFactory,
     hourly_candles,
 )
+from tests.test_candle_store import EXACT_OPEN_TIMES
 
 pytestmark = pytest.mark.django_db
 
@@ -84,14 +85,7 @@ def test_in_memory_candles_read_in_many_parts_are_the_stores(markets, monkeypatc
     assert all(same(stored[m.pk], remembered[m.pk]) for m in markets)
 
 
-@pytest.mark.parametrize(
-    "open_time",
-    [
-        START,
-        datetime(2017, 8, 17, 4, 0, 0, 1000, tzinfo=UTC),
-        datetime(2099, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
-    ],
-)
+@pytest.mark.parametrize("open_time", EXACT_OPEN_TIMES)
 def test_in_memory_open_times_are_the_stored_ones_to_the_millisecond(open_time):
     market = MarketFactory()
     CandleFactory(market=market, timeframe="1m", open_time=open_time)
