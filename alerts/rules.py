@@ -110,15 +110,20 @@ def signal_context(signal) -> SignalContext:
     scores: dict[str, float] = {}
     unified_tier = unified_score = None
     if signal.scan_run_id is not None:
-        results = ScanResult.objects.filter(run_id=signal.scan_run_id, symbol=signal.symbol)
-        for result in results.order_by("scanner"):
-            scores.update(scanner_scores(result.scanner, result.scores, result.completeness))
+        # Sorted here, not by the database: SQLite served ORDER BY scanner from the (symbol,
+        # scanner, …) index, walking every result the coin ever had instead of the run's few.
+        results = ScanResult.objects.filter(
+            run_id=signal.scan_run_id, symbol=signal.symbol
+        ).values_list("scanner", "scores", "completeness")
+        for scanner, values, completeness in sorted(results, key=lambda row: row[0]):
+            scores.update(scanner_scores(scanner, values, completeness))
         # One ranking row per coin and hour (docs/SCORING.md): the signal's hour, not its run.
         ranking = UnifiedRanking.objects.filter(
             symbol=signal.symbol, hour=coin_hour(signal.as_of)
-        ).first()
-        if ranking is not None and ranking.direction == signal.direction:
-            unified_tier, unified_score = ranking.tier, ranking.unified_score
+        ).values_list("direction", "tier", "unified_score")[:1]
+        for direction, tier, score in ranking:
+            if direction == signal.direction:
+                unified_tier, unified_score = tier, score
     # The signal's own scores win: they are what fired.
     scores.update(scanner_scores(signal.scanner, signal.scores or {}, signal.completeness))
     if signal.scanner == "unified":
