@@ -17,6 +17,7 @@ through the caller's `default`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -58,6 +59,12 @@ def _finite_float(default: Callable[[Any], Any]) -> Callable[[Any], Any]:
 def db_datetime(value: datetime | None) -> Any:
     """A datetime as the database takes it (SQLite: UTC text, as the ORM stores it)."""
     return None if value is None else connection.ops.adapt_datetimefield_value(value)
+
+
+def db_datetimes() -> Callable[[datetime | None], Any]:
+    """`db_datetime` that adapts each distinct value once: the rows written together (a
+    batch's results, an hour's ranking) share a few datetimes many times over."""
+    return functools.lru_cache(maxsize=None)(db_datetime)
 
 
 def insert_rows(

@@ -104,7 +104,7 @@ class _HourMark:
 
     reached: datetime
     hours_done: int
-    next_due: dict[str, str]
+    next_due: dict[str, datetime]  # a copy: the scheduler's goes on changing
     runs: int
     refused: int
 
@@ -197,7 +197,7 @@ class Replay:
                     mark = _HourMark(
                         reached=now,
                         hours_done=self.tally.hours,
-                        next_due={name: due.isoformat() for name, due in next_due.items()},
+                        next_due=dict(next_due),
                         runs=len(self.tally.runs),
                         refused=self.tally.refused,
                     )
@@ -399,7 +399,7 @@ def _progress_record(
     ReplayProgress.objects.filter(pk=progress.pk).update(
         reached=mark.reached,
         hours_done=mark.hours_done,
-        next_due=mark.next_due,
+        next_due={name: due.isoformat() for name, due in mark.next_due.items()},
         run_ids=tally.runs[: mark.runs],
         refused=mark.refused,
         state=state,

@@ -29,7 +29,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from core.row_writer import db_datetime, insert_rows, json_text
+from core.row_writer import db_datetime, db_datetimes, insert_rows, json_text
 from market.models import Market, MarketType
 from market.replay_clock import market_now
 from market.sources import get_market_source
@@ -528,7 +528,7 @@ def _scan(
         if own_source and source is not None:
             source.close()
     seen: set[str] = set()
-    stamps: dict[datetime, Any] = {}  # a batch's results share one or two as_of: adapted once
+    stamp = db_datetimes()
     now = db_datetime(timezone.now())
     for outcome in outcomes:
         if outcome.symbol not in symbols or outcome.symbol in seen:
@@ -538,14 +538,12 @@ def _scan(
             failures[outcome.symbol] = outcome.error
             continue
         for result in outcome.results:
-            if result.as_of not in stamps:
-                stamps[result.as_of] = db_datetime(result.as_of)
             results.append(
                 (
                     run.pk,
                     result.scanner,
                     result.symbol,
-                    stamps[result.as_of],
+                    stamp(result.as_of),
                     json_text(result.scores, default=json_safe),
                     result.direction or None,
                     json_text(result.component, default=json_safe),

@@ -25,8 +25,8 @@ step writes, computed once instead of once per run.
 
 from __future__ import annotations
 
+import functools
 import itertools
-import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -40,7 +40,7 @@ from django.db.models import DateTimeField, Q, QuerySet
 from django.utils import timezone
 
 from core import read_cache
-from core.row_writer import db_datetime, insert_rows, json_text
+from core.row_writer import db_datetime, db_datetimes, insert_rows, json_text
 from scanners.models import RunStatus, ScanResult, ScanRun
 from scanners.scanning import scanner_interval
 from scoring.config import ScoringConfig
@@ -149,6 +149,9 @@ def latest_results(
         _RESULT_COLUMNS,
     )
     datetime_from_db = _datetime_from_db()
+    # A JSON column read through the cursor, decoded as the ORM decodes it (both backends hand
+    # the cursor JSON text: Django's PostgreSQL backend loads jsonb as text).
+    json_from_db = ScanResult._meta.get_field("component").from_db_value
     by_symbol: dict[str, list[StoredResult]] = defaultdict(list)
     for pk, symbol, scanner, when, direction, component, inputs in rows:
         by_symbol[symbol].append(
@@ -158,8 +161,8 @@ def latest_results(
                 scanner,
                 datetime_from_db(when),
                 direction,
-                _json_from_db(component),
-                {} if inputs is None else _json_from_db(inputs),
+                json_from_db(component, None, connection),
+                {} if inputs is None else json_from_db(inputs, None, connection),
             )
         )
     for found in by_symbol.values():
@@ -179,17 +182,6 @@ _RESULT_COLUMNS = (
 )
 
 
-def _json_from_db(value: Any) -> Any:
-    """A JSON column read through the cursor, as `JSONField.from_db_value` gives it (both
-    backends hand the cursor JSON text: Django's PostgreSQL backend loads jsonb as text)."""
-    if value is None:
-        return value
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
-
-
 def _datetime_from_db() -> Callable[[Any], Any]:
     """A datetime column read through the cursor, as the ORM gives it: PostgreSQL's driver
     returns it aware already; SQLite's UTC text (or naive datetime) goes through the backend's
@@ -197,14 +189,7 @@ def _datetime_from_db() -> Callable[[Any], Any]:
     if connection.vendor != "sqlite":
         return lambda value: value
     convert = connection.ops.convert_datetimefield_value
-    converted: dict[Any, Any] = {}
-
-    def from_db(value: Any) -> Any:
-        if value not in converted:
-            converted[value] = convert(value, None, connection)
-        return converted[value]
-
-    return from_db
+    return functools.lru_cache(maxsize=None)(lambda value: convert(value, None, connection))
 
 
 class PreviousRow(NamedTuple):
@@ -521,7 +506,7 @@ def ranking_upsert(rows: Sequence[UnifiedRanking]) -> None:
     recomputed fields (`_RANKING_FIELDS`) and `updated_at` replaced, its `created_at` kept. What
     `bulk_create(update_conflicts=True)` writes, without converting every field of every row."""
     now = db_datetime(timezone.now())
-    stamps: dict[datetime, Any] = {}
+    stamp = db_datetimes()
     columns = _UPSERT_COLUMNS[:-2]
     read = attrgetter(*columns)
     json_at = [index for index, column in enumerate(columns) if column in _JSON_FIELDS]
@@ -536,10 +521,7 @@ def ranking_upsert(rows: Sequence[UnifiedRanking]) -> None:
         for index in json_at:
             value[index] = json_text(value[index], default=_not_json)
         for index in datetime_at:
-            when = value[index]
-            if when not in stamps:
-                stamps[when] = db_datetime(when)
-            value[index] = stamps[when]
+            value[index] = stamp(value[index])
         values.append((*value, now, now))
     insert_rows(
         UnifiedRanking,
