@@ -29,7 +29,6 @@ How, per backend, each measured against the alternatives (docs/BENCHMARKS.md, "I
 from __future__ import annotations
 
 import io
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +39,7 @@ from django.db import NotSupportedError, models
 from django.db import connection as default_connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from core.row_writer import parameters_limit
 from market.models import Candle, FundingRate
 
 # Rows per COPY chunk on PostgreSQL (and per progress report).
@@ -284,15 +284,9 @@ def _insert_sqlite(
             for part in parts
         ]
     )
+    # Within the build's bound-parameter limit.
+    per_statement = min(SQLITE_ROWS_PER_STATEMENT, (parameters_limit(database) - len(key)) // width)
     raw: Any = database.connection  # the sqlite3 connection: Django's wrapper adds nothing here
-    if raw is None:
-        database.ensure_connection()
-        raw = database.connection
-    # Within the build's bound-parameter limit (32,766 by default since SQLite 3.32, 999 before).
-    per_statement = min(
-        SQLITE_ROWS_PER_STATEMENT,
-        (raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - len(key)) // width,
-    )
     inserted = 0
     cursor = raw.cursor()
     try:

@@ -381,11 +381,11 @@ def rollups_compact() -> int:
     last run (the sweeper's task calls this every minute).
     """
     key = ", ".join(KEY)
+    same = " AND ".join(f"r.{name} = f.{name}" for name in KEY)
     if connection.vendor == "postgresql":
         # The same in one statement, summed by the database (a bulk load leaves millions).
         totals = ", ".join(f"SUM({name})" for name in SUMS)
         nonzero = " OR ".join(f"SUM({name}) <> 0" for name in SUMS)
-        same = " AND ".join(f"r.{name} = f.{name}" for name in KEY)
         with transaction.atomic(), connection.cursor() as cursor:
             # One compaction at a time (the minute's sweep and a replay tick's may overlap): a
             # second one would only wait for the first's rows, or deadlock deleting them in
@@ -404,10 +404,15 @@ def rollups_compact() -> int:
                 SELECT {key}, TRUE, {totals} FROM gone GROUP BY {key} HAVING {nonzero}"""  # noqa: S608
             )
             return cursor.rowcount
+    # SQLite: the fresh keys first (the partial index), then each one's rows by the
+    # (level, horizon, day) index. A row-value `IN` let the planner probe by `level` alone, which
+    # read every row of the level: the whole table, once per compaction.
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"DELETE FROM {ROLLUP} WHERE ({key}) IN "  # noqa: S608 - constant identifiers
-            f"(SELECT {key} FROM {ROLLUP} WHERE NOT merged) RETURNING {key}, {', '.join(SUMS)}"
+            f"""DELETE FROM {ROLLUP} WHERE id IN (
+                SELECT r.id FROM (SELECT DISTINCT {key} FROM {ROLLUP} WHERE NOT merged) f
+                CROSS JOIN {ROLLUP} r ON {same}
+            ) RETURNING {key}, {", ".join(SUMS)}"""  # noqa: S608 - constant identifiers
         )
         totals: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(SUMS))
         width = len(KEY)
