@@ -47,7 +47,8 @@ day each in turn, so each day of each sees the same host:
 B / A is the goal's ratio (the last month's hours over the first month's). B / C is what the
 database's growth alone costs: the same market hours and scans, with and without months of
 results, rankings, signals and checks behind them (B also checks the earlier signals that fall
-due: the work history brings).
+due: the work history brings). The period (`--whole`, or --start/--end within the stored
+history) must span at least 60 days.
 """
 
 from __future__ import annotations
