@@ -349,6 +349,8 @@ def main_flatness(args: argparse.Namespace) -> None:
             template = prepare(db, args, workdir)
             grown = fresh_copy(db, template, workdir, "grown")
             try:
+                print(f"{db}: growing a database, {_day(start)} → {_day(last_start - HOUR)} "
+                      "(a few minutes)", file=sys.stderr)  # fmt: skip
                 began = time.perf_counter()
                 run_child(grown, start.isoformat(), (last_start - HOUR).isoformat())
                 print(f"{db}: the database grown in {time.perf_counter() - began:.0f} s (untimed)",
