@@ -64,6 +64,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -239,6 +240,19 @@ def fresh_copy(db: str, template: dict[str, str], workdir: Path, number: int) ->
     return env
 
 
+def sample_databases(args: argparse.Namespace) -> Iterator[tuple[str, Path, dict[str, str]]]:
+    """For each database of --db: its name, a working folder and the template's environment
+    (`prepare`d); the template and the folder are removed when the caller moves on."""
+    for db in [name.strip() for name in args.db.split(",") if name.strip()]:
+        with tempfile.TemporaryDirectory(prefix="benchreplay-") as tmp:
+            workdir = Path(tmp)
+            template = prepare(db, args, workdir)
+            try:
+                yield db, workdir, template
+            finally:
+                drop(db, template)
+
+
 def drop(db: str, env: dict[str, str]) -> None:
     if db == "postgres":
         pg_admin(f'DROP DATABASE IF EXISTS "{env["DATABASE_URL"].rsplit("/", 1)[1]}"')
@@ -281,32 +295,26 @@ def main() -> None:
         return
     print(f"replay {args.start} → {args.end}, {args.runs} runs per database", file=sys.stderr)
     rows = []
-    for db in [name.strip() for name in args.db.split(",") if name.strip()]:
-        with tempfile.TemporaryDirectory(prefix="benchreplay-") as tmp:
-            workdir = Path(tmp)
-            template = prepare(db, args, workdir)
-            results = []
+    for db, workdir, template in sample_databases(args):
+        results = []
+        for number in range(args.runs):
+            env = fresh_copy(db, template, workdir, number)
             try:
-                for number in range(args.runs):
-                    env = fresh_copy(db, template, workdir, number)
-                    try:
-                        result = run_child(env, args.start, args.end)
-                    finally:
-                        drop(db, env)
-                    results.append(result)
-                    print(
-                        f"{db} run {number + 1}: {result['seconds']:.1f} s "
-                        f"({result['cpu_seconds']:.1f} s CPU), "
-                        f"{len(result['hours'])} h, flatness CPU "
-                        f"{_ratio(flatness(result.get('hours_cpu')))} "
-                        f"wall {_ratio(flatness(result['hours']))} "
-                        f"(signals {_pair(result, 'signals')}, checks {_pair(result, 'checks')}), "
-                        f"floor {result['floor_seconds']:.3f} s, "
-                        f"peak {result['peak_rss_mb']:.0f} MB, {result['signals']} signals",
-                        file=sys.stderr,
-                    )
+                result = run_child(env, args.start, args.end)
             finally:
-                drop(db, template)
+                drop(db, env)
+            results.append(result)
+            print(
+                f"{db} run {number + 1}: {result['seconds']:.1f} s "
+                f"({result['cpu_seconds']:.1f} s CPU), "
+                f"{len(result['hours'])} h, flatness CPU "
+                f"{_ratio(flatness(result.get('hours_cpu')))} "
+                f"wall {_ratio(flatness(result['hours']))} "
+                f"(signals {_pair(result, 'signals')}, checks {_pair(result, 'checks')}), "
+                f"floor {result['floor_seconds']:.3f} s, "
+                f"peak {result['peak_rss_mb']:.0f} MB, {result['signals']} signals",
+                file=sys.stderr,
+            )
         rows.append((db, results))
     if args.save:
         Path(args.save).write_text(json.dumps(dict(rows)))
@@ -343,34 +351,30 @@ def main_flatness(args: argparse.Namespace) -> None:
           f"B and C {_day(last_start)} → {_day(end)} on a grown and an empty one, "
           f"{args.runs} runs per database", file=sys.stderr)  # fmt: skip
     rows = []
-    for db in [name.strip() for name in args.db.split(",") if name.strip()]:
-        with tempfile.TemporaryDirectory(prefix="benchreplay-") as tmp:
-            workdir = Path(tmp)
-            template = prepare(db, args, workdir)
-            grown = fresh_copy(db, template, workdir, "grown")
-            try:
-                print(f"{db}: growing a database, {_day(start)} → {_day(last_start - HOUR)} "
-                      "(a few minutes)", file=sys.stderr)  # fmt: skip
-                began = time.perf_counter()
-                run_child(grown, start.isoformat(), (last_start - HOUR).isoformat())
-                print(f"{db}: the database grown in {time.perf_counter() - began:.0f} s (untimed)",
-                      file=sys.stderr)  # fmt: skip
-                for number in range(args.runs):
-                    envs = {
-                        "A": fresh_copy(db, template, workdir, f"a{number}"),
-                        "B": fresh_copy(db, grown, workdir, f"b{number}"),
-                        "C": fresh_copy(db, template, workdir, f"c{number}"),
-                    }
-                    try:
-                        legs_done = lockstep(envs, legs)
-                    finally:
-                        for env in envs.values():
-                            drop(db, env)
-                    rows.append((db, legs_done))
-                    print(f"{db} run {number + 1}: " + _lockstep_line(legs_done), file=sys.stderr)
-            finally:
-                drop(db, grown)
-                drop(db, template)
+    for db, workdir, template in sample_databases(args):
+        grown = fresh_copy(db, template, workdir, "grown")
+        try:
+            print(f"{db}: growing a database, {_day(start)} → {_day(last_start - HOUR)} "
+                  "(a few minutes)", file=sys.stderr)  # fmt: skip
+            began = time.perf_counter()
+            run_child(grown, start.isoformat(), (last_start - HOUR).isoformat())
+            print(f"{db}: the database grown in {time.perf_counter() - began:.0f} s (untimed)",
+                  file=sys.stderr)  # fmt: skip
+            for number in range(args.runs):
+                envs = {
+                    "A": fresh_copy(db, template, workdir, f"a{number}"),
+                    "B": fresh_copy(db, grown, workdir, f"b{number}"),
+                    "C": fresh_copy(db, template, workdir, f"c{number}"),
+                }
+                try:
+                    legs_done = lockstep(envs, legs)
+                finally:
+                    for env in envs.values():
+                        drop(db, env)
+                rows.append((db, legs_done))
+                print(f"{db} run {number + 1}: " + _lockstep_line(legs_done), file=sys.stderr)
+        finally:
+            drop(db, grown)
     if args.save:
         Path(args.save).write_text(json.dumps(rows))
     print_flatness_table(args, rows)
@@ -435,9 +439,15 @@ def _lockstep_line(legs: dict[str, dict]) -> str:
     )
 
 
+def _heading(args: argparse.Namespace) -> str:
+    return (
+        f"\n`{' '.join(sys.argv)}` — {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; median of {args.runs} runs\n"
+    )
+
+
 def print_flatness_table(args: argparse.Namespace, rows: list) -> None:
-    print(f"\n`{' '.join(sys.argv)}` — {platform.machine()}, {os.cpu_count()} CPUs, Python "
-          f"{platform.python_version()}; median of {args.runs} runs\n")  # fmt: skip
+    print(_heading(args))
     print(
         "| database | A: first 30 days, empty database | B: last 30 days, grown database "
         "| C: last 30 days, empty database | B / A (wall) | B / A (CPU) | B / C (wall) "
@@ -477,9 +487,7 @@ def _day(moment: datetime) -> str:
 
 
 def print_table(args: argparse.Namespace, rows: list) -> None:
-    cpu = os.cpu_count()
-    print(f"\n`{' '.join(sys.argv)}` — {platform.machine()}, {cpu} CPUs, Python "
-          f"{platform.python_version()}; median of {args.runs} runs\n")  # fmt: skip
+    print(_heading(args))
     print(
         "| database | period | market hours | seconds | CPU seconds | hours/s "
         "| last/first per hour (CPU) | last/first per hour (wall) | compute floor "
